@@ -1,0 +1,4 @@
+//! The `kubeforge` command line.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

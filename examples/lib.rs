@@ -1,0 +1,1 @@
+//! Runnable operators on the kubeforge runtime; each lives in its own module.
