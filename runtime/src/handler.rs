@@ -1,1 +1,657 @@
-//! (being written)
+//! Event handlers and the per-handler listeners that feed them.
+//!
+//! Every registered handler gets its own listener: an unbounded buffer drained by a dedicated
+//! thread that calls the handler one notification at a time, in distribution order (client-go's
+//! `processorListener`). Distribution only appends to buffers, so a slow or blocking handler
+//! delays nothing but its own notifications. Handlers are plain synchronous methods: keep them
+//! short (map the object to a key and add it to a work queue).
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::fifo::DeletedObject;
+
+/// Receives an informer's notifications. Called from the handler's own listener thread, after
+/// the informer's cache reflects the change.
+///
+/// Per object, a handler sees a subsequence of the object's states in order: an add, then
+/// updates, then a delete; after a delete the next event for that key is an add. `on_update`
+/// with `old` and `new` of the same `resourceVersion` is a resync.
+pub trait ResourceEventHandler<K>: Send + Sync + 'static {
+    /// The object appeared. `is_initial_list` is true for objects of the informer's first list
+    /// (and for the synthetic adds a late-registered handler receives for the existing cache).
+    fn on_add(&self, obj: Arc<K>, is_initial_list: bool);
+    /// The object changed from `old` to `new` (or was resynced: same version).
+    fn on_update(&self, old: Arc<K>, new: Arc<K>);
+    /// The object was deleted; a relist that finds it gone delivers a tombstone.
+    fn on_delete(&self, obj: DeletedObject<K>);
+}
+
+type AddFn<K> = Box<dyn Fn(Arc<K>, bool) + Send + Sync>;
+type UpdateFn<K> = Box<dyn Fn(Arc<K>, Arc<K>) + Send + Sync>;
+type DeleteFn<K> = Box<dyn Fn(DeletedObject<K>) + Send + Sync>;
+
+/// A handler built from closures; missing closures ignore their events.
+///
+/// ```
+/// # use kubeforge::handler::HandlerFns;
+/// # use k8s_openapi::api::core::v1::Pod;
+/// let h = HandlerFns::<Pod>::new()
+///     .on_add(|pod, _initial| println!("add {:?}", pod.metadata.name))
+///     .on_delete(|gone| println!("delete {:?}", gone.object().map(|p| &p.metadata.name)));
+/// ```
+pub struct HandlerFns<K> {
+    add: Option<AddFn<K>>,
+    update: Option<UpdateFn<K>>,
+    delete: Option<DeleteFn<K>>,
+}
+
+impl<K> Default for HandlerFns<K> {
+    fn default() -> Self {
+        Self {
+            add: None,
+            update: None,
+            delete: None,
+        }
+    }
+}
+
+impl<K> fmt::Debug for HandlerFns<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerFns")
+            .field("add", &self.add.is_some())
+            .field("update", &self.update.is_some())
+            .field("delete", &self.delete.is_some())
+            .finish()
+    }
+}
+
+impl<K> HandlerFns<K> {
+    /// A handler that ignores everything until closures are set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the add closure.
+    #[must_use]
+    pub fn on_add(mut self, f: impl Fn(Arc<K>, bool) + Send + Sync + 'static) -> Self {
+        self.add = Some(Box::new(f));
+        self
+    }
+
+    /// Sets the update closure.
+    #[must_use]
+    pub fn on_update(mut self, f: impl Fn(Arc<K>, Arc<K>) + Send + Sync + 'static) -> Self {
+        self.update = Some(Box::new(f));
+        self
+    }
+
+    /// Sets the delete closure.
+    #[must_use]
+    pub fn on_delete(mut self, f: impl Fn(DeletedObject<K>) + Send + Sync + 'static) -> Self {
+        self.delete = Some(Box::new(f));
+        self
+    }
+}
+
+impl<K: 'static> ResourceEventHandler<K> for HandlerFns<K> {
+    fn on_add(&self, obj: Arc<K>, is_initial_list: bool) {
+        if let Some(f) = &self.add {
+            f(obj, is_initial_list);
+        }
+    }
+    fn on_update(&self, old: Arc<K>, new: Arc<K>) {
+        if let Some(f) = &self.update {
+            f(old, new);
+        }
+    }
+    fn on_delete(&self, obj: DeletedObject<K>) {
+        if let Some(f) = &self.delete {
+            f(obj);
+        }
+    }
+}
+
+impl<K, H: ResourceEventHandler<K> + ?Sized> ResourceEventHandler<K> for Arc<H> {
+    fn on_add(&self, obj: Arc<K>, is_initial_list: bool) {
+        (**self).on_add(obj, is_initial_list);
+    }
+    fn on_update(&self, old: Arc<K>, new: Arc<K>) {
+        (**self).on_update(old, new);
+    }
+    fn on_delete(&self, obj: DeletedObject<K>) {
+        (**self).on_delete(obj);
+    }
+}
+
+/// One notification on its way to a listener.
+pub(crate) enum Notification<K> {
+    Add { obj: Arc<K>, is_initial_list: bool },
+    Update { old: Arc<K>, new: Arc<K> },
+    Delete(DeletedObject<K>),
+}
+
+static NEXT_REGISTRATION: AtomicU64 = AtomicU64::new(1);
+
+struct RegistrationState {
+    id: u64,
+    /// Initial-list adds enqueued for this handler and not yet returned from `on_add`.
+    pending_initial: AtomicUsize,
+    /// Set when the handler is removed or the informer stops.
+    removed: AtomicBool,
+    /// Pinged whenever `pending_initial` drops to zero.
+    changed: Notify,
+}
+
+/// The handle of one handler registration: tells whether this handler has seen the initial
+/// list, and removes it. Cheap to clone.
+#[derive(Clone)]
+pub struct Registration {
+    state: Arc<RegistrationState>,
+    /// The informer's own synced flag.
+    upstream: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.state.id)
+            .field("has_synced", &self.has_synced())
+            .finish()
+    }
+}
+
+impl PartialEq for Registration {
+    fn eq(&self, other: &Self) -> bool {
+        self.state.id == other.state.id
+    }
+}
+
+impl Registration {
+    fn new(upstream: watch::Receiver<bool>) -> Self {
+        Self {
+            state: Arc::new(RegistrationState {
+                id: NEXT_REGISTRATION.fetch_add(1, Ordering::Relaxed),
+                pending_initial: AtomicUsize::new(0),
+                removed: AtomicBool::new(false),
+                changed: Notify::new(),
+            }),
+            upstream,
+        }
+    }
+
+    /// True once the informer has synced and this handler's `on_add` has returned for every
+    /// object of the initial list (or of its late-registration batch). False before the
+    /// informer runs.
+    pub fn has_synced(&self) -> bool {
+        *self.upstream.borrow() && self.state.pending_initial.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits until [`has_synced`](Self::has_synced) is true.
+    pub async fn wait_synced(&self) {
+        let mut upstream = self.upstream.clone();
+        loop {
+            let changed = self.state.changed.notified();
+            if self.has_synced() {
+                return;
+            }
+            tokio::select! {
+                () = changed => {}
+                r = upstream.changed() => if r.is_err() {
+                    // The informer is gone; it can never sync now.
+                    std::future::pending::<()>().await;
+                },
+                // Belt and braces against a missed wake-up.
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// Whether the handler was removed (or the informer stopped).
+    pub fn is_removed(&self) -> bool {
+        self.state.removed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.state.id
+    }
+}
+
+/// A handler's buffer and thread.
+struct Listener<K> {
+    registration: Registration,
+    tx: mpsc::Sender<Notification<K>>,
+    /// The period the handler asked for (before `determine_resync_period`).
+    requested: Duration,
+    /// The effective period; 0 = never resync.
+    resync_period: Duration,
+    next_resync: Instant,
+    /// Whether the last `should_resync` marked this listener due: it receives same-version updates.
+    syncing: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<K: Send + Sync + 'static> Listener<K> {
+    fn spawn(
+        handler: Box<dyn ResourceEventHandler<K>>,
+        registration: Registration,
+        requested: Duration,
+        resync_period: Duration,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<Notification<K>>();
+        let reg = registration.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("kubeforge-listener-{}", reg.id()))
+            .spawn(move || run_listener(&*handler, &rx, &reg))
+            .map_err(|e| tracing::error!(error = %e, "failed to spawn an event handler thread"))
+            .ok();
+        Self {
+            registration,
+            tx,
+            requested,
+            resync_period,
+            next_resync: Instant::now() + resync_period,
+            syncing: false,
+            thread,
+        }
+    }
+
+    fn send(&self, n: Notification<K>) {
+        if let Notification::Add {
+            is_initial_list: true,
+            ..
+        } = &n
+        {
+            self.registration
+                .state
+                .pending_initial
+                .fetch_add(1, Ordering::AcqRel);
+        }
+        // A closed channel means the thread is gone (removed); dropping is what removal means.
+        let _ = self.tx.send(n);
+    }
+}
+
+fn run_listener<K: 'static>(
+    handler: &dyn ResourceEventHandler<K>,
+    rx: &mpsc::Receiver<Notification<K>>,
+    reg: &Registration,
+) {
+    while let Ok(n) = rx.recv() {
+        if reg.is_removed() {
+            break;
+        }
+        let initial = matches!(
+            n,
+            Notification::Add {
+                is_initial_list: true,
+                ..
+            }
+        );
+        let outcome = catch_unwind(AssertUnwindSafe(|| match n {
+            Notification::Add {
+                obj,
+                is_initial_list,
+            } => handler.on_add(obj, is_initial_list),
+            Notification::Update { old, new } => handler.on_update(old, new),
+            Notification::Delete(d) => handler.on_delete(d),
+        }));
+        if outcome.is_err() {
+            tracing::error!(
+                registration = reg.id(),
+                "event handler panicked; the notification is skipped"
+            );
+        }
+        if initial && reg.state.pending_initial.fetch_sub(1, Ordering::AcqRel) == 1 {
+            reg.state.changed.notify_waiters();
+        }
+    }
+}
+
+/// The set of listeners of one informer (client-go's `sharedProcessor`). Its lock is the
+/// informer's `blockDeltas`: held while the process loop updates the cache and distributes, and
+/// while a late handler receives its startup batch.
+pub(crate) struct Processor<K> {
+    listeners: Mutex<ProcessorState<K>>,
+    upstream: watch::Receiver<bool>,
+}
+
+struct ProcessorState<K> {
+    listeners: Vec<Listener<K>>,
+    stopped: bool,
+}
+
+/// Guard proving the processor lock is held; notifications go out through it.
+pub(crate) struct Dispatch<'a, K> {
+    state: parking_lot::MutexGuard<'a, ProcessorState<K>>,
+}
+
+impl<K: Send + Sync + 'static> Dispatch<'_, K> {
+    pub(crate) fn add(&self, obj: &Arc<K>, is_initial_list: bool) {
+        for l in &self.state.listeners {
+            l.send(Notification::Add {
+                obj: obj.clone(),
+                is_initial_list,
+            });
+        }
+    }
+
+    /// `is_sync`: same version on both sides; only listeners due a resync get it.
+    pub(crate) fn update(&self, old: &Arc<K>, new: &Arc<K>, is_sync: bool) {
+        for l in &self.state.listeners {
+            if is_sync && !l.syncing {
+                continue;
+            }
+            l.send(Notification::Update {
+                old: old.clone(),
+                new: new.clone(),
+            });
+        }
+    }
+
+    pub(crate) fn delete(&self, obj: &DeletedObject<K>) {
+        for l in &self.state.listeners {
+            l.send(Notification::Delete(obj.clone()));
+        }
+    }
+}
+
+impl<K: Send + Sync + 'static> Processor<K> {
+    pub(crate) fn new(upstream: watch::Receiver<bool>) -> Self {
+        Self {
+            listeners: Mutex::new(ProcessorState {
+                listeners: Vec::new(),
+                stopped: false,
+            }),
+            upstream,
+        }
+    }
+
+    /// Locks out concurrent distribution and registration.
+    pub(crate) fn lock(&self) -> Dispatch<'_, K> {
+        Dispatch {
+            state: self.listeners.lock(),
+        }
+    }
+
+    /// Registers `handler`; `startup` is the current cache, delivered first as initial-list adds.
+    /// Returns `None` when the processor has stopped.
+    #[cfg(test)]
+    pub(crate) fn add(
+        &self,
+        handler: Box<dyn ResourceEventHandler<K>>,
+        resync_period: Duration,
+        startup: impl FnOnce() -> Vec<Arc<K>>,
+    ) -> Option<Registration> {
+        self.add_with_requested(handler, resync_period, resync_period, startup)
+    }
+
+    /// [`add`](Self::add), remembering the `requested` period for later recomputation.
+    pub(crate) fn add_with_requested(
+        &self,
+        handler: Box<dyn ResourceEventHandler<K>>,
+        requested: Duration,
+        resync_period: Duration,
+        startup: impl FnOnce() -> Vec<Arc<K>>,
+    ) -> Option<Registration> {
+        let mut state = self.listeners.lock();
+        if state.stopped {
+            return None;
+        }
+        let registration = Registration::new(self.upstream.clone());
+        let listener = Listener::spawn(handler, registration.clone(), requested, resync_period);
+        for obj in startup() {
+            listener.send(Notification::Add {
+                obj,
+                is_initial_list: true,
+            });
+        }
+        state.listeners.push(listener);
+        Some(registration)
+    }
+
+    /// Removes a registration; its buffered notifications are dropped. Idempotent.
+    pub(crate) fn remove(&self, registration: &Registration) {
+        let mut state = self.listeners.lock();
+        if let Some(i) = state
+            .listeners
+            .iter()
+            .position(|l| l.registration == *registration)
+        {
+            let l = state.listeners.remove(i);
+            l.registration.state.removed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Recomputes every listener's effective period after the informer's check period changed.
+    pub(crate) fn set_check_period(&self, check: Duration) {
+        let mut state = self.listeners.lock();
+        for l in &mut state.listeners {
+            l.resync_period = determine_resync_period(l.requested, check);
+            l.next_resync = Instant::now() + l.resync_period;
+        }
+    }
+
+    /// Marks listeners due a resync as syncing; true if any is.
+    pub(crate) fn should_resync(&self, now: Instant) -> bool {
+        let mut state = self.listeners.lock();
+        let mut any = false;
+        for l in &mut state.listeners {
+            l.syncing = !l.resync_period.is_zero() && now >= l.next_resync;
+            if l.syncing {
+                l.next_resync = now + l.resync_period;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Stops accepting handlers and closes every listener after what it already buffered.
+    /// Returns the threads to join.
+    pub(crate) fn stop(&self) -> Vec<std::thread::JoinHandle<()>> {
+        let mut state = self.listeners.lock();
+        state.stopped = true;
+        state
+            .listeners
+            .drain(..)
+            .filter_map(|mut l| l.thread.take())
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.listeners.lock().listeners.len()
+    }
+}
+
+/// The effective resync period of a handler (client-go `determineResyncPeriod`): none if
+/// `desired` is zero or the informer never resyncs; at least the informer's check period.
+pub(crate) fn determine_resync_period(desired: Duration, check: Duration) -> Duration {
+    if desired.is_zero() {
+        return Duration::ZERO;
+    }
+    if check.is_zero() {
+        tracing::warn!(
+            ?desired,
+            "the informer was created with resync 0 and never resyncs; the handler's resync period is ignored"
+        );
+        return Duration::ZERO;
+    }
+    desired.max(check)
+}
+
+/// The smallest allowed handler resync period (client-go `minimumResyncPeriod`).
+pub const MINIMUM_RESYNC_PERIOD: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc as std_mpsc;
+
+    fn processor(synced: bool) -> (Processor<String>, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(synced);
+        (Processor::new(rx), tx)
+    }
+
+    #[test]
+    fn a_blocked_handler_does_not_delay_another() {
+        let (p, _tx) = processor(true);
+        let (gate_tx, gate_rx) = std_mpsc::channel::<()>();
+        let gate_rx = Mutex::new(gate_rx);
+        let (seen_tx, seen_rx) = std_mpsc::channel::<String>();
+        let seen_tx = Mutex::new(seen_tx);
+        p.add(
+            Box::new(HandlerFns::new().on_add(move |_o: Arc<String>, _| {
+                let _ = gate_rx.lock().recv();
+            })),
+            Duration::ZERO,
+            Vec::new,
+        )
+        .unwrap();
+        p.add(
+            Box::new(HandlerFns::new().on_add(move |o: Arc<String>, _| {
+                let _ = seen_tx.lock().send((*o).clone());
+            })),
+            Duration::ZERO,
+            Vec::new,
+        )
+        .unwrap();
+        for i in 0..1000 {
+            p.lock().add(&Arc::new(format!("o{i}")), false);
+        }
+        for i in 0..1000 {
+            assert_eq!(
+                seen_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                format!("o{i}")
+            );
+        }
+        drop(gate_tx);
+        for t in p.stop() {
+            t.join().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn registration_syncs_after_upstream_and_its_initial_adds_returned() {
+        let (p, up) = processor(false);
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let reg = p
+            .add(
+                Box::new(HandlerFns::new().on_add(move |_o: Arc<String>, _| {
+                    let _ = release_rx.lock().recv();
+                })),
+                Duration::ZERO,
+                || vec![Arc::new("existing".to_string())],
+            )
+            .unwrap();
+        assert!(!reg.has_synced());
+        up.send_replace(true);
+        assert!(!reg.has_synced(), "the startup add has not returned yet");
+        release_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), reg.wait_synced())
+            .await
+            .unwrap();
+        assert!(reg.has_synced());
+        // Non-initial adds do not unsync it.
+        p.lock().add(&Arc::new("later".into()), false);
+        assert!(reg.has_synced());
+        drop(release_tx);
+        p.stop();
+    }
+
+    #[test]
+    fn same_version_updates_reach_only_listeners_due_a_resync() {
+        let (p, _tx) = processor(true);
+        let counts: Vec<Arc<AtomicUsize>> = (0..2).map(|_| Arc::default()).collect();
+        for (i, period) in [Duration::from_secs(1), Duration::ZERO]
+            .into_iter()
+            .enumerate()
+        {
+            let c = counts[i].clone();
+            p.add(
+                Box::new(HandlerFns::new().on_update(move |_: Arc<String>, _| {
+                    c.fetch_add(1, Ordering::SeqCst);
+                })),
+                period,
+                Vec::new,
+            )
+            .unwrap();
+        }
+        let o = Arc::new("x".to_string());
+        assert!(!p.should_resync(Instant::now()));
+        assert!(p.should_resync(Instant::now() + Duration::from_secs(2)));
+        p.lock().update(&o, &o, true);
+        p.lock().update(&o, &o, false);
+        for t in p.stop() {
+            t.join().unwrap();
+        }
+        assert_eq!(counts[0].load(Ordering::SeqCst), 2);
+        assert_eq!(counts[1].load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn removed_handlers_get_nothing_more_and_removal_is_idempotent() {
+        let (p, _tx) = processor(true);
+        let n = Arc::new(AtomicUsize::new(0));
+        let c = n.clone();
+        let reg = p
+            .add(
+                Box::new(HandlerFns::new().on_add(move |_: Arc<String>, _| {
+                    c.fetch_add(1, Ordering::SeqCst);
+                })),
+                Duration::ZERO,
+                Vec::new,
+            )
+            .unwrap();
+        p.remove(&reg);
+        p.remove(&reg);
+        assert!(reg.is_removed());
+        assert_eq!(p.len(), 0);
+        p.lock().add(&Arc::new("x".into()), false);
+        p.stop();
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+        assert!(
+            p.add(Box::new(HandlerFns::new()), Duration::ZERO, Vec::new)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_panicking_handler_keeps_receiving_later_notifications() {
+        let (p, _tx) = processor(true);
+        let n = Arc::new(AtomicUsize::new(0));
+        let c = n.clone();
+        p.add(
+            Box::new(HandlerFns::new().on_add(move |o: Arc<String>, _| {
+                assert_ne!(o.as_str(), "boom", "handler panics on purpose");
+                c.fetch_add(1, Ordering::SeqCst);
+            })),
+            Duration::ZERO,
+            Vec::new,
+        )
+        .unwrap();
+        p.lock().add(&Arc::new("boom".into()), false);
+        p.lock().add(&Arc::new("fine".into()), false);
+        for t in p.stop() {
+            t.join().unwrap();
+        }
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn resync_period_rules_follow_client_go() {
+        let s = Duration::from_secs;
+        assert_eq!(determine_resync_period(s(0), s(10)), s(0));
+        assert_eq!(determine_resync_period(s(5), s(0)), s(0));
+        assert_eq!(determine_resync_period(s(5), s(10)), s(10));
+        assert_eq!(determine_resync_period(s(30), s(10)), s(30));
+    }
+}

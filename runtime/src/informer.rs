@@ -1,1 +1,649 @@
-//! (being written)
+//! Shared informers: one list-watch, one cache and many handlers per resource.
+//!
+//! [`SharedIndexInformer`] runs a [`Reflector`] into a [`DeltaFifo`], pops it in a process loop
+//! that updates the cache ([`Lister`]) and then notifies every registered handler through the
+//! handler's own buffer. [`InformerFactory`] hands out one informer per (type, namespace,
+//! selectors) so every controller of a process shares it.
+//!
+//! # Contract (client-go's `SharedInformer`)
+//! - **Eventually consistent**: once the server is quiet and the informer is connected, the
+//!   cache equals the server's list (for the selectors), and every handler has seen the last state.
+//! - **Per-object order**: a handler sees a subsequence of each object's states, in order; a
+//!   relist may skip intermediate states and reports vanished objects as tombstones.
+//! - **Notify after cache update**: when a handler is called, the cache already holds that state.
+//! - **Late handlers** get a startup batch: an `on_add(obj, true)` for every cached object, before
+//!   any later notification.
+//! - **One copy**: the FIFO, the cache and every handler share the same `Arc<K>` per object state.
+//! - **Resync**: same-version `on_update`s go only to handlers whose resync period is due.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::{Client, Resource};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::backoff::BackoffConfig;
+use crate::fifo::{Delta, DeltaFifo, Popped};
+use crate::handler::{
+    MINIMUM_RESYNC_PERIOD, Processor, Registration, ResourceEventHandler, determine_resync_period,
+};
+use crate::reflector::{
+    ApiListWatch, ListWatch, MetadataListWatch, Reflector, ReflectorConfig, Transform,
+    WatchErrorHook,
+};
+use crate::store::{IndexError, Indexer, Indexers, Lister, indexer};
+
+/// Errors from configuring an informer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The informer has stopped; it accepts no new handlers or indexers.
+    #[error("the informer for {0} has stopped; create a new informer to add handlers or indexers")]
+    Stopped(String),
+    /// A setting that only applies before `run` was changed after it.
+    #[error(
+        "the informer for {0} has already started; set the transform and watch-error handler before running it"
+    )]
+    AlreadyStarted(String),
+    /// Adding indexers failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What an informer watches and how. The factory shares informers by type + namespace +
+/// selectors; the first request for a key decides the other settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InformerOptions {
+    /// Watch one namespace (`None`: all namespaces, or a cluster-scoped resource).
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Field selector.
+    pub field_selector: Option<String>,
+    /// The informer's resync check period and the default resync of handlers registered with
+    /// [`SharedIndexInformer::add_event_handler`]; zero never resyncs.
+    pub resync_period: Duration,
+    /// Fixed list page size (default: client-go's pager rules, pages of 500).
+    pub page_size: Option<u32>,
+    /// Stream the initial list (`sendInitialEvents`), falling back to paginated lists if refused.
+    pub streaming_list: bool,
+    /// Lower bound of the random watch timeout (5 min; the upper bound is twice this).
+    pub min_watch_timeout: Duration,
+    /// Backoff between failed list/watch attempts.
+    pub backoff: BackoffConfig,
+}
+
+impl Default for InformerOptions {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+            resync_period: Duration::ZERO,
+            page_size: None,
+            streaming_list: false,
+            min_watch_timeout: Duration::from_secs(300),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+impl InformerOptions {
+    /// Watch one namespace.
+    #[must_use]
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+    /// Filter by labels.
+    #[must_use]
+    pub fn labels(mut self, selector: impl Into<String>) -> Self {
+        self.label_selector = Some(selector.into());
+        self
+    }
+    /// Filter by fields.
+    #[must_use]
+    pub fn fields(mut self, selector: impl Into<String>) -> Self {
+        self.field_selector = Some(selector.into());
+        self
+    }
+    /// Default handler resync period.
+    #[must_use]
+    pub fn resync(mut self, period: Duration) -> Self {
+        self.resync_period = period;
+        self
+    }
+    /// Use a streaming initial list.
+    #[must_use]
+    pub fn streaming_list(mut self, on: bool) -> Self {
+        self.streaming_list = on;
+        self
+    }
+}
+
+type StartFn<K> = Box<
+    dyn FnOnce(
+            ReflectorConfig<K>,
+            Arc<DeltaFifo<K>>,
+            CancellationToken,
+        ) -> tokio::task::JoinHandle<()>
+        + Send,
+>;
+
+struct Inner<K> {
+    /// For logs and errors.
+    resource: String,
+    options: InformerOptions,
+    /// The cache's single writer; only the process loop and `add_indexers` use it.
+    indexer: Indexer<K>,
+    lister: Lister<K>,
+    fifo: Arc<DeltaFifo<K>>,
+    processor: Processor<K>,
+    /// Builds and spawns the reflector; taken by the first `run`.
+    start: Mutex<Option<StartFn<K>>>,
+    transform: Mutex<Option<Transform<K>>>,
+    watch_error_hook: Mutex<Option<WatchErrorHook>>,
+    /// client-go `resyncCheckPeriod`.
+    resync_check_period: Mutex<Duration>,
+    started: std::sync::atomic::AtomicBool,
+    stop: CancellationToken,
+    stopped: CancellationToken,
+}
+
+/// A list-watch of one resource feeding one indexed cache and any number of handlers.
+/// Cheap to clone; clones share everything.
+pub struct SharedIndexInformer<K> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K> Clone for SharedIndexInformer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K> fmt::Debug for SharedIndexInformer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedIndexInformer")
+            .field("resource", &self.inner.resource)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+/// Drops `metadata.managedFields`, the default transform: nothing in a controller reads them
+/// and they are about a third of a typical object's memory.
+pub fn strip_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+impl<K> SharedIndexInformer<K>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    /// An informer over full objects of `K` as addressed by `api` (which fixes the namespace;
+    /// `options.namespace` is ignored here).
+    pub fn new(api: &kube::Api<K>, options: InformerOptions) -> Self {
+        Self::from_list_watch(ApiListWatch::new(api), options)
+    }
+}
+
+impl<K> SharedIndexInformer<PartialObjectMeta<K>>
+where
+    K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    /// A metadata-only informer: the server sends, and the cache holds, only `metadata` of `K`.
+    pub fn metadata(api: &kube::Api<K>, options: InformerOptions) -> Self {
+        Self::from_list_watch(MetadataListWatch::new(api), options)
+    }
+}
+
+impl<K> SharedIndexInformer<K>
+where
+    K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+{
+    /// An informer over any [`ListWatch`] (a scripted one in tests). The cache starts with the
+    /// namespace index; add more with [`add_indexers`](Self::add_indexers).
+    pub fn from_list_watch<L: ListWatch<Object = K>>(lw: L, options: InformerOptions) -> Self {
+        let resource = lw.describe();
+        let (writer, lister) = match indexer(Indexers::new().with(
+            crate::store::NAMESPACE_INDEX,
+            crate::store::namespace_index::<K>,
+        )) {
+            Ok(pair) => pair,
+            Err(e) => unreachable!("a single built-in index cannot conflict: {e}"),
+        };
+        let fifo = Arc::new(DeltaFifo::new(Some(lister.clone())));
+        let processor = Processor::new(fifo.synced_watch());
+        let start: StartFn<K> = Box::new(move |config, fifo, stop| {
+            let reflector = Reflector::new(lw, fifo, config);
+            tokio::spawn(reflector.run(stop))
+        });
+        Self {
+            inner: Arc::new(Inner {
+                resource,
+                resync_check_period: Mutex::new(options.resync_period),
+                options,
+                indexer: writer,
+                lister,
+                fifo,
+                processor,
+                start: Mutex::new(Some(start)),
+                transform: Mutex::new(Some(Arc::new(strip_managed_fields::<K>))),
+                watch_error_hook: Mutex::new(None),
+                started: false.into(),
+                stop: CancellationToken::new(),
+                stopped: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Runs list-watch and the process loop until [`stop`](Self::stop) is called. A second
+    /// call returns at once.
+    pub async fn run(&self) {
+        let Some(start) = self.inner.start.lock().take() else {
+            warn!(resource = %self.inner.resource, "informer already ran; ignoring the second run");
+            return;
+        };
+        self.inner
+            .started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let config = self.reflector_config();
+        info!(resource = %self.inner.resource, "informer starting");
+        let reflector_stop = self.inner.stop.child_token();
+        let reflector = start(config, self.inner.fifo.clone(), reflector_stop.clone());
+        let inner = self.inner.clone();
+        tokio::select! {
+            () = self.inner.stop.cancelled() => {}
+            () = async {
+                while inner.fifo.pop(|p| inner.handle_deltas(p)).await.is_ok() {}
+            } => {}
+        }
+        reflector_stop.cancel();
+        self.inner.fifo.close();
+        let _ = reflector.await;
+        let threads = self.inner.processor.stop();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        self.inner.stopped.cancel();
+        info!(resource = %self.inner.resource, "informer stopped");
+    }
+
+    fn reflector_config(&self) -> ReflectorConfig<K> {
+        let check = *self.inner.resync_check_period.lock();
+        let weak: Weak<Inner<K>> = Arc::downgrade(&self.inner);
+        let o = &self.inner.options;
+        ReflectorConfig {
+            label_selector: o.label_selector.clone(),
+            field_selector: o.field_selector.clone(),
+            page_size: o.page_size,
+            min_watch_timeout: o.min_watch_timeout,
+            streaming_list: o.streaming_list,
+            backoff: o.backoff.clone(),
+            resync_check_period: check,
+            should_resync: Some(Arc::new(move || {
+                weak.upgrade()
+                    .is_some_and(|i| i.processor.should_resync(Instant::now()))
+            })),
+            transform: self.inner.transform.lock().clone(),
+            watch_error_hook: self.inner.watch_error_hook.lock().clone(),
+            ..ReflectorConfig::default()
+        }
+    }
+
+    /// Asks the informer to stop; [`run`](Self::run) returns once the reflector, the process
+    /// loop and every handler thread have finished (handlers finish what they had buffered).
+    pub fn stop(&self) {
+        self.inner.stop.cancel();
+    }
+
+    /// Waits until a stopped informer's `run` has returned.
+    pub async fn stopped(&self) {
+        self.inner.stopped.cancelled().await;
+    }
+
+    /// Whether `stop` was called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stop.is_cancelled()
+    }
+
+    /// Whether the cache holds the complete initial list (it has been popped and applied).
+    pub fn has_synced(&self) -> bool {
+        self.inner.fifo.has_synced()
+    }
+
+    /// Waits until [`has_synced`](Self::has_synced); returns false if the informer stopped first.
+    pub async fn wait_for_sync(&self) -> bool {
+        let mut rx = self.inner.fifo.synced_watch();
+        tokio::select! {
+            r = rx.wait_for(|s| *s) => r.is_ok(),
+            () = self.inner.stop.cancelled() => self.has_synced(),
+        }
+    }
+
+    /// A read handle on the cache.
+    pub fn lister(&self) -> Lister<K> {
+        self.inner.lister.clone()
+    }
+
+    /// Registers a handler with the informer's default resync period.
+    pub fn add_event_handler(&self, handler: impl ResourceEventHandler<K>) -> Result<Registration> {
+        let period = self.inner.options.resync_period;
+        self.add_event_handler_with_resync(handler, period)
+    }
+
+    /// Registers a handler that also receives a same-version `on_update` for every cached
+    /// object every `resync_period` (raised to at least 1 s; zero: never). A handler added
+    /// after start first receives `on_add(obj, true)` for everything already cached.
+    pub fn add_event_handler_with_resync(
+        &self,
+        handler: impl ResourceEventHandler<K>,
+        resync_period: Duration,
+    ) -> Result<Registration> {
+        if self.is_stopped() {
+            return Err(Error::Stopped(self.inner.resource.clone()));
+        }
+        let requested = if resync_period > Duration::ZERO && resync_period < MINIMUM_RESYNC_PERIOD {
+            warn!(?resync_period, "resync period too small; raised to 1s");
+            MINIMUM_RESYNC_PERIOD
+        } else {
+            resync_period
+        };
+        let started = self.inner.started.load(std::sync::atomic::Ordering::SeqCst);
+        let mut check = self.inner.resync_check_period.lock();
+        if !started && requested > Duration::ZERO && requested < *check {
+            *check = requested;
+            self.inner.processor.set_check_period(requested);
+        }
+        let effective = determine_resync_period(requested, *check);
+        drop(check);
+        let lister = self.inner.lister.clone();
+        self.inner
+            .processor
+            .add_with_requested(Box::new(handler), requested, effective, move || {
+                if started { lister.list() } else { Vec::new() }
+            })
+            .ok_or_else(|| Error::Stopped(self.inner.resource.clone()))
+    }
+
+    /// Removes a handler; notifications it had not processed yet are dropped. Idempotent; a
+    /// registration of another informer is ignored.
+    pub fn remove_event_handler(&self, registration: &Registration) {
+        self.inner.processor.remove(registration);
+    }
+
+    /// Adds indexes; existing objects are indexed at once.
+    pub fn add_indexers(&self, indexers: Indexers<K>) -> Result<()> {
+        if self.inner.stopped.is_cancelled() {
+            return Err(Error::Stopped(self.inner.resource.clone()));
+        }
+        Ok(self.inner.indexer.add_indexers(indexers)?)
+    }
+
+    /// Replaces the transform applied to every object before it is cached (default:
+    /// [`strip_managed_fields`]; `None` keeps objects as the server sent them). Only before `run`.
+    pub fn set_transform(&self, transform: Option<Transform<K>>) -> Result<()> {
+        if self.inner.started.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::AlreadyStarted(self.inner.resource.clone()));
+        }
+        *self.inner.transform.lock() = transform;
+        Ok(())
+    }
+
+    /// Sets the hook that sees every list/watch error the informer recovers from (default:
+    /// log it). Only before `run`.
+    pub fn set_watch_error_handler(&self, hook: WatchErrorHook) -> Result<()> {
+        if self.inner.started.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::AlreadyStarted(self.inner.resource.clone()));
+        }
+        *self.inner.watch_error_hook.lock() = Some(hook);
+        Ok(())
+    }
+
+    /// What this informer watches, for logs.
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+}
+
+impl<K> Inner<K>
+where
+    K: Resource + Send + Sync + 'static,
+{
+    /// client-go `processDeltas`, under the processor lock (`blockDeltas`): apply each delta to
+    /// the cache, then notify.
+    fn handle_deltas(&self, popped: Popped<K>) {
+        let Popped {
+            key,
+            deltas,
+            is_initial_list,
+        } = popped;
+        let dispatch = self.processor.lock();
+        for delta in deltas {
+            match delta {
+                Delta::Sync(obj)
+                | Delta::Replaced(obj)
+                | Delta::Added(obj)
+                | Delta::Updated(obj) => match self.indexer.update(key.clone(), obj.clone()) {
+                    Some(old) => {
+                        let old_rv = old.meta().resource_version.as_deref();
+                        let is_sync =
+                            old_rv.is_some() && old_rv == obj.meta().resource_version.as_deref();
+                        dispatch.update(&old, &obj, is_sync);
+                    }
+                    None => dispatch.add(&obj, is_initial_list),
+                },
+                Delta::Deleted(gone) => {
+                    self.indexer.delete(&key);
+                    dispatch.delete(&gone);
+                }
+            }
+        }
+    }
+}
+
+/// Identifies a shared informer in a factory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FactoryKey {
+    type_id: TypeId,
+    api_version: String,
+    plural: String,
+    namespace: Option<String>,
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+}
+
+struct Entry {
+    informer: Arc<dyn Any + Send + Sync>,
+    run: Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
+    stop: Box<dyn Fn() + Send + Sync>,
+    has_synced: Box<dyn Fn() -> bool + Send + Sync>,
+    started: bool,
+}
+
+/// Hands out one [`SharedIndexInformer`] per (type, namespace, selectors), so every controller
+/// of a process shares one list-watch and one cache per resource.
+pub struct InformerFactory {
+    client: Client,
+    default_options: InformerOptions,
+    entries: Mutex<HashMap<FactoryKey, Entry>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for InformerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InformerFactory")
+            .field("informers", &self.entries.lock().len())
+            .finish()
+    }
+}
+
+impl InformerFactory {
+    /// A factory whose informers use `client`.
+    pub fn new(client: Client) -> Self {
+        Self::with_options(client, InformerOptions::default())
+    }
+
+    /// A factory whose informers default to `options`' resync, page size, backoff etc.
+    pub fn with_options(client: Client, options: InformerOptions) -> Self {
+        Self {
+            client,
+            default_options: options,
+            entries: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The client informers use.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The shared informer for full objects of `K` (a k8s-openapi or derived type) in
+    /// `options.namespace` with `options`' selectors; created on first request.
+    pub fn informer<K>(&self, options: InformerOptions) -> SharedIndexInformer<K>
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let dt = K::DynamicType::default();
+        self.get_or_create::<K, K, _>(&dt, options, |client, ns| {
+            ApiListWatch::<K>::for_type(client, &dt, ns)
+        })
+    }
+
+    /// The shared metadata-only informer for `K`.
+    pub fn metadata_informer<K>(
+        &self,
+        options: InformerOptions,
+    ) -> SharedIndexInformer<PartialObjectMeta<K>>
+    where
+        K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let dt = K::DynamicType::default();
+        self.get_or_create::<PartialObjectMeta<K>, K, _>(&dt, options, |client, ns| {
+            MetadataListWatch::<K>::for_type(client, &dt, ns)
+        })
+    }
+
+    /// The shared informer for a resource known only at run time.
+    pub fn dynamic_informer(
+        &self,
+        resource: &ApiResource,
+        options: InformerOptions,
+    ) -> SharedIndexInformer<DynamicObject> {
+        self.get_or_create::<DynamicObject, DynamicObject, _>(resource, options, |client, ns| {
+            ApiListWatch::<DynamicObject>::for_type(client, resource, ns)
+        })
+    }
+
+    fn get_or_create<K, T, L>(
+        &self,
+        dt: &T::DynamicType,
+        options: InformerOptions,
+        make: impl FnOnce(Client, Option<&str>) -> L,
+    ) -> SharedIndexInformer<K>
+    where
+        K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+        T: Resource + 'static,
+        L: ListWatch<Object = K>,
+    {
+        let key = FactoryKey {
+            type_id: TypeId::of::<K>(),
+            api_version: T::api_version(dt).into_owned(),
+            plural: T::plural(dt).into_owned(),
+            namespace: options.namespace.clone(),
+            label_selector: options.label_selector.clone(),
+            field_selector: options.field_selector.clone(),
+        };
+        let mut entries = self.entries.lock();
+        if let Some(entry) = entries.get(&key)
+            && let Some(inf) = entry.informer.downcast_ref::<SharedIndexInformer<K>>()
+        {
+            return inf.clone();
+        }
+        let options = InformerOptions {
+            namespace: options.namespace,
+            label_selector: options.label_selector,
+            field_selector: options.field_selector,
+            ..self.default_options.clone()
+        };
+        let lw = make(self.client.clone(), options.namespace.as_deref());
+        let informer = SharedIndexInformer::from_list_watch(lw, options);
+        let (a, b, c) = (informer.clone(), informer.clone(), informer.clone());
+        entries.insert(
+            key,
+            Entry {
+                informer: Arc::new(informer.clone()),
+                run: Box::new(move || {
+                    let a = a.clone();
+                    Box::pin(async move { a.run().await })
+                }),
+                stop: Box::new(move || b.stop()),
+                has_synced: Box::new(move || c.has_synced()),
+                started: false,
+            },
+        );
+        informer
+    }
+
+    /// Starts every informer created so far that is not running yet (call again after
+    /// requesting more informers).
+    pub fn start(&self) {
+        let mut entries = self.entries.lock();
+        let mut tasks = self.tasks.lock();
+        for entry in entries.values_mut().filter(|e| !e.started) {
+            entry.started = true;
+            tasks.push(tokio::spawn((entry.run)()));
+        }
+    }
+
+    /// Waits until every started informer has synced. Returns false if `timeout` passed first.
+    pub async fn wait_for_cache_sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self
+                .entries
+                .lock()
+                .values()
+                .filter(|e| e.started)
+                .all(|e| (e.has_synced)());
+            if all {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops every informer and waits for them to finish.
+    pub async fn shutdown(&self) {
+        for entry in self.entries.lock().values() {
+            (entry.stop)();
+        }
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
