@@ -22,7 +22,7 @@ BENCH_MOD="$ROOT/bench/clientgo"
 KUBECTL_PYPI_VERSION="1.37.1"
 
 # The Kubernetes version is the one our apiserver module requires; the cache dir is named after it.
-K8S_VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$APISERVER_MOD/go.mod")"
+K8S_VERSION="$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes \(v[0-9.]*\).*$/\1/p' "$APISERVER_MOD/go.mod" | head -1)"
 if [[ -z "$K8S_VERSION" ]]; then
   echo "control-plane.sh: cannot read the k8s.io/kubernetes version from $APISERVER_MOD/go.mod" >&2
   exit 1
@@ -58,12 +58,12 @@ stamp_of() {
   { echo "$GO_VERSION $GOFLAGS"; cat "$@"; } | sha256sum | cut -d' ' -f1
 }
 
-# build <name> <module dir> <package> <stamp inputs...>
+# build <name> <module dir> <package> <ldflags> <stamp inputs...>
 build() {
-  local name="$1" dir="$2" pkg="$3"
-  shift 3
+  local name="$1" dir="$2" pkg="$3" ldflags="$4"
+  shift 4
   local out="$OUT/$name" stamp_file="$OUT/.$name.stamp" want have start
-  want="$(stamp_of "$@")"
+  want="$(echo "$ldflags" | stamp_of - "$@")"
   have="$(cat "$stamp_file" 2>/dev/null || true)"
   if [[ -x "$out" && "$want" == "$have" ]]; then
     log "$name: up to date ($out)"
@@ -72,7 +72,7 @@ build() {
   log "$name: building $pkg in $dir (GOCACHE=$GOCACHE) ..."
   start=$(now)
   # -mod=readonly: a go.sum that does not match go.mod is an error to fix in the repo, not here.
-  if ! (cd "$dir" && nice -n 19 go build -mod=readonly -o "$out.tmp" "$pkg"); then
+  if ! (cd "$dir" && nice -n 19 go build -mod=readonly -ldflags="$ldflags" -o "$out.tmp" "$pkg"); then
     log "$name: 'go build $pkg' failed in $dir (see the error above)"
     rm -f "$out.tmp"
     return 1
@@ -82,11 +82,20 @@ build() {
   log "$name: built in $(($(now) - start)) s -> $out"
 }
 
-build kube-apiserver "$APISERVER_MOD" k8s.io/kubernetes/cmd/kube-apiserver \
+# Kubernetes' own build stamps its version into these variables (hack/lib/version.sh); without
+# them /version says v0.0.0-master and clients warn about version skew.
+K8S_MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)"
+K8S_LDFLAGS="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  K8S_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR"
+  K8S_LDFLAGS+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
+build kube-apiserver "$APISERVER_MOD" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS" \
   "$APISERVER_MOD/go.mod" "$APISERVER_MOD/go.sum"
-build etcd "$ETCD_MOD" . \
+build etcd "$ETCD_MOD" . "-s -w" \
   "$ETCD_MOD/go.mod" "$ETCD_MOD/go.sum" "$ETCD_MOD/main.go"
-build clientgo-bench "$BENCH_MOD" . \
+build clientgo-bench "$BENCH_MOD" . "" \
   "$BENCH_MOD/go.mod" "$BENCH_MOD/go.sum" "$BENCH_MOD"/*.go
 
 # kubectl: keep a 1.37 client next to the server so kubectl-driven tests match its version.
