@@ -3,8 +3,8 @@
 //! Same arithmetic as apimachinery's `wait.Backoff.DelayWithReset` at client-go HEAD
 //! (`reflector.go` defaults): each delay is `d + rand[0,1) * jitter * d`, after which
 //! `d = min(d * factor, cap)`; the state returns to the initial delay when more than
-//! `reset_after` has passed since the last reset. Time comes from `tokio::time`, so tests can
-//! pause it.
+//! `reset_after` has passed since the last reset. The clock and the random draw can be injected
+//! ([`Backoff::next_delay_at`]) so the arithmetic is testable without sleeping.
 
 use std::time::Duration;
 
@@ -60,12 +60,12 @@ impl Backoff {
 
     /// The next delay to wait, with jitter; advances the state.
     pub fn next_delay(&mut self) -> Duration {
-        self.next_delay_with(rand::rng().random::<f64>())
+        self.next_delay_at(Instant::now(), rand::rng().random::<f64>())
     }
 
-    /// [`next_delay`](Self::next_delay) with the random draw in `[0, 1)` supplied by the caller.
-    pub fn next_delay_with(&mut self, unit_random: f64) -> Duration {
-        let now = Instant::now();
+    /// [`next_delay`](Self::next_delay) at time `now` with the random draw in `[0, 1)` supplied
+    /// by the caller.
+    pub fn next_delay_at(&mut self, now: Instant, unit_random: f64) -> Duration {
         match self.last_reset {
             Some(at) if now.duration_since(at) <= self.config.reset_after => {}
             _ => {
@@ -90,18 +90,16 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn delays_double_from_800ms_to_a_30s_cap_with_up_to_100_percent_jitter() {
+    #[test]
+    fn delays_double_from_800ms_to_a_30s_cap_with_up_to_100_percent_jitter() {
+        let t0 = Instant::now();
         let mut b = Backoff::new(BackoffConfig::default());
         let lows: Vec<u64> = (0..8)
-            .map(|_| b.next_delay_with(0.0).as_millis() as u64)
+            .map(|_| b.next_delay_at(t0, 0.0).as_millis() as u64)
             .collect();
-        assert_eq!(
-            lows,
-            vec![800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
-        );
+        assert_eq!(lows, vec![800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
         let mut b = Backoff::new(BackoffConfig::default());
-        let high = b.next_delay_with(0.999_999);
+        let high = b.next_delay_at(t0, 0.999_999);
         assert!(high < Duration::from_millis(1600) && high > Duration::from_millis(1599));
         for _ in 0..100 {
             let mut b = Backoff::new(BackoffConfig::default());
@@ -113,17 +111,18 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn state_resets_when_more_than_two_minutes_passed_since_the_last_reset() {
+    #[test]
+    fn state_resets_when_more_than_two_minutes_passed_since_the_last_reset() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
         let mut b = Backoff::new(BackoffConfig::default());
-        assert_eq!(b.next_delay_with(0.0), Duration::from_millis(800));
-        tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(b.next_delay_with(0.0), Duration::from_millis(1600));
-        tokio::time::advance(Duration::from_secs(61)).await;
-        // 121 s since the reset at the first call: back to the start.
-        assert_eq!(b.next_delay_with(0.0), Duration::from_millis(800));
-        assert_eq!(b.next_delay_with(0.0), Duration::from_millis(1600));
+        assert_eq!(b.next_delay_at(t0, 0.0), Duration::from_millis(800));
+        assert_eq!(b.next_delay_at(t0 + s(60), 0.0), Duration::from_millis(1600));
+        // 121 s since the reset at the first call: back to the start, even though the last
+        // failure was only 61 s ago (client-go HEAD's rule).
+        assert_eq!(b.next_delay_at(t0 + s(121), 0.0), Duration::from_millis(800));
+        assert_eq!(b.next_delay_at(t0 + s(122), 0.0), Duration::from_millis(1600));
         b.reset();
-        assert_eq!(b.next_delay_with(0.0), Duration::from_millis(800));
+        assert_eq!(b.next_delay_at(t0 + s(123), 0.0), Duration::from_millis(800));
     }
 }

@@ -647,3 +647,152 @@ impl InformerFactory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fifo::DeletedObject;
+    use crate::handler::HandlerFns;
+    use crate::reflector::tests::{Script, Shared, cm, page};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::api::WatchEvent;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn recorder(log: &Log) -> HandlerFns<ConfigMap> {
+        let rv = |o: &ConfigMap| o.metadata.resource_version.clone().unwrap_or_default();
+        let name = |o: &ConfigMap| o.metadata.name.clone().unwrap_or_default();
+        let (a, u, d) = (log.clone(), log.clone(), log.clone());
+        HandlerFns::new()
+            .on_add(move |o, initial| a.lock().push(format!("add {}@{} {initial}", name(&o), rv(&o))))
+            .on_update(move |old, new| {
+                u.lock()
+                    .push(format!("update {}@{}->{}", name(&new), rv(&old), rv(&new)))
+            })
+            .on_delete(move |gone: DeletedObject<ConfigMap>| {
+                let kind = if gone.is_tombstone() { "tombstone" } else { "delete" };
+                d.lock().push(format!("{kind} {}", gone.key().unwrap()))
+            })
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn informer(script: Script, options: InformerOptions) -> SharedIndexInformer<ConfigMap> {
+        SharedIndexInformer::from_list_watch(Shared(Arc::new(script)), options)
+    }
+
+    #[tokio::test]
+    async fn handlers_see_list_then_watch_events_after_the_cache_has_them() {
+        let s = Script::default();
+        let mut with_mf = cm("a", 1);
+        with_mf.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        s.lists.lock().push_back(page(vec![with_mf, cm("b", 2)], 2, None));
+        s.watches.lock().push_back(Ok(vec![
+            Ok(WatchEvent::Modified(cm("a", 3))),
+            Ok(WatchEvent::Deleted(cm("b", 4))),
+        ]));
+        let inf = informer(s, InformerOptions::default());
+        let log: Log = Arc::default();
+        let lister = inf.lister();
+        let seen_in_cache = Arc::new(Mutex::new(Vec::new()));
+        let (l2, seen) = (lister.clone(), seen_in_cache.clone());
+        let reg = inf.add_event_handler(recorder(&log)).unwrap();
+        inf.add_event_handler(HandlerFns::new().on_update(move |_, new: Arc<ConfigMap>| {
+            // Notify after cache update: the cache already holds `new` (the very same Arc).
+            let cached = l2.get(Some("ns"), "a").unwrap();
+            seen.lock().push(Arc::ptr_eq(&cached, &new) || cached.metadata.resource_version != new.metadata.resource_version);
+        }))
+        .unwrap();
+        assert!(!reg.has_synced());
+        let run = tokio::spawn({
+            let inf = inf.clone();
+            async move { inf.run().await }
+        });
+        assert!(inf.wait_for_sync().await);
+        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced()).await.unwrap();
+        until("watch events", || log.lock().len() == 4).await;
+        // Per key, in order (the FIFO groups a key's deltas, so keys may interleave).
+        let of = |k: &str| -> Vec<String> {
+            log.lock().iter().filter(|e| e.contains(k)).cloned().collect()
+        };
+        assert_eq!(of(" a"), vec!["add a@1 true", "update a@1->3"]);
+        assert_eq!(of("b"), vec!["add b@2 true", "delete ns/b"]);
+        assert_eq!(lister.list_keys(), vec![crate::key::ObjectKey::new(Some("ns"), "a")]);
+        assert!(lister.get(Some("ns"), "a").unwrap().metadata.managed_fields.is_none());
+        until("update seen by cache checker", || !seen_in_cache.lock().is_empty()).await;
+        assert!(seen_in_cache.lock().iter().all(|ok| *ok));
+        inf.stop();
+        run.await.unwrap();
+        assert!(matches!(inf.add_event_handler(HandlerFns::new()), Err(Error::Stopped(_))));
+    }
+
+    #[tokio::test]
+    async fn a_late_handler_gets_the_cache_as_initial_adds_then_live_events() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![cm("a", 1), cm("b", 2)], 2, None));
+        let inf = informer(s, InformerOptions::default());
+        let run = tokio::spawn({
+            let inf = inf.clone();
+            async move { inf.run().await }
+        });
+        assert!(inf.wait_for_sync().await);
+        let log: Log = Arc::default();
+        let reg = inf.add_event_handler(recorder(&log)).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced()).await.unwrap();
+        let mut got = log.lock().clone();
+        got.sort();
+        assert_eq!(got, vec!["add a@1 true", "add b@2 true"]);
+        inf.remove_event_handler(&reg);
+        assert!(reg.is_removed());
+        inf.stop();
+        run.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn resync_redelivers_the_cache_only_to_handlers_due_one() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 1, None));
+        let inf = informer(s, InformerOptions::default().resync(Duration::from_secs(1)));
+        let (fast, never): (Log, Log) = (Arc::default(), Arc::default());
+        inf.add_event_handler_with_resync(recorder(&fast), Duration::from_millis(10))
+            .unwrap();
+        inf.add_event_handler_with_resync(recorder(&never), Duration::ZERO)
+            .unwrap();
+        let run = tokio::spawn({
+            let inf = inf.clone();
+            async move { inf.run().await }
+        });
+        // The 10 ms request is raised to the 1 s minimum.
+        until("a resync", || fast.lock().iter().any(|e| e == "update a@1->1")).await;
+        assert_eq!(*never.lock(), vec!["add a@1 true".to_string()]);
+        inf.stop();
+        run.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn transform_and_hooks_are_rejected_after_start() {
+        let s = Script::default();
+        let inf = informer(s, InformerOptions::default());
+        inf.set_transform(None).unwrap();
+        let run = tokio::spawn({
+            let inf = inf.clone();
+            async move { inf.run().await }
+        });
+        until("start", || inf.inner.started.load(std::sync::atomic::Ordering::SeqCst)).await;
+        let err = inf.set_transform(None).unwrap_err();
+        assert!(err.to_string().contains("already started"), "{err}");
+        // A second run returns at once.
+        tokio::time::timeout(Duration::from_secs(5), inf.run()).await.unwrap();
+        inf.stop();
+        run.await.unwrap();
+    }
+}

@@ -1103,3 +1103,351 @@ async fn run_pager<L: ListWatch>(
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::fifo::DeltaFifo;
+    use crate::store::{Indexers, indexer};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use kube::core::watch::{Bookmark, BookmarkMeta};
+    use kube::core::{ListMeta, TypeMeta};
+    use parking_lot::Mutex;
+    use std::collections::VecDeque;
+
+    type Events = Vec<Result<WatchEvent<ConfigMap>, kube::Error>>;
+
+    /// A scripted server: answers list and watch calls from queues and records every request.
+    /// An exhausted queue answers with a call that never completes.
+    #[derive(Default)]
+    pub(crate) struct Script {
+        pub(crate) lists: Mutex<VecDeque<Result<ObjectList<ConfigMap>, kube::Error>>>,
+        pub(crate) watches: Mutex<VecDeque<Result<Events, kube::Error>>>,
+        pub(crate) list_reqs: Mutex<Vec<ListRequest>>,
+        pub(crate) watch_reqs: Mutex<Vec<WatchRequest>>,
+    }
+
+    pub(crate) struct Shared(pub(crate) Arc<Script>);
+
+    impl ListWatch for Shared {
+        type Object = ConfigMap;
+        fn list<'a>(
+            &'a self,
+            req: &'a ListRequest,
+        ) -> BoxFuture<'a, Result<ObjectList<ConfigMap>, kube::Error>> {
+            self.0.list_reqs.lock().push(req.clone());
+            let next = self.0.lists.lock().pop_front();
+            async move {
+                match next {
+                    Some(r) => r,
+                    None => std::future::pending().await,
+                }
+            }
+            .boxed()
+        }
+        fn watch<'a>(
+            &'a self,
+            req: &'a WatchRequest,
+        ) -> BoxFuture<'a, Result<WatchStream<ConfigMap>, kube::Error>> {
+            self.0.watch_reqs.lock().push(req.clone());
+            let next = self.0.watches.lock().pop_front();
+            async move {
+                match next {
+                    Some(Ok(events)) => Ok(futures::stream::iter(events).boxed()),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(futures::stream::pending().boxed()),
+                }
+            }
+            .boxed()
+        }
+        fn describe(&self) -> String {
+            "configmaps (scripted)".into()
+        }
+    }
+
+    pub(crate) fn cm(name: &str, rv: u32) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(rv.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn page(items: Vec<ConfigMap>, rv: u32, cont: Option<&str>) -> Result<ObjectList<ConfigMap>, kube::Error> {
+        Ok(ObjectList {
+            types: TypeMeta::default(),
+            metadata: ListMeta {
+                resource_version: Some(rv.to_string()),
+                continue_: cont.map(Into::into),
+                ..Default::default()
+            },
+            items,
+        })
+    }
+
+    fn status(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("scripted", reason).with_code(code)))
+    }
+
+    fn bookmark(rv: u32, end: bool) -> Result<WatchEvent<ConfigMap>, kube::Error> {
+        let mut annotations = std::collections::BTreeMap::new();
+        if end {
+            annotations.insert(INITIAL_EVENTS_END.to_string(), "true".to_string());
+        }
+        Ok(WatchEvent::Bookmark(Bookmark {
+            types: TypeMeta::default(),
+            metadata: BookmarkMeta {
+                resource_version: rv.to_string(),
+                annotations,
+            },
+        }))
+    }
+
+    struct Harness {
+        script: Arc<Script>,
+        fifo: Arc<DeltaFifo<ConfigMap>>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(script: Script, streaming: bool) -> Harness {
+        let script = Arc::new(script);
+        let (_w, lister) = indexer(Indexers::<ConfigMap>::new()).unwrap();
+        let fifo = Arc::new(DeltaFifo::new(Some(lister)));
+        let config = ReflectorConfig {
+            streaming_list: streaming,
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(1),
+                cap: Duration::from_millis(4),
+                ..BackoffConfig::default()
+            },
+            ..ReflectorConfig::default()
+        };
+        let r = Reflector::new(Shared(script.clone()), fifo.clone(), config);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(r.run(stop.clone()));
+        Harness {
+            script,
+            fifo,
+            stop,
+            task,
+        }
+    }
+
+    impl Harness {
+        /// Waits until the reflector made `lists` list and `watches` watch calls (it then
+        /// blocks on an exhausted script), then stops it.
+        async fn settle(self, lists: usize, watches: usize) -> Self {
+            for _ in 0..1000 {
+                if self.script.list_reqs.lock().len() >= lists
+                    && self.script.watch_reqs.lock().len() >= watches
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            // Give it a moment to (wrongly) make more calls.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.stop.cancel();
+            let _ = (&mut { self.task }).await;
+            Harness {
+                task: tokio::spawn(async {}),
+                ..self
+            }
+        }
+
+        fn lists(&self) -> Vec<ListRequest> {
+            self.script.list_reqs.lock().clone()
+        }
+        fn watches(&self) -> Vec<WatchRequest> {
+            self.script.watch_reqs.lock().clone()
+        }
+
+        async fn drain(&self) -> Vec<(String, Vec<String>)> {
+            let mut out = vec![];
+            while !self.fifo.is_empty() {
+                out.push(
+                    self.fifo
+                        .pop(|p| {
+                            let d = p.deltas.iter().map(|d| format!("{d:?}")).collect();
+                            (p.key.to_string(), d)
+                        })
+                        .await
+                        .unwrap(),
+                );
+            }
+            out
+        }
+    }
+
+    #[tokio::test]
+    async fn first_list_pages_from_rv_0_then_watches_from_the_list_version() {
+        let s = Script::default();
+        s.lists
+            .lock()
+            .extend([page(vec![cm("a", 1)], 10, Some("tok")), page(vec![cm("b", 2)], 10, None)]);
+        let h = start(s, false).settle(2, 1).await;
+        let lists = h.lists();
+        assert_eq!(lists.len(), 2);
+        assert_eq!(
+            (lists[0].resource_version.as_str(), lists[0].limit, lists[0].continue_token.as_deref()),
+            ("0", Some(500), None)
+        );
+        assert_eq!(
+            (lists[1].resource_version.as_str(), lists[1].continue_token.as_deref()),
+            ("", Some("tok"))
+        );
+        let w = &h.watches()[0];
+        assert_eq!(w.resource_version, "10");
+        assert!(w.allow_bookmarks && !w.send_initial_events);
+        assert!((300..600).contains(&w.timeout_secs), "{}", w.timeout_secs);
+        assert_eq!(
+            h.drain().await,
+            vec![
+                ("ns/a".to_string(), vec!["Replaced".to_string()]),
+                ("ns/b".to_string(), vec!["Replaced".to_string()])
+            ]
+        );
+        assert!(h.fifo.has_synced());
+    }
+
+    #[tokio::test]
+    async fn a_normal_close_rewatches_from_the_last_event_without_relisting() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![], 5, None));
+        s.watches
+            .lock()
+            .push_back(Ok(vec![Ok(WatchEvent::Added(cm("a", 6))), bookmark(9, false)]));
+        let h = start(s, false).settle(1, 2).await;
+        assert_eq!(h.lists().len(), 1);
+        let rvs: Vec<String> = h.watches().into_iter().map(|w| w.resource_version).collect();
+        assert_eq!(rvs, vec!["5", "9"]);
+    }
+
+    #[tokio::test]
+    async fn an_expired_watch_relists_from_the_last_version_without_a_limit() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 5, None));
+        s.watches.lock().push_back(Ok(vec![
+            Ok(WatchEvent::Modified(cm("a", 7))),
+            Ok(WatchEvent::Error(Box::new(
+                Status::failure("too old resource version", "Expired").with_code(410),
+            ))),
+        ]));
+        s.lists.lock().push_back(page(vec![], 12, None));
+        let h = start(s, false).settle(2, 2).await;
+        let lists = h.lists();
+        assert_eq!(lists[1].resource_version, "7");
+        assert_eq!(lists[1].limit, None, "a relist at a known version is served whole");
+        assert_eq!(h.watches()[1].resource_version, "12");
+        // The relist found `a` gone: its last state comes back as a tombstone.
+        let got = h.drain().await;
+        assert_eq!(got[0].0, "ns/a");
+        assert!(got[0].1.last().unwrap().starts_with("Deleted(Tombstone"), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_list_is_retried_at_once_as_a_quorum_read() {
+        let s = Script::default();
+        s.lists.lock().push_back(Err(status(410, "Expired")));
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 8, None));
+        let h = start(s, false).settle(2, 1).await;
+        let lists = h.lists();
+        assert_eq!(lists[0].resource_version, "0");
+        assert_eq!((lists[1].resource_version.as_str(), lists[1].limit), ("", Some(500)));
+        assert_eq!(h.watches()[0].resource_version, "8");
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_on_watch_backs_off_and_rewatches_without_relisting() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![], 3, None));
+        s.watches.lock().push_back(Err(status(429, "TooManyRequests")));
+        let h = start(s, false).settle(1, 2).await;
+        assert_eq!(h.lists().len(), 1);
+        assert_eq!(h.watches()[1].resource_version, "3");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_event_backs_off_and_relists() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![], 3, None));
+        s.watches.lock().push_back(Ok(vec![Ok(WatchEvent::Error(Box::new(
+            Status::failure("boom", "InternalError").with_code(500),
+        )))]));
+        s.lists.lock().push_back(page(vec![], 4, None));
+        let h = start(s, false).settle(2, 2).await;
+        assert_eq!(h.lists()[1].resource_version, "3");
+        assert_eq!(h.watches()[1].resource_version, "4");
+    }
+
+    #[tokio::test]
+    async fn a_paginated_rv0_list_keeps_paginating_relists() {
+        let s = Script::default();
+        s.lists
+            .lock()
+            .extend([page(vec![cm("a", 1)], 5, Some("t")), page(vec![], 5, None)]);
+        s.watches.lock().push_back(Err(status(410, "Gone")));
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 6, None));
+        let h = start(s, false).settle(3, 2).await;
+        assert_eq!(h.lists()[2].limit, Some(500));
+        assert_eq!(h.lists()[2].resource_version, "5");
+    }
+
+    #[tokio::test]
+    async fn a_very_short_empty_watch_relists() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![], 3, None));
+        s.watches.lock().push_back(Ok(vec![]));
+        s.lists.lock().push_back(page(vec![], 4, None));
+        let h = start(s, false).settle(2, 2).await;
+        assert_eq!(h.lists().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn streaming_list_replaces_at_the_end_bookmark_and_keeps_the_stream() {
+        let s = Script::default();
+        s.watches.lock().push_back(Ok(vec![
+            Ok(WatchEvent::Added(cm("a", 1))),
+            Ok(WatchEvent::Added(cm("b", 2))),
+            bookmark(5, true),
+            Ok(WatchEvent::Modified(cm("a", 6))),
+        ]));
+        // After the stream closes normally: a plain watch from the last version.
+        let h = start(s, true).settle(0, 2).await;
+        assert!(h.lists().is_empty(), "no list call when streaming works");
+        let w = h.watches();
+        assert!(w[0].send_initial_events && w[0].resource_version.is_empty());
+        assert!(!w[1].send_initial_events);
+        assert_eq!(w[1].resource_version, "6");
+        let got = h.drain().await;
+        assert_eq!(got[0], ("ns/a".into(), vec!["Replaced".into(), "Updated".into()]));
+        assert!(h.fifo.has_synced());
+    }
+
+    #[tokio::test]
+    async fn a_refused_streaming_list_falls_back_to_paginated_lists() {
+        let s = Script::default();
+        s.watches.lock().push_back(Err(status(422, "Invalid")));
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 4, None));
+        let h = start(s, true).settle(1, 2).await;
+        assert_eq!(h.lists()[0].resource_version, "0");
+        assert!(!h.watches()[1].send_initial_events);
+        assert_eq!(h.drain().await.len(), 1);
+        assert!(h.fifo.has_synced());
+    }
+
+    #[test]
+    fn too_large_resource_version_is_recognised_from_message_or_cause() {
+        let s = Status::failure("Too large resource version: 9, current: 5", "Timeout").with_code(504);
+        assert_eq!(classify_status(&s), ErrorClass::TooLargeVersion);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(classify(&kube::Error::Service(Box::new(io))), ErrorClass::RetrySame);
+        assert_eq!(classify(&status(500, "InternalError")), ErrorClass::Other);
+    }
+}
