@@ -76,8 +76,7 @@ func run(kubeconfig, namespace, labelKey string, expect int, timeout time.Durati
 
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
 	informer := factory.Core().V1().Pods().Informer()
-	if err := informer.AddIndexers(cache.Indexers{
-		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
+	indexers := cache.Indexers{
 		"label:" + labelKey: func(obj interface{}) ([]string, error) {
 			meta, err := metaOf(obj)
 			if err != nil {
@@ -100,7 +99,12 @@ func run(kubeconfig, namespace, labelKey string, expect int, timeout time.Durati
 			}
 			return uids, nil
 		},
-	}); err != nil {
+	}
+	// The factory's Pod informer already indexes by namespace; add it only if that ever changes.
+	if _, ok := informer.GetIndexer().GetIndexers()[cache.NamespaceIndex]; !ok {
+		indexers[cache.NamespaceIndex] = cache.MetaNamespaceIndexFunc
+	}
+	if err := informer.AddIndexers(indexers); err != nil {
 		return fmt.Errorf("adding indexers: %w", err)
 	}
 
