@@ -44,7 +44,9 @@ pub enum RegistryError {
         types: Vec<String>,
     },
     /// Two types derive the same version of the same kind.
-    #[error("CRD {crd} version {version} is derived twice, by {first} and {second}: give one of them another `version`")]
+    #[error(
+        "CRD {crd} version {version} is derived twice, by {first} and {second}: give one of them another `version`"
+    )]
     DuplicateVersion {
         /// `<plural>.<group>`.
         crd: String,
@@ -56,7 +58,9 @@ pub enum RegistryError {
         second: String,
     },
     /// Versions of one kind disagree on something a CRD holds once (scope, names).
-    #[error("CRD {crd}: {first} and {second} disagree on {what} ({a:?} vs {b:?}): versions of one kind must share it")]
+    #[error(
+        "CRD {crd}: {first} and {second} disagree on {what} ({a:?} vs {b:?}): versions of one kind must share it"
+    )]
     VersionMismatch {
         /// `<plural>.<group>`.
         crd: String,
@@ -153,11 +157,23 @@ pub fn merge_crds(
     by_kind.into_values().map(merge_kind).collect()
 }
 
-fn merge_kind(mut entries: Vec<CustomResourceEntry>) -> Result<CustomResourceDefinition, RegistryError> {
+fn merge_kind(
+    mut entries: Vec<CustomResourceEntry>,
+) -> Result<CustomResourceDefinition, RegistryError> {
     entries.sort_by_key(|e| (e.version, e.type_name));
     let built: Vec<(CustomResourceEntry, CustomResourceDefinition)> =
         entries.iter().map(|e| (*e, (e.crd)())).collect();
     let crd_name = built[0].1.metadata.name.clone().unwrap_or_default();
+    for (entry, crd) in &built {
+        let problems = crate::crd::check(crd);
+        if !problems.is_empty() {
+            return Err(RegistryError::InvalidCrd {
+                crd: crd_name,
+                ty: entry.type_name.to_string(),
+                message: problems.join("; "),
+            });
+        }
+    }
     for pair in built.windows(2) {
         if pair[0].0.version == pair[1].0.version {
             return Err(RegistryError::DuplicateVersion {
@@ -169,9 +185,14 @@ fn merge_kind(mut entries: Vec<CustomResourceEntry>) -> Result<CustomResourceDef
         }
     }
     if built.len() == 1 {
-        return Ok(built.into_iter().next().map(|(_, crd)| crd).unwrap_or_default());
+        return Ok(built
+            .into_iter()
+            .next()
+            .map(|(_, crd)| crd)
+            .unwrap_or_default());
     }
-    let storage: Vec<&CustomResourceEntry> = built.iter().map(|(e, _)| e).filter(|e| e.storage).collect();
+    let storage: Vec<&CustomResourceEntry> =
+        built.iter().map(|(e, _)| e).filter(|e| e.storage).collect();
     match storage.len() {
         1 => {}
         0 => {
@@ -193,15 +214,32 @@ fn merge_kind(mut entries: Vec<CustomResourceEntry>) -> Result<CustomResourceDef
     let mut merged = base.clone();
     merged.spec.versions.clear();
     for (entry, crd) in &built {
-        check_same(&crd_name, base_entry, entry, "scope", &base.spec.scope, &crd.spec.scope)?;
-        check_same(&crd_name, base_entry, entry, "names", &base.spec.names, &crd.spec.names)?;
+        check_same(
+            &crd_name,
+            base_entry,
+            entry,
+            "scope",
+            &base.spec.scope,
+            &crd.spec.scope,
+        )?;
+        check_same(
+            &crd_name,
+            base_entry,
+            entry,
+            "names",
+            &base.spec.names,
+            &crd.spec.names,
+        )?;
         for mut v in crd.spec.versions.clone() {
             v.storage = entry.storage;
             merged.spec.versions.push(v);
         }
     }
     // Kubernetes sorts versions by priority on its own; keep storage first for readers of the YAML.
-    merged.spec.versions.sort_by_key(|v| (!v.storage, v.name.clone()));
+    merged
+        .spec
+        .versions
+        .sort_by_key(|v| (!v.storage, v.name.clone()));
     Ok(merged)
 }
 
@@ -233,13 +271,22 @@ fn check_same<T: PartialEq + std::fmt::Debug>(
 const PRIMARY_VERBS: &[&str] = &["get", "list", "watch", "update", "patch"];
 const STATUS_VERBS: &[&str] = &["get", "update", "patch"];
 const FINALIZER_VERBS: &[&str] = &["update"];
-const OWNED_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const OWNED_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 const WATCHED_VERBS: &[&str] = &["get", "list", "watch"];
 const EVENT_VERBS: &[&str] = &["create", "patch"];
-const LEASE_VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+const LEASE_VERBS: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
 
 /// One rule: the verbs allowed on resources of API groups (optionally only named objects).
-pub fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], resource_names: &[&str]) -> PolicyRule {
+pub fn rule(
+    groups: &[&str],
+    resources: &[&str],
+    verbs: &[&str],
+    resource_names: &[&str],
+) -> PolicyRule {
     let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     PolicyRule {
         api_groups: Some(strings(groups)),
@@ -257,18 +304,33 @@ pub fn primary_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
     vec![
         rule(&[&group], &[&plural], PRIMARY_VERBS, &[]),
         rule(&[&group], &[&format!("{plural}/status")], STATUS_VERBS, &[]),
-        rule(&[&group], &[&format!("{plural}/finalizers")], FINALIZER_VERBS, &[]),
+        rule(
+            &[&group],
+            &[&format!("{plural}/finalizers")],
+            FINALIZER_VERBS,
+            &[],
+        ),
     ]
 }
 
 /// Rules for a type the controller owns (creates and deletes): full CRUD.
 pub fn owned_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
-    vec![rule(&[&K::group(&())], &[&K::plural(&())], OWNED_VERBS, &[])]
+    vec![rule(
+        &[&K::group(&())],
+        &[&K::plural(&())],
+        OWNED_VERBS,
+        &[],
+    )]
 }
 
 /// Rules for a type the controller only watches: get/list/watch.
 pub fn watched_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
-    vec![rule(&[&K::group(&())], &[&K::plural(&())], WATCHED_VERBS, &[])]
+    vec![rule(
+        &[&K::group(&())],
+        &[&K::plural(&())],
+        WATCHED_VERBS,
+        &[],
+    )]
 }
 
 /// Rules every operator needs besides its controllers': events (core and events.k8s.io)
@@ -279,7 +341,12 @@ pub fn operator_rules(leader_election: bool) -> Vec<PolicyRule> {
         rule(&["events.k8s.io"], &["events"], EVENT_VERBS, &[]),
     ];
     if leader_election {
-        rules.push(rule(&["coordination.k8s.io"], &["leases"], LEASE_VERBS, &[]));
+        rules.push(rule(
+            &["coordination.k8s.io"],
+            &["leases"],
+            LEASE_VERBS,
+            &[],
+        ));
     }
     rules
 }
@@ -294,7 +361,10 @@ pub fn merge_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Vec<PolicyRul
     for r in rules {
         if let Some(urls) = &r.non_resource_urls {
             for u in urls {
-                non_resource.entry(u.clone()).or_default().extend(r.verbs.iter().cloned());
+                non_resource
+                    .entry(u.clone())
+                    .or_default()
+                    .extend(r.verbs.iter().cloned());
             }
         }
         let names: Vec<String> = {
@@ -318,7 +388,8 @@ pub fn merge_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Vec<PolicyRul
             verbs.retain(|v| v == "*");
         }
     }
-    let mut grouped: BTreeMap<(String, Vec<String>, Vec<String>), BTreeSet<String>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(String, Vec<String>, Vec<String>), BTreeSet<String>> =
+        BTreeMap::new();
     for ((group, resource, names), verbs) in verbs_by {
         grouped
             .entry((group, names, verbs.into_iter().collect()))
@@ -346,7 +417,10 @@ pub fn merge_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Vec<PolicyRul
 }
 
 fn all_rules(leader_election: bool) -> Vec<PolicyRule> {
-    let mut rules: Vec<PolicyRule> = controllers().into_iter().flat_map(|c| (c.rules)()).collect();
+    let mut rules: Vec<PolicyRule> = controllers()
+        .into_iter()
+        .flat_map(|c| (c.rules)())
+        .collect();
     rules.extend(operator_rules(leader_election));
     merge_rules(rules)
 }
@@ -355,7 +429,10 @@ fn all_rules(leader_election: bool) -> Vec<PolicyRule> {
 /// with leader election), merged and de-duplicated.
 pub fn cluster_role(name: &str, leader_election: bool) -> ClusterRole {
     ClusterRole {
-        metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
         rules: Some(all_rules(leader_election)),
         aggregation_rule: None,
     }
@@ -398,7 +475,11 @@ pub fn crds_yaml() -> Result<String, RegistryError> {
 ///
 /// # Errors
 /// When serialization fails.
-pub fn rbac_yaml(name: &str, namespace: Option<&str>, leader_election: bool) -> Result<String, RegistryError> {
+pub fn rbac_yaml(
+    name: &str,
+    namespace: Option<&str>,
+    leader_election: bool,
+) -> Result<String, RegistryError> {
     match namespace {
         Some(ns) => to_yaml(&[role(name, ns, leader_election)]),
         None => to_yaml(&[cluster_role(name, leader_election)]),

@@ -1,0 +1,202 @@
+//! Emits a type's `JsonSchema` impl with the kubeforge field attributes applied.
+//!
+//! A derive cannot edit the struct it is attached to, so it emits a private *shadow* copy of
+//! the type (same fields, same doc / serde / schemars attributes) that derives
+//! `schemars::JsonSchema`, with each `#[kubeforge(...)]` field attribute turned into a
+//! `#[schemars(transform = Extend("<json>"))]` that adds the keys to that field's schema.
+//! The real type's `JsonSchema` delegates to the shadow. The structural rewrite happens later,
+//! at run time, in `kubeforge::schema`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use serde_json::{Map, Value};
+use syn::{Attribute, Generics, Ident, Path};
+
+use crate::attrs::{SchemaField, SchemaVariant};
+
+/// The body of the type being shadowed.
+pub enum Body<'a> {
+    Struct(&'a [SchemaField]),
+    Enum(&'a [SchemaVariant]),
+}
+
+/// Only these attributes mean something to `schemars`; others (e.g. another derive's helpers)
+/// would not resolve on the shadow.
+fn forwarded(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| {
+        a.path().is_ident("doc") || a.path().is_ident("serde") || a.path().is_ident("schemars")
+    })
+}
+
+/// `#[schemars(transform = ...)]` adding `ext` to a schema, or nothing when `ext` is empty.
+fn extend_attr(krate: &Path, ext: &Map<String, Value>) -> TokenStream {
+    if ext.is_empty() {
+        return TokenStream::new();
+    }
+    let json = Value::Object(ext.clone()).to_string();
+    quote!(#[schemars(transform = #krate::schema::Extend(#json))])
+}
+
+fn field_tokens(krate: &Path, f: &SchemaField, ext: &Map<String, Value>) -> TokenStream {
+    let attrs = forwarded(&f.attrs);
+    let extend = extend_attr(krate, ext);
+    let ty = &f.ty;
+    match &f.ident {
+        Some(ident) => quote!(#(#attrs)* #extend #ident: #ty),
+        None => quote!(#(#attrs)* #extend #ty),
+    }
+}
+
+/// Whether the container has `#[serde(default)]` without a path (schemars then calls `Self::default()`).
+fn container_default_flag(attrs: &[Attribute]) -> bool {
+    let mut found = false;
+    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let _ = a.parse_nested_meta(|m| {
+            if m.input.peek(syn::Token![=]) {
+                let _ = m.value().and_then(|v| v.parse::<syn::Expr>());
+            } else if m.input.peek(syn::token::Paren) {
+                let _ = m.parse_nested_meta(|inner| {
+                    if inner.input.peek(syn::Token![=]) {
+                        let _ = inner.value().and_then(|v| v.parse::<syn::Expr>());
+                    }
+                    Ok(())
+                });
+            } else if m.path.is_ident("default") {
+                found = true;
+            }
+            Ok(())
+        });
+    }
+    found
+}
+
+/// Everything needed to emit the impl.
+pub struct SchemaImpl<'a> {
+    pub krate: &'a Path,
+    pub ident: &'a Ident,
+    pub generics: &'a Generics,
+    pub attrs: &'a [Attribute],
+    pub body: Body<'a>,
+    /// Per field (struct) or per variant field in order (enum): the keys its attributes add.
+    pub field_exts: Vec<Map<String, Value>>,
+    /// Keys the container attributes add to the type's own schema.
+    pub container_ext: Map<String, Value>,
+}
+
+/// Emits the shadow type and the delegating `JsonSchema` impl.
+pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
+    let krate = s.krate;
+    let ident = s.ident;
+    let shadow = format_ident!("__KubeforgeSchemaOf{}", ident);
+    let schemars_path = quote!(#krate::__private::schemars)
+        .to_string()
+        .replace(' ', "");
+    let attrs = forwarded(s.attrs);
+    let (impl_generics, ty_generics, where_clause) = s.generics.split_for_impl();
+    let generics = s.generics;
+    let mut exts = s.field_exts.iter();
+    let empty = Map::new();
+    let (body, default_impl) = match &s.body {
+        Body::Struct(fields) => {
+            let fields: Vec<TokenStream> = fields
+                .iter()
+                .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
+                .collect();
+            let default_impl = if container_default_flag(s.attrs) {
+                let names: Vec<&Ident> = match &s.body {
+                    Body::Struct(fs) => fs.iter().filter_map(|f| f.ident.as_ref()).collect(),
+                    Body::Enum(_) => Vec::new(),
+                };
+                quote! {
+                    impl #impl_generics ::core::default::Default for #shadow #ty_generics #where_clause {
+                        fn default() -> Self {
+                            let original = <#ident #ty_generics as ::core::default::Default>::default();
+                            #shadow { #(#names: original.#names),* }
+                        }
+                    }
+                }
+            } else {
+                TokenStream::new()
+            };
+            (
+                quote!(struct #shadow #generics #where_clause { #(#fields),* }),
+                default_impl,
+            )
+        }
+        Body::Enum(variants) => {
+            let variants: Vec<TokenStream> = variants
+                .iter()
+                .map(|v| {
+                    let vattrs = forwarded(&v.attrs);
+                    let vident = &v.ident;
+                    let fields: Vec<TokenStream> = v
+                        .fields
+                        .fields
+                        .iter()
+                        .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
+                        .collect();
+                    let disc = v.discriminant.as_ref().map(|d| quote!(= #d));
+                    match v.fields.style {
+                        darling::ast::Style::Struct => {
+                            quote!(#(#vattrs)* #vident { #(#fields),* } #disc)
+                        }
+                        darling::ast::Style::Tuple => {
+                            quote!(#(#vattrs)* #vident ( #(#fields),* ) #disc)
+                        }
+                        darling::ast::Style::Unit => quote!(#(#vattrs)* #vident #disc),
+                    }
+                })
+                .collect();
+            (
+                quote!(enum #shadow #generics #where_clause { #(#variants),* }),
+                TokenStream::new(),
+            )
+        }
+    };
+    let container_extend = if s.container_ext.is_empty() {
+        TokenStream::new()
+    } else {
+        let json = Value::Object(s.container_ext.clone()).to_string();
+        quote!(#krate::__private::schemars::transform::Transform::transform(&mut #krate::schema::Extend(#json), &mut schema);)
+    };
+    // The real type's impl needs `T: JsonSchema` for each type parameter, as the shadow's does.
+    let mut bounded = s.generics.clone();
+    for p in s.generics.type_params() {
+        let p = &p.ident;
+        bounded
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(#p: #krate::__private::schemars::JsonSchema));
+    }
+    let (_, _, bounded_where) = bounded.split_for_impl();
+    quote! {
+        const _: () = {
+            #[derive(#krate::__private::schemars::JsonSchema)]
+            #[schemars(crate = #schemars_path)]
+            #(#attrs)*
+            #[allow(dead_code, non_camel_case_types, clippy::all)]
+            #body
+
+            #default_impl
+
+            #[automatically_derived]
+            impl #impl_generics #krate::__private::schemars::JsonSchema for #ident #ty_generics #bounded_where {
+                fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed(stringify!(#ident))
+                }
+                fn schema_id() -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed(concat!(module_path!(), "::", stringify!(#ident)))
+                }
+                fn inline_schema() -> bool {
+                    <#shadow #ty_generics as #krate::__private::schemars::JsonSchema>::inline_schema()
+                }
+                fn json_schema(generator: &mut #krate::__private::schemars::SchemaGenerator) -> #krate::__private::schemars::Schema {
+                    #[allow(unused_mut)]
+                    let mut schema = <#shadow #ty_generics as #krate::__private::schemars::JsonSchema>::json_schema(generator);
+                    #container_extend
+                    schema
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,846 @@
+//! Rewrites the JSON schema `schemars` derives into a Kubernetes *structural* schema.
+//!
+//! `schemars` emits JSON Schema 2020-12: `$ref`s into `$defs`, `type: [T, "null"]` and
+//! `anyOf [T, null]` for `Option`, `oneOf` for enums, `const`, `uniqueItems` for sets, `true`
+//! for `serde_json::Value`. The API server accepts none of that in a CRD (see the "Structural
+//! schema rules" of SPEC-apiserver.md). [`structural`] inlines every reference and rewrites each
+//! node so that every rule holds; [`check_defaults`] then verifies that every `default` validates
+//! against the schema it sits in, the check the API server makes on create.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+/// A `schemars` transform that adds JSON keys (given as JSON object text) to a schema: how the
+/// derive's `#[kubeforge(...)]` field attributes reach the generated schema. CEL rule lists are
+/// concatenated with rules already present.
+#[derive(Debug, Clone, Copy)]
+pub struct Extend(pub &'static str);
+
+impl schemars::transform::Transform for Extend {
+    fn transform(&mut self, schema: &mut schemars::Schema) {
+        let Ok(Value::Object(ext)) = serde_json::from_str::<Value>(self.0) else {
+            return;
+        };
+        let mut target = match schema.clone().to_value() {
+            Value::Object(m) => m,
+            // `true`: an arbitrary value (serde_json::Value); the keys make it an explicit schema.
+            _ => Map::new(),
+        };
+        merge_siblings(&mut target, ext);
+        if let Ok(s) = schemars::Schema::try_from(Value::Object(target)) {
+            *schema = s;
+        }
+    }
+}
+
+/// Options of the rewrite.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Truncate every description to at most this many characters (large CRDs otherwise exceed
+    /// the 256 KiB `last-applied-configuration` annotation limit of `kubectl apply`).
+    /// `Some(0)` removes descriptions entirely.
+    pub max_description_len: Option<usize>,
+}
+
+const PRESERVE: &str = "x-kubernetes-preserve-unknown-fields";
+const INT_OR_STRING: &str = "x-kubernetes-int-or-string";
+const EMBEDDED: &str = "x-kubernetes-embedded-resource";
+const LIST_TYPE: &str = "x-kubernetes-list-type";
+const MAP_TYPE: &str = "x-kubernetes-map-type";
+
+/// JSON Schema keywords Kubernetes does not know or forbids, dropped everywhere.
+const DROPPED: &[&str] = &[
+    "$schema",
+    "$id",
+    "$defs",
+    "definitions",
+    "id",
+    "$comment",
+    "title",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "additionalItems",
+    "patternProperties",
+    "dependencies",
+    "dependentRequired",
+    "dependentSchemas",
+    "contentEncoding",
+    "contentMediaType",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+    "minContains",
+    "maxContains",
+    "if",
+    "then",
+    "else",
+];
+
+/// Keywords that may not appear inside `allOf` / `anyOf` / `oneOf` / `not`.
+const FORBIDDEN_IN_JUNCTORS: &[&str] = &[
+    "type",
+    "default",
+    "title",
+    "description",
+    "nullable",
+    "additionalProperties",
+    "format",
+];
+
+/// Rewrites a schema (a root schema with `$defs`, or any subschema with the definitions given
+/// separately) into a structural schema.
+pub fn structural(schema: &Value, defs: &Map<String, Value>, opts: &Options) -> Value {
+    let mut stack = Vec::new();
+    let mut out = normalize(schema.clone(), defs, &mut stack);
+    if let Some(max) = opts.max_description_len {
+        cap_descriptions(&mut out, max);
+    }
+    out
+}
+
+/// The preserve-unknown-fields schema: what an arbitrary JSON value (or a recursive type) becomes.
+fn preserve() -> Value {
+    json!({ PRESERVE: true })
+}
+
+fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) -> Value {
+    let mut m = match schema {
+        Value::Object(m) => m,
+        // `true` (anything, e.g. serde_json::Value) and `false` alike: keep what is sent.
+        Value::Bool(_) => return preserve(),
+        _ => return preserve(),
+    };
+
+    // 1. References: inline the definition, siblings (field docs, validations) win.
+    if let Some(Value::String(r)) = m.remove("$ref") {
+        let name = r.rsplit('/').next().unwrap_or(&r).to_string();
+        if stack.contains(&name) {
+            // A recursive type has no finite structural schema: accept anything below this point.
+            let mut out = preserve();
+            copy_annotations(&m, &mut out);
+            return out;
+        }
+        let target = defs.get(&name).cloned().unwrap_or_else(preserve);
+        let mut merged = match target {
+            Value::Object(t) => t,
+            _ => Map::new(),
+        };
+        merge_siblings(&mut merged, m);
+        stack.push(name);
+        let out = normalize(Value::Object(merged), defs, stack);
+        stack.pop();
+        return out;
+    }
+    for key in DROPPED {
+        m.remove(*key);
+    }
+    if m.get("default") == Some(&Value::Null) {
+        m.remove("default");
+    }
+
+    // 2. `type: [T, "null"]` → `type: T, nullable: true`.
+    if let Some(Value::Array(types)) = m.get("type").cloned() {
+        let mut non_null: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
+        if non_null.len() < m["type"].as_array().map_or(0, Vec::len) {
+            m.insert("nullable".into(), true.into());
+        }
+        match non_null.len() {
+            0 => {
+                m.remove("type");
+            }
+            1 => {
+                m.insert("type".into(), non_null.remove(0));
+            }
+            _ => {
+                m.remove("type");
+                let set: BTreeSet<String> = non_null
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                let int_or_string: BTreeSet<String> =
+                    ["integer", "string"].map(String::from).into();
+                if set == int_or_string {
+                    m.insert(INT_OR_STRING.into(), true.into());
+                } else {
+                    m.insert(PRESERVE.into(), true.into());
+                }
+            }
+        }
+    }
+
+    // 3. `Option<T>` as `anyOf`/`oneOf` [T, null] → T + nullable.
+    for junctor in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = m.get(junctor).cloned() {
+            let (nulls, rest): (Vec<Value>, Vec<Value>) =
+                branches.into_iter().partition(is_null_schema);
+            if !nulls.is_empty() {
+                m.insert("nullable".into(), true.into());
+                if rest.len() == 1 {
+                    m.remove(junctor);
+                    let mut inner = match rest.into_iter().next() {
+                        Some(Value::Object(b)) => b,
+                        _ => Map::new(),
+                    };
+                    // The wrapper's keys (field description, validations) override the inner schema's.
+                    merge_siblings(&mut inner, m);
+                    return normalize(Value::Object(inner), defs, stack);
+                }
+                m.insert(junctor.into(), Value::Array(rest));
+            }
+        }
+    }
+    // A single-branch allOf (older schemars encodes "ref with siblings" this way) is its branch.
+    if let Some(Value::Array(all_of)) = m.get("allOf").cloned()
+        && all_of.len() == 1
+    {
+        m.remove("allOf");
+        let mut inner = match all_of.into_iter().next() {
+            Some(Value::Object(b)) => b,
+            _ => Map::new(),
+        };
+        merge_siblings(&mut inner, m);
+        return normalize(Value::Object(inner), defs, stack);
+    }
+
+    // 4. `const` → single-valued `enum`.
+    if let Some(c) = m.remove("const") {
+        m.insert("enum".into(), Value::Array(vec![c]));
+    }
+
+    // 5. Children first.
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        for v in props.values_mut() {
+            *v = normalize(v.take(), defs, stack);
+        }
+    }
+    if let Some(items) = m.remove("items") {
+        let items = match items {
+            // `items` as an array is forbidden: keep anything.
+            Value::Array(_) => preserve(),
+            other => normalize(other, defs, stack),
+        };
+        m.insert("items".into(), items);
+    }
+    if m.remove("prefixItems").is_some() {
+        // Tuples have no structural form: accept any items.
+        m.insert("items".into(), preserve());
+    }
+    if let Some(ap) = m.remove("additionalProperties") {
+        match ap {
+            Value::Bool(false) => {}
+            Value::Bool(true) if m.contains_key("properties") => {
+                m.insert(PRESERVE.into(), true.into());
+            }
+            // `#[serde(flatten)]` maps next to named properties: structural schemas cannot have
+            // both, so unknown keys are kept instead.
+            _ if m.contains_key("properties") => {
+                m.insert(PRESERVE.into(), true.into());
+            }
+            other => {
+                m.insert("additionalProperties".into(), normalize(other, defs, stack));
+            }
+        }
+    }
+    for junctor in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = m.get_mut(junctor) {
+            for b in branches.iter_mut() {
+                *b = normalize(b.take(), defs, stack);
+            }
+        }
+    }
+    if let Some(not) = m.remove("not") {
+        m.insert("not".into(), normalize(not, defs, stack));
+    }
+
+    // 6. Enums.
+    if let Some(Value::Array(branches)) = m.remove("oneOf") {
+        hoist_enum(&mut m, branches, true);
+    }
+    if let Some(Value::Array(branches)) = m.remove("anyOf") {
+        hoist_enum(&mut m, branches, false);
+    }
+
+    // 7. Sets: `uniqueItems` is forbidden, `x-kubernetes-list-type: set` says the same thing.
+    if m.remove("uniqueItems") == Some(Value::Bool(true)) && !m.contains_key(LIST_TYPE) {
+        m.insert(LIST_TYPE.into(), "set".into());
+        if let Some(Value::Object(items)) = m.get_mut("items")
+            && items.get("type") == Some(&json!("object"))
+        {
+            items.insert(MAP_TYPE.into(), "atomic".into());
+        }
+    }
+
+    // 8. Formats Kubernetes does not know.
+    if let Some(Value::String(f)) = m.get("format") {
+        let mapped = match f.as_str() {
+            "int8" | "int16" | "uint8" | "uint16" => Some("int32"),
+            "uint32" | "uint64" | "uint" | "uint128" | "int128" => Some("int64"),
+            _ => None,
+        };
+        if let Some(mapped) = mapped {
+            m.insert("format".into(), mapped.into());
+        }
+    }
+
+    // 9. Embedded resources are objects; every other node needs a type unless exempt.
+    if m.get(EMBEDDED) == Some(&Value::Bool(true)) {
+        m.insert("type".into(), "object".into());
+        if !m.contains_key("properties") {
+            m.insert(PRESERVE.into(), true.into());
+        }
+    }
+    if m.get(PRESERVE) == Some(&Value::Bool(false)) {
+        m.remove(PRESERVE);
+    }
+    if !m.contains_key("type") && !is_true(&m, INT_OR_STRING) && !is_true(&m, PRESERVE) {
+        if m.contains_key("properties") || m.contains_key("additionalProperties") {
+            m.insert("type".into(), "object".into());
+        } else if m.contains_key("items") {
+            m.insert("type".into(), "array".into());
+        } else {
+            m.insert(PRESERVE.into(), true.into());
+        }
+    }
+    if m.get("type") == Some(&json!("array")) && !m.contains_key("items") {
+        m.insert("items".into(), preserve());
+    }
+    if m.get("type") == Some(&json!("object"))
+        && !m.contains_key("properties")
+        && !m.contains_key("additionalProperties")
+        && !is_true(&m, PRESERVE)
+    {
+        // `{type: object}` alone would prune every key: an empty struct keeps nothing, which is right,
+        // but a hand-written `JsonSchema` returning a bare object means "any object".
+        if !m.contains_key("required") && !m.contains_key("x-kubernetes-validations") {
+            m.insert("properties".into(), Value::Object(Map::new()));
+        }
+    }
+    Value::Object(m)
+}
+
+fn is_true(m: &Map<String, Value>, key: &str) -> bool {
+    m.get(key) == Some(&Value::Bool(true))
+}
+
+fn is_null_schema(v: &Value) -> bool {
+    match v {
+        Value::Object(b) => {
+            b.get("type") == Some(&json!("null"))
+                || b.get("enum") == Some(&json!([null]))
+                || b.get("const") == Some(&Value::Null)
+        }
+        _ => false,
+    }
+}
+
+/// Overlays the keys of a wrapper (a `$ref`'s siblings, an `Option`'s `anyOf` parent) on the
+/// inner schema. Validation lists are concatenated; everything else is replaced.
+fn merge_siblings(inner: &mut Map<String, Value>, wrapper: Map<String, Value>) {
+    for (k, v) in wrapper {
+        match (k.as_str(), inner.get_mut(&k), v) {
+            ("x-kubernetes-validations", Some(Value::Array(existing)), Value::Array(more)) => {
+                existing.extend(more);
+            }
+            ("required", Some(Value::Array(existing)), Value::Array(more)) => {
+                for r in more {
+                    if !existing.contains(&r) {
+                        existing.push(r);
+                    }
+                }
+            }
+            (_, _, v) => {
+                inner.insert(k, v);
+            }
+        }
+    }
+}
+
+fn copy_annotations(from: &Map<String, Value>, to: &mut Value) {
+    if let (Some(d), Value::Object(to)) = (from.get("description"), to) {
+        to.insert("description".into(), d.clone());
+    }
+}
+
+/// Turns the `oneOf` (serde's tagged enums) or `anyOf` (untagged enums) of an enum into a
+/// structural schema: string enums become one `enum`; object variants put their properties in the
+/// parent and keep only `required` (plus the tag's value) in the branches; anything else (scalars
+/// of several types, strings mixed with objects) keeps unknown fields.
+fn hoist_enum(m: &mut Map<String, Value>, branches: Vec<Value>, exclusive: bool) {
+    let kinds: Vec<&str> = branches.iter().map(branch_kind).collect();
+    if kinds.iter().all(|k| *k == "string-enum") {
+        let mut values = Vec::new();
+        for b in &branches {
+            for v in b["enum"].as_array().into_iter().flatten() {
+                if !values.contains(v) {
+                    values.push(v.clone());
+                }
+            }
+        }
+        m.insert("type".into(), "string".into());
+        m.insert("enum".into(), Value::Array(values));
+        return;
+    }
+    if kinds.iter().all(|k| *k == "object") {
+        let mut props = match m.remove("properties") {
+            Some(Value::Object(p)) => p,
+            _ => Map::new(),
+        };
+        let mut conflicts = BTreeSet::new();
+        let mut out_branches = Vec::new();
+        for b in branches {
+            let Value::Object(mut b) = b else { continue };
+            let mut branch = Map::new();
+            let mut discriminators = Map::new();
+            if let Some(Value::Object(bp)) = b.remove("properties") {
+                for (name, schema) in bp {
+                    if let Some(Value::Array(vals)) = schema.get("enum")
+                        && vals.len() == 1
+                    {
+                        discriminators.insert(name.clone(), json!({ "enum": vals }));
+                    }
+                    match props.get(&name) {
+                        None => {
+                            props.insert(name, schema);
+                        }
+                        Some(existing) if same_shape(existing, &schema) => {
+                            // Tag values of several variants: widen the parent's enum.
+                            let merged = union_enums(existing, &schema);
+                            props.insert(name, merged);
+                        }
+                        Some(_) => {
+                            conflicts.insert(name);
+                        }
+                    }
+                }
+            }
+            if let Some(req) = b.remove("required") {
+                branch.insert("required".into(), req);
+            }
+            if exclusive && !discriminators.is_empty() {
+                branch.insert("properties".into(), Value::Object(discriminators));
+            }
+            out_branches.push(Value::Object(branch));
+        }
+        for name in conflicts {
+            // Two variants disagree on a field's type: no single structural schema exists for it.
+            props.insert(name, preserve());
+        }
+        m.insert("type".into(), "object".into());
+        m.insert("properties".into(), Value::Object(props));
+        let informative = out_branches
+            .iter()
+            .any(|b| b.as_object().is_some_and(|b| !b.is_empty()));
+        if informative && out_branches.len() > 1 {
+            m.insert(
+                if exclusive { "oneOf" } else { "anyOf" }.into(),
+                Value::Array(out_branches),
+            );
+        }
+        return;
+    }
+    let scalar_types: BTreeSet<String> = branches
+        .iter()
+        .filter_map(|b| b.get("type").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    m.remove("type");
+    if scalar_types == ["integer", "string"].map(String::from).into()
+        && kinds.iter().all(|k| *k == "scalar" || *k == "string-enum")
+    {
+        m.insert(INT_OR_STRING.into(), true.into());
+    } else {
+        m.insert(PRESERVE.into(), true.into());
+    }
+}
+
+fn branch_kind(b: &Value) -> &'static str {
+    match b.get("type").and_then(Value::as_str) {
+        Some("string") if b.get("enum").is_some() => "string-enum",
+        Some("object") => "object",
+        Some(_) => "scalar",
+        None if b.get("properties").is_some() => "object",
+        None => "other",
+    }
+}
+
+fn same_shape(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Value::Object(m) = &mut v {
+            m.remove("enum");
+            m.remove("description");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn union_enums(a: &Value, b: &Value) -> Value {
+    let mut out = a.clone();
+    if let (Some(Value::Array(ea)), Some(Value::Array(eb))) = (a.get("enum"), b.get("enum")) {
+        let mut all = ea.clone();
+        for v in eb {
+            if !all.contains(v) {
+                all.push(v.clone());
+            }
+        }
+        out["enum"] = Value::Array(all);
+    } else if let Value::Object(o) = &mut out {
+        o.remove("enum");
+    }
+    out
+}
+
+fn cap_descriptions(v: &mut Value, max: usize) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(d)) = m.get_mut("description") {
+                if max == 0 {
+                    m.remove("description");
+                } else if d.chars().count() > max {
+                    let cut: String = d.chars().take(max.saturating_sub(3)).collect();
+                    *d = format!("{}...", cut.trim_end());
+                }
+            }
+            for (k, child) in m.iter_mut() {
+                // Defaults and enum values are data, not schemas.
+                if k != "default" && k != "enum" && k != "example" {
+                    cap_descriptions(child, max);
+                }
+            }
+        }
+        Value::Array(xs) => xs.iter_mut().for_each(|x| cap_descriptions(x, max)),
+        _ => {}
+    }
+}
+
+/// Removes keys that structural rules forbid inside junctors (defensive: user extensions may add them).
+pub fn strip_junctor_keywords(v: &mut Value) {
+    let Value::Object(m) = v else { return };
+    for junctor in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(bs)) = m.get_mut(junctor) {
+            for b in bs.iter_mut() {
+                strip_in_junctor(b);
+            }
+        }
+    }
+    if let Some(not) = m.get_mut("not") {
+        strip_in_junctor(not);
+    }
+    for (k, child) in m.iter_mut() {
+        if ![
+            "default", "enum", "example", "allOf", "anyOf", "oneOf", "not",
+        ]
+        .contains(&k.as_str())
+        {
+            match child {
+                Value::Object(_) => strip_junctor_keywords(child),
+                Value::Array(xs) if k != "required" => {
+                    xs.iter_mut().for_each(strip_junctor_keywords)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn strip_in_junctor(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for k in FORBIDDEN_IN_JUNCTORS {
+                m.remove(*k);
+            }
+            m.retain(|k, _| !k.starts_with("x-kubernetes-") || k == INT_OR_STRING);
+            for (k, child) in m.iter_mut() {
+                if k != "enum" && k != "required" {
+                    strip_in_junctor(child);
+                }
+            }
+        }
+        Value::Array(xs) => xs.iter_mut().for_each(strip_in_junctor),
+        _ => {}
+    }
+}
+
+/// Every `default` in `schema` that does not validate against the schema it sits in, as
+/// `(json path, reason)`. The API server rejects such CRDs; this finds them before `kubectl apply`.
+pub fn check_defaults(schema: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    walk_defaults(schema, "", &mut out);
+    out
+}
+
+fn walk_defaults(schema: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    let Some(m) = schema.as_object() else { return };
+    if let Some(d) = m.get("default")
+        && let Err(reason) = validate(d, schema)
+    {
+        out.push((
+            if path.is_empty() {
+                ".".into()
+            } else {
+                path.to_string()
+            },
+            reason,
+        ));
+    }
+    if let Some(Value::Object(props)) = m.get("properties") {
+        for (k, v) in props {
+            walk_defaults(v, &format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = m.get("items") {
+        walk_defaults(items, &format!("{path}[*]"), out);
+    }
+    if let Some(ap @ Value::Object(_)) = m.get("additionalProperties") {
+        walk_defaults(ap, &format!("{path}[*]"), out);
+    }
+}
+
+/// A small validator for the keywords a default can violate (type, enum, bounds, lengths,
+/// required properties); nested values are checked recursively. `pattern` is checked by the
+/// derive at compile time for literal defaults, and by the API server in any case.
+pub fn validate(value: &Value, schema: &Value) -> Result<(), String> {
+    let Some(m) = schema.as_object() else {
+        return Ok(());
+    };
+    if value.is_null() {
+        return if is_true(m, "nullable") {
+            Ok(())
+        } else {
+            Err("null is not allowed (the field is not nullable)".into())
+        };
+    }
+    if is_true(m, INT_OR_STRING) && !(value.is_i64() || value.is_u64() || value.is_string()) {
+        return Err(format!("{value} is neither an integer nor a string"));
+    }
+    if let Some(ty) = m.get("type").and_then(Value::as_str) {
+        let ok = match ty {
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{value} is not of type {ty}"));
+        }
+    }
+    if let Some(Value::Array(allowed)) = m.get("enum")
+        && !allowed.contains(value)
+    {
+        return Err(format!(
+            "{value} is not one of {}",
+            Value::Array(allowed.clone())
+        ));
+    }
+    if let Some(x) = value.as_f64() {
+        let excl = |k: &str| is_true(m, k);
+        if let Some(min) = m.get("minimum").and_then(Value::as_f64)
+            && (x < min || (excl("exclusiveMinimum") && x == min))
+        {
+            return Err(format!("{value} is below the minimum {min}"));
+        }
+        if let Some(max) = m.get("maximum").and_then(Value::as_f64)
+            && (x > max || (excl("exclusiveMaximum") && x == max))
+        {
+            return Err(format!("{value} is above the maximum {max}"));
+        }
+        if let Some(step) = m.get("multipleOf").and_then(Value::as_f64)
+            && step != 0.0
+            && (x / step).fract().abs() > 1e-9
+        {
+            return Err(format!("{value} is not a multiple of {step}"));
+        }
+    }
+    let bound = |k: &str| m.get(k).and_then(Value::as_u64).map(|n| n as usize);
+    if let Some(s) = value.as_str() {
+        let n = s.chars().count();
+        if bound("minLength").is_some_and(|min| n < min)
+            || bound("maxLength").is_some_and(|max| n > max)
+        {
+            return Err(format!("{value} has a length outside minLength/maxLength"));
+        }
+    }
+    if let Some(xs) = value.as_array() {
+        if bound("minItems").is_some_and(|min| xs.len() < min)
+            || bound("maxItems").is_some_and(|max| xs.len() > max)
+        {
+            return Err(format!(
+                "{value} has a number of items outside minItems/maxItems"
+            ));
+        }
+        if let Some(items) = m.get("items") {
+            for x in xs {
+                validate(x, items)?;
+            }
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        if bound("minProperties").is_some_and(|min| obj.len() < min)
+            || bound("maxProperties").is_some_and(|max| obj.len() > max)
+        {
+            return Err(format!(
+                "{value} has a number of properties outside minProperties/maxProperties"
+            ));
+        }
+        for r in m
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = r.as_str()
+                && !obj.contains_key(r)
+            {
+                return Err(format!("{value} lacks the required property `{r}`"));
+            }
+        }
+        let props = m.get("properties").and_then(Value::as_object);
+        for (k, v) in obj {
+            match (props.and_then(|p| p.get(k)), m.get("additionalProperties")) {
+                (Some(s), _) => validate(v, s)?,
+                (None, Some(ap @ Value::Object(_))) => validate(v, ap)?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(root: Value) -> Value {
+        let defs = root
+            .get("$defs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        structural(&root, &defs, &Options::default())
+    }
+
+    #[test]
+    fn refs_are_inlined_with_field_docs_winning() {
+        let out = rewrite(json!({
+            "type": "object",
+            "properties": {"inner": {"$ref": "#/$defs/Inner", "description": "field"}},
+            "$defs": {"Inner": {"type": "object", "description": "type", "properties": {"a": {"type": "string"}}}}
+        }));
+        assert_eq!(out["properties"]["inner"]["description"], "field");
+        assert_eq!(
+            out["properties"]["inner"]["properties"]["a"]["type"],
+            "string"
+        );
+        assert!(out.get("$defs").is_none());
+    }
+
+    #[test]
+    fn option_becomes_nullable() {
+        let out = rewrite(json!({
+            "type": "object",
+            "properties": {
+                "n": {"type": ["integer", "null"], "format": "int32"},
+                "o": {"anyOf": [{"$ref": "#/$defs/E"}, {"type": "null"}], "description": "d"}
+            },
+            "$defs": {"E": {"type": "string", "enum": ["A", "B"]}}
+        }));
+        assert_eq!(
+            out["properties"]["n"],
+            json!({"type": "integer", "format": "int32", "nullable": true})
+        );
+        assert_eq!(
+            out["properties"]["o"],
+            json!({"type": "string", "enum": ["A", "B"], "nullable": true, "description": "d"})
+        );
+    }
+
+    #[test]
+    fn documented_unit_enum_becomes_string_enum() {
+        let out = rewrite(json!({"oneOf": [
+            {"description": "a", "type": "string", "const": "A"},
+            {"description": "b", "type": "string", "const": "B"}
+        ]}));
+        assert_eq!(out, json!({"type": "string", "enum": ["A", "B"]}));
+    }
+
+    #[test]
+    fn internally_tagged_enum_keeps_tag_in_branches() {
+        let out = rewrite(json!({"oneOf": [
+            {"type": "object", "properties": {"type": {"type": "string", "const": "A"}, "x": {"type": "integer"}}, "required": ["type", "x"]},
+            {"type": "object", "properties": {"type": {"type": "string", "const": "B"}}, "required": ["type"]}
+        ]}));
+        assert_eq!(out["type"], "object");
+        assert_eq!(
+            out["properties"]["type"],
+            json!({"type": "string", "enum": ["A", "B"]})
+        );
+        assert_eq!(
+            out["oneOf"][0],
+            json!({"required": ["type", "x"], "properties": {"type": {"enum": ["A"]}}})
+        );
+    }
+
+    #[test]
+    fn sets_maps_and_values() {
+        let out = rewrite(json!({"type": "object", "properties": {
+            "s": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
+            "m": {"type": "object", "additionalProperties": {"type": "integer", "format": "uint8"}},
+            "v": true
+        }}));
+        assert_eq!(
+            out["properties"]["s"],
+            json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"})
+        );
+        assert_eq!(
+            out["properties"]["m"]["additionalProperties"]["format"],
+            "int32"
+        );
+        assert_eq!(
+            out["properties"]["v"],
+            json!({"x-kubernetes-preserve-unknown-fields": true})
+        );
+    }
+
+    #[test]
+    fn recursion_stops_with_preserve_unknown_fields() {
+        let out = rewrite(
+            json!({"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}}}),
+        );
+        assert_eq!(
+            out["properties"]["next"],
+            json!({"x-kubernetes-preserve-unknown-fields": true})
+        );
+    }
+
+    #[test]
+    fn descriptions_are_capped() {
+        let defs = Map::new();
+        let out = structural(
+            &json!({"type": "string", "description": "abcdefghijkl"}),
+            &defs,
+            &Options {
+                max_description_len: Some(8),
+            },
+        );
+        assert_eq!(out["description"], "abcde...");
+    }
+
+    #[test]
+    fn defaults_are_checked_against_their_schema() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "integer", "minimum": 1, "default": 0},
+            "b": {"type": "string", "enum": ["x"], "default": "x"}
+        }});
+        let bad = check_defaults(&schema);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, ".a");
+        assert!(bad[0].1.contains("below the minimum"), "{}", bad[0].1);
+    }
+}
