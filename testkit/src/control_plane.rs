@@ -131,6 +131,9 @@ pub enum ControlPlaneError {
     /// A request to the API server failed.
     #[error("request to the control plane failed: {0}")]
     Kube(#[from] kube::Error),
+    /// The process-wide shared control plane failed to start (the first caller saw why).
+    #[error("the shared control plane failed to start: {0}")]
+    Shared(String),
 }
 
 type Result<T, E = ControlPlaneError> = std::result::Result<T, E>;
@@ -279,10 +282,14 @@ impl ControlPlaneBuilder {
             Some(binaries) => binaries,
             None => Binaries::discover()?,
         };
+        remove_stale_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("kubeforge-control-plane-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(io_err("creating a temp dir for the control plane"))?;
+        // Lets a later start recognise this dir as stale once this process is gone.
+        fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .map_err(io_err("writing the control plane's owner file"))?;
         let mut plane = ControlPlane {
             apiserver: None,
             etcd: None,
@@ -328,6 +335,44 @@ impl ControlPlane {
     /// Starts a control plane with the default options.
     pub async fn start() -> Result<ControlPlane> {
         ControlPlaneBuilder::default().start().await
+    }
+
+    /// One control plane for the whole test process, started on first use.
+    ///
+    /// A test suite that runs each test against the real server cannot afford a fresh
+    /// kube-apiserver per test (seconds and hundreds of MiB each on a 2-core machine), so its
+    /// tests share this one and isolate themselves by namespace. It is never dropped: its
+    /// processes die with the test process (parent-death signal) and its temp dir is removed by
+    /// the next start after this process is gone. Its [`client`](Self::client) works from any
+    /// runtime (its connections live on a runtime owned by the shared plane).
+    pub async fn shared() -> Result<&'static ControlPlane> {
+        tokio::task::spawn_blocking(Self::shared_blocking)
+            .await
+            .map_err(|err| ControlPlaneError::Shared(format!("the starting task failed: {err}")))?
+    }
+
+    /// [`shared`](Self::shared) for code outside an async runtime.
+    pub fn shared_blocking() -> Result<&'static ControlPlane> {
+        type Started = Result<(tokio::runtime::Runtime, ControlPlane), String>;
+        static SHARED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
+        let started = SHARED.get_or_init(|| {
+            // A runtime of its own that lives as long as the plane: the plane's client runs its
+            // connection tasks there, so it keeps working after the test that started it ends.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("kubeforge-shared-control-plane")
+                .enable_all()
+                .build()
+                .map_err(|err| format!("building a runtime to start it: {err}"))?;
+            let plane = runtime
+                .block_on(ControlPlane::start())
+                .map_err(|err| err.to_string())?;
+            Ok((runtime, plane))
+        });
+        match started {
+            Ok((_, plane)) => Ok(plane),
+            Err(message) => Err(ControlPlaneError::Shared(message.clone())),
+        }
     }
 
     /// Options: CRDs to install, extra kube-apiserver flags, timeouts, explicit binaries.
@@ -684,6 +729,36 @@ async fn http_get_plain(port: u16, path: &str) -> std::io::Result<String> {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "etcd /health timed out")
         })??;
     Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+const DIR_PREFIX: &str = "kubeforge-control-plane-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes temp dirs of control planes whose process is gone (the shared plane is never
+/// dropped, so its dir outlives it). Dirs without an owner file, or of live processes, stay.
+fn remove_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX));
+        if !is_ours {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let Ok(pid) = owner.trim().parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// Asks the kernel for a free loopback port. Another process may take it before our child binds

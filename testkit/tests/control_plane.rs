@@ -247,3 +247,35 @@ fn an_aborted_test_process_leaves_no_processes() {
         );
     }
 }
+
+/// The process-wide plane a test suite shares: one start, and its client keeps working from
+/// other tests' runtimes after the runtime of the test that started it is gone.
+#[test]
+fn the_shared_plane_outlives_the_test_that_started_it() -> anyhow::Result<()> {
+    let first = tokio::runtime::Runtime::new()?;
+    let plane = first.block_on(ControlPlane::shared())?;
+    first.block_on(async {
+        let api: Api<ConfigMap> = Api::namespaced(plane.client(), "default");
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "shared-marker"}}))?,
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    second.block_on(async {
+        let again = ControlPlane::shared().await?;
+        assert!(std::ptr::eq(plane, again), "one plane per process");
+        let api: Api<ConfigMap> = Api::namespaced(again.client(), "default");
+        assert!(api.get_opt("shared-marker").await?.is_some());
+        anyhow::Ok(())
+    })?;
+    let (etcd, apiserver) = pids(plane);
+    assert!(alive(etcd) && alive(apiserver), "still serving");
+    Ok(())
+}
