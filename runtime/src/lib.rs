@@ -21,8 +21,19 @@ pub use store::{IndexFnError, IndexValue, Indexers, Lister};
 
 // Controllers and the manager.
 pub mod controller;
+pub mod health;
+pub mod leader_election;
 pub mod manager;
+pub mod metrics;
+pub mod reconcile;
 pub mod workqueue;
+
+// Helpers for reconcile functions.
+pub mod apply;
+pub mod conditions;
+pub mod events;
+pub mod finalizer;
+pub mod owner;
 
 // What derived resources and controllers register, for `crds` / `rbac`.
 pub mod registry;

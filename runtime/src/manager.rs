@@ -1,1 +1,481 @@
-//! (being written)
+//! The manager: runs many controllers in one process over one shared cache, with leader
+//! election, `/metrics`, `/healthz`, `/readyz` and graceful shutdown.
+//!
+//! [`Manager::run`] starts, in controller-runtime's order:
+//! 1. the HTTP servers (metrics, probes);
+//! 2. the caches: one [`InformerFactory`] for all controllers, waited on until every controller's
+//!    handlers have seen the initial lists (`/readyz` turns 200), or the cache-sync timeout fails
+//!    the run with an error naming the resource and the likely cause;
+//! 3. leader election, if configured: the controllers start only once this process holds the
+//!    lease;
+//! 4. the controllers ([`Runnable`]s).
+//!
+//! It then runs until a shutdown is requested — SIGTERM or SIGINT, or
+//! [`ShutdownHandle::shutdown`] — or until leadership is lost. On shutdown the controllers stop
+//! taking new keys and in-flight reconciles get `graceful_shutdown_timeout` to finish; a second
+//! request (a second signal) stops waiting and aborts them. Then the lease is released, and
+//! informers and servers stop. Losing leadership stops the controllers the same way and makes
+//! `run` return [`Error::LeaderElection`]: like controller-runtime, a process that lost the
+//! lease exits and is restarted, rather than racing the new leader.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube::Client;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::Registration;
+use crate::health::{ReadyChecks, metrics_router, probes_router, serve};
+use crate::informer::{InformerFactory, InformerOptions};
+use crate::leader_election::{self, LeaderElectionConfig, LeaderElector};
+use crate::metrics::Metrics;
+
+/// Why the manager could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listen address could not be bound.
+    #[error("failed to bind the {what} address {addr}: {source}; pick a free port or `0` to disable it")]
+    Bind {
+        /// `metrics` or `health probe`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A cache did not sync in time.
+    #[error(
+        "timed out after {timeout:?} waiting for the cache of {resource} (controller {controller:?}) to sync: {cause}"
+    )]
+    CacheSyncTimeout {
+        /// The controller that needs the cache.
+        controller: String,
+        /// The resource whose list did not complete.
+        resource: String,
+        /// The configured timeout.
+        timeout: Duration,
+        /// The likely cause, from the last list/watch error.
+        cause: String,
+    },
+    /// Leader election failed or leadership was lost.
+    #[error(transparent)]
+    LeaderElection(#[from] leader_election::Error),
+    /// Installing the signal handlers failed.
+    #[error("failed to install SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How a manager runs. Defaults: all namespaces, no leader election, no HTTP servers, 30 s
+/// graceful shutdown, 2 min cache sync timeout, signals handled.
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Restrict every controller's caches to this namespace (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// Elect a leader on a Lease before starting controllers.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// Where `/metrics` is served (`None`: not served). Port 0 picks a free port, see
+    /// [`Manager::metrics_addr`].
+    pub metrics_bind_address: Option<SocketAddr>,
+    /// Where `/healthz` and `/readyz` are served (`None`: not served).
+    pub health_probe_bind_address: Option<SocketAddr>,
+    /// How long in-flight reconciles may take to finish on shutdown (controller-runtime: 30 s).
+    pub graceful_shutdown_timeout: Duration,
+    /// How long to wait for the caches' initial lists (controller-runtime: 2 min).
+    pub cache_sync_timeout: Duration,
+    /// Shut down on SIGTERM / SIGINT (a second signal aborts in-flight reconciles).
+    pub handle_signals: bool,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            leader_election: None,
+            metrics_bind_address: None,
+            health_probe_bind_address: None,
+            graceful_shutdown_timeout: Duration::from_secs(30),
+            cache_sync_timeout: Duration::from_secs(120),
+            handle_signals: true,
+        }
+    }
+}
+
+/// Something the manager starts once this process leads, and stops on shutdown.
+pub trait Runnable: Send + 'static {
+    /// Name for logs.
+    fn name(&self) -> &str;
+    /// Runs until `stop` fires, then stops taking new work and returns once in-flight work is
+    /// done. The manager aborts the future if that takes longer than the graceful timeout.
+    fn start(self: Box<Self>, stop: CancellationToken) -> BoxFuture<'static, ()>;
+}
+
+/// Requests a shutdown of a running manager, like a signal: the first request is graceful, the
+/// second aborts in-flight work. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    requests: Arc<watch::Sender<u32>>,
+}
+
+impl ShutdownHandle {
+    fn new() -> Self {
+        Self { requests: Arc::new(watch::Sender::new(0)) }
+    }
+
+    /// Requests a shutdown (a second call: stop waiting for in-flight reconciles).
+    pub fn shutdown(&self) {
+        self.requests.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until at least `n` shutdowns were requested.
+    async fn requested(&self, n: u32) {
+        let mut rx = self.requests.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail.
+        let _ = rx.wait_for(|count| *count >= n).await;
+    }
+}
+
+/// A cache a controller depends on.
+struct CacheCheck {
+    controller: String,
+    resource: String,
+    registration: Registration,
+}
+
+/// Runs controllers over one shared cache. See the [module docs](self).
+pub struct Manager {
+    client: Client,
+    config: ManagerConfig,
+    factory: Arc<InformerFactory>,
+    metrics: Metrics,
+    runnables: Vec<Box<dyn Runnable>>,
+    controller_names: HashSet<String>,
+    caches: Arc<Mutex<Vec<CacheCheck>>>,
+    ready_checks: ReadyChecks,
+    /// Last list/watch error per resource, for the cache-sync timeout message.
+    watch_errors: Arc<Mutex<HashMap<String, String>>>,
+    shutdown: ShutdownHandle,
+    metrics_listener: Option<TcpListener>,
+    health_listener: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("config", &self.config)
+            .field("controllers", &self.controller_names)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(what: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Error> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr).await.map(Some).map_err(|source| Error::Bind { what, addr, source }),
+    }
+}
+
+impl Manager {
+    /// A manager talking to the cluster through `client`. Binds the HTTP addresses now, so that
+    /// [`metrics_addr`](Self::metrics_addr) / [`health_probe_addr`](Self::health_probe_addr)
+    /// are known before [`run`](Self::run).
+    pub async fn new(client: Client, config: ManagerConfig) -> Result<Self, Error> {
+        let metrics_listener = bind("metrics", config.metrics_bind_address).await?;
+        let health_listener = bind("health probe", config.health_probe_bind_address).await?;
+        let options = InformerOptions { namespace: config.namespace.clone(), ..InformerOptions::default() };
+        Ok(Self {
+            factory: Arc::new(InformerFactory::with_options(client.clone(), options)),
+            client,
+            config,
+            metrics: Metrics::new(),
+            runnables: Vec::new(),
+            controller_names: HashSet::new(),
+            caches: Arc::default(),
+            ready_checks: Arc::default(),
+            watch_errors: Arc::default(),
+            shutdown: ShutdownHandle::new(),
+            metrics_listener,
+            health_listener,
+        })
+    }
+
+    /// The client controllers use.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The informer factory every controller shares.
+    pub fn informers(&self) -> &Arc<InformerFactory> {
+        &self.factory
+    }
+
+    /// The metrics registry served on `/metrics`; register operator metrics in it.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The bound `/metrics` address, if served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound `/healthz` `/readyz` address, if served.
+    pub fn health_probe_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle that shuts the manager down like SIGTERM does (tests, embedding).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Adds something to run while leading (controllers add themselves through their builder).
+    pub fn add(&mut self, runnable: impl Runnable) {
+        self.runnables.push(Box::new(runnable));
+    }
+
+    /// Adds a `/readyz` check.
+    pub fn add_ready_check(&self, name: impl Into<String>, check: impl Fn() -> bool + Send + Sync + 'static) {
+        self.ready_checks.lock().push((name.into(), Arc::new(check)));
+    }
+
+    /// Reserves a controller name; false if taken.
+    pub(crate) fn claim_controller_name(&mut self, name: &str) -> bool {
+        self.controller_names.insert(name.to_owned())
+    }
+
+    /// Records that `controller` needs the cache of `resource` (readiness and sync timeout).
+    pub(crate) fn track_cache(&self, controller: &str, resource: &str, registration: Registration) {
+        let check = registration.clone();
+        self.add_ready_check(format!("{controller}/{resource}"), move || check.has_synced());
+        self.caches.lock().push(CacheCheck {
+            controller: controller.to_owned(),
+            resource: resource.to_owned(),
+            registration,
+        });
+    }
+
+    /// A watch-error hook recording the last list/watch error of `resource`.
+    pub(crate) fn watch_error_hook(&self, resource: &str) -> crate::reflector::WatchErrorHook {
+        let errors = self.watch_errors.clone();
+        let resource = resource.to_owned();
+        Arc::new(move |err: &crate::reflector::Error| {
+            errors.lock().insert(resource.clone(), err.to_string());
+        })
+    }
+
+    /// Runs until shutdown; see the [module docs](self).
+    pub async fn run(mut self) -> Result<(), Error> {
+        let servers = CancellationToken::new();
+        let mut server_tasks = JoinSet::new();
+        if let Some(listener) = self.metrics_listener.take() {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
+            server_tasks.spawn(serve(listener, metrics_router(self.metrics.clone()), servers.clone()));
+        }
+        if let Some(listener) = self.health_listener.take() {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving /healthz and /readyz");
+            server_tasks.spawn(serve(listener, probes_router(self.ready_checks.clone()), servers.clone()));
+        }
+        if self.config.handle_signals {
+            spawn_signal_forwarder(self.shutdown.clone()).map_err(Error::Signals)?;
+        }
+
+        let result = self.run_caches_and_controllers().await;
+
+        self.factory.shutdown().await;
+        servers.cancel();
+        while server_tasks.join_next().await.is_some() {}
+        tracing::info!("manager stopped");
+        result
+    }
+
+    async fn run_caches_and_controllers(&mut self) -> Result<(), Error> {
+        self.factory.start();
+        tokio::select! {
+            synced = self.wait_for_caches() => synced?,
+            () = self.shutdown.requested(1) => return Ok(()),
+        }
+        let elector = match &self.config.leader_election {
+            Some(config) => Some(Arc::new(LeaderElector::new(self.client.clone(), config.clone(), Some(&self.metrics))?)),
+            None => None,
+        };
+        let not_leading = CancellationToken::new();
+        let hold = match &elector {
+            None => None,
+            Some(elector) => {
+                let cancel = CancellationToken::new();
+                let acquired = tokio::select! {
+                    acquired = elector.acquire(&cancel) => acquired,
+                    () = self.shutdown.requested(1) => false,
+                };
+                if !acquired {
+                    return Ok(());
+                }
+                let (elector, release) = (elector.clone(), not_leading.clone());
+                Some(tokio::spawn(async move { elector.hold(&release).await }))
+            }
+        };
+
+        let stop = CancellationToken::new();
+        let mut controllers = JoinSet::new();
+        for runnable in self.runnables.drain(..) {
+            tracing::info!(name = runnable.name(), "starting controller");
+            controllers.spawn(runnable.start(stop.clone()));
+        }
+
+        let mut hold = hold;
+        let lost = tokio::select! {
+            () = self.shutdown.requested(1) => None,
+            Some(Ok(result)) = async { match hold.as_mut() { Some(h) => Some(h.await), None => None } } => {
+                hold = None;
+                Some(result)
+            }
+        };
+        tracing::info!("stopping controllers");
+        stop.cancel();
+        let deadline = Instant::now() + self.config.graceful_shutdown_timeout;
+        let drained = tokio::select! {
+            () = async { while controllers.join_next().await.is_some() {} } => true,
+            () = tokio::time::sleep_until(deadline) => false,
+            () = self.shutdown.requested(2) => false,
+        };
+        if !drained {
+            tracing::warn!(
+                timeout = ?self.config.graceful_shutdown_timeout,
+                "in-flight reconciles did not finish in time (or a second shutdown signal arrived); aborting them"
+            );
+            controllers.abort_all();
+            while controllers.join_next().await.is_some() {}
+        }
+        // Release the lease only now that no controller acts any more.
+        not_leading.cancel();
+        if let Some(hold) = hold {
+            if let Ok(Err(err)) = hold.await {
+                return Err(err.into());
+            }
+        }
+        match lost {
+            Some(Err(err)) => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until every tracked cache has synced, or fails with the first unsynced one.
+    async fn wait_for_caches(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.config.cache_sync_timeout;
+        loop {
+            let pending = {
+                let caches = self.caches.lock();
+                caches
+                    .iter()
+                    .find(|c| !c.registration.has_synced())
+                    .map(|c| (c.controller.clone(), c.resource.clone()))
+            };
+            let Some((controller, resource)) = pending else {
+                tracing::info!("all caches synced");
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                let last = self.watch_errors.lock().get(&resource).cloned();
+                return Err(Error::CacheSyncTimeout {
+                    cause: likely_cause(&resource, last.as_deref()),
+                    controller,
+                    resource,
+                    timeout: self.config.cache_sync_timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Turns the last list/watch error into a likely cause with what to do about it.
+fn likely_cause(resource: &str, last_error: Option<&str>) -> String {
+    let Some(err) = last_error else {
+        return "no list or watch error was seen; the initial list is slow or the API server does not answer".to_owned();
+    };
+    let lower = err.to_lowercase();
+    let hint = if lower.contains("forbidden") || lower.contains("403") {
+        format!(
+            "RBAC forbids listing/watching {resource}: grant `list` and `watch` on it to the operator's service account (the `rbac` subcommand prints the ClusterRole)"
+        )
+    } else if lower.contains("404") || lower.contains("not found") || lower.contains("could not find the requested resource") {
+        format!("the API server does not serve {resource}: is its CRD installed? (the `crds` subcommand prints them for `kubectl apply -f -`)")
+    } else if lower.contains("401") || lower.contains("unauthorized") {
+        "the API server rejected the credentials: check --kubeconfig / the service account token".to_owned()
+    } else if lower.contains("connect") || lower.contains("dns") || lower.contains("timed out") {
+        "the API server is unreachable: check --kubeconfig and the network".to_owned()
+    } else {
+        "see the last error".to_owned()
+    };
+    format!("{hint}; last error: {err}")
+}
+
+/// Forwards SIGTERM and SIGINT to `handle` (each signal counts once).
+fn spawn_signal_forwarder(handle: ShutdownHandle) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    s = term.recv() => { if s.is_none() { return; } "SIGTERM" }
+                    s = int.recv() => { if s.is_none() { return; } "SIGINT" }
+                };
+                tracing::info!(signal = name, "shutdown requested; a second signal aborts in-flight reconciles");
+                handle.shutdown();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                handle.shutdown();
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sync_cause_names_rbac_and_missing_crds() {
+        let rbac = likely_cause(
+            "configmaps",
+            Some("failed to list configmaps: ApiError: configmaps is forbidden: User cannot list resource (403)"),
+        );
+        assert!(rbac.starts_with("RBAC forbids listing/watching configmaps"), "{rbac}");
+        let crd = likely_cause("widgets.example.com", Some("failed to list widgets: 404 page not found"));
+        assert!(crd.contains("is its CRD installed?"), "{crd}");
+        assert!(likely_cause("pods", None).contains("no list or watch error"));
+    }
+
+    #[tokio::test]
+    async fn shutdown_handle_counts_requests() {
+        let handle = ShutdownHandle::new();
+        handle.shutdown();
+        tokio::time::timeout(Duration::from_secs(1), handle.requested(1)).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(50), handle.requested(2)).await.is_err());
+        handle.shutdown();
+        tokio::time::timeout(Duration::from_secs(1), handle.requested(2)).await.unwrap();
+    }
+}
