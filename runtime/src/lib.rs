@@ -21,6 +21,7 @@ pub use store::{IndexFnError, IndexValue, Indexers, Lister};
 
 // Controllers and the manager.
 pub mod controller;
+pub mod entry;
 pub mod health;
 pub mod leader_election;
 pub mod manager;

@@ -325,7 +325,7 @@ impl Manager {
                     return Ok(());
                 }
                 let (elector, release) = (elector.clone(), not_leading.clone());
-                Some(tokio::spawn(async move { elector.hold(&release).await }))
+                Some(AbortOnDrop(tokio::spawn(async move { elector.hold(&release).await })))
             }
         };
 
@@ -339,7 +339,7 @@ impl Manager {
         let mut hold = hold;
         let lost = tokio::select! {
             () = self.shutdown.requested(1) => None,
-            Some(Ok(result)) = async { match hold.as_mut() { Some(h) => Some(h.await), None => None } } => {
+            Some(Ok(result)) = async { match hold.as_mut() { Some(h) => Some((&mut h.0).await), None => None } } => {
                 hold = None;
                 Some(result)
             }
@@ -362,8 +362,8 @@ impl Manager {
         }
         // Release the lease only now that no controller acts any more.
         not_leading.cancel();
-        if let Some(hold) = hold {
-            if let Ok(Err(err)) = hold.await {
+        if let Some(mut hold) = hold {
+            if let Ok(Err(err)) = (&mut hold.0).await {
                 return Err(err.into());
             }
         }
@@ -399,6 +399,16 @@ impl Manager {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Aborts the task when dropped: if `run` is dropped (its task aborted), the lease is no longer
+/// renewed, exactly as if the process had died.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

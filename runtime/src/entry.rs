@@ -1,0 +1,242 @@
+//! The operator binary's entry point: one call gives every operator the same command line.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+//!
+//! async fn reconcile(_cm: Arc<ConfigMap>, _ctx: Context<()>) -> Result<Action, ReconcileError> {
+//!     Ok(Action::await_change())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     kubeforge::entry::run("my-operator", async |mgr| {
+//!         Controller::managed_by(mgr).for_::<ConfigMap>(Watch::new()).complete(reconcile, ())?;
+//!         Ok(())
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! Subcommands: `run` (the default), `crds` (every registered CRD as YAML), `rbac` (the
+//! ClusterRole, or a Role with `--namespace`). Flags: `--kubeconfig`, `--namespace`,
+//! `--leader-elect`, `--metrics-bind-address`, `--health-probe-bind-address`, `--log-format`.
+//!
+//! The setup closure returns `anyhow::Result` because it is the operator's `main` code, where
+//! any error just needs to be reported.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::leader_election::LeaderElectionConfig;
+use crate::manager::{Manager, ManagerConfig};
+
+/// The operator's command line.
+#[derive(Debug, Parser)]
+#[command(about = "A Kubernetes operator built with kubeforge")]
+pub struct Cli {
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `run` (global: accepted before or after any subcommand).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controllers (the default).
+    Run,
+    /// Print every registered CustomResourceDefinition as YAML, for `kubectl apply -f -`.
+    Crds,
+    /// Print the RBAC ClusterRole the operator needs (a Role with --namespace), as YAML.
+    Rbac {
+        /// Print a namespaced Role for this namespace instead of a ClusterRole.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Include the Lease permissions leader election needs.
+        #[arg(long)]
+        leader_elect: bool,
+    },
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `run`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, global = true)]
+    pub namespace: Option<String>,
+    /// Elect a leader so that only one replica reconciles.
+    #[arg(long, global = true)]
+    pub leader_elect: bool,
+    /// Namespace of the leader election Lease (default: --namespace, else `default`).
+    #[arg(long, global = true)]
+    pub leader_election_namespace: Option<String>,
+    /// Address of `/metrics`; `0` disables it.
+    #[arg(long, default_value = "0.0.0.0:8080", global = true)]
+    pub metrics_bind_address: String,
+    /// Address of `/healthz` and `/readyz`; `0` disables it.
+    #[arg(long, default_value = "0.0.0.0:8081", global = true)]
+    pub health_probe_bind_address: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Seconds in-flight reconciles get to finish on SIGTERM.
+    #[arg(long, default_value_t = 30, global = true)]
+    pub graceful_shutdown_timeout: u64,
+}
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bind address did not parse.
+    #[error("invalid {flag} {value:?}: expected host:port (e.g. 0.0.0.0:8080, :8080) or 0 to disable")]
+    BadAddress {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// The kubeconfig could not be loaded.
+    #[error("failed to load the kubeconfig: {0}; pass --kubeconfig or set KUBECONFIG")]
+    Kubeconfig(String),
+}
+
+/// Parses `host:port`, `:port` (all interfaces) or `0` (disabled).
+pub fn parse_bind_address(flag: &'static str, value: &str) -> Result<Option<SocketAddr>, Error> {
+    let bad = || Error::BadAddress { flag, value: value.to_owned() };
+    match value.trim() {
+        "0" | "" => Ok(None),
+        v if v.starts_with(':') => format!("0.0.0.0{v}").parse().map(Some).map_err(|_| bad()),
+        v => v.parse().map(Some).map_err(|_| bad()),
+    }
+}
+
+/// Installs the tracing subscriber (`RUST_LOG`, default `info`) in `format`.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A subscriber may already be installed (tests, embedding): keep it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| Error::Kubeconfig(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))
+}
+
+/// The [`ManagerConfig`] the flags describe (leader election lease: `<operator>-leader`).
+pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, Error> {
+    let leader_election = args.leader_elect.then(|| {
+        let ns = args.leader_election_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".to_owned());
+        LeaderElectionConfig::new(ns, format!("{operator}-leader"))
+    });
+    Ok(ManagerConfig {
+        namespace: args.namespace.clone(),
+        leader_election,
+        metrics_bind_address: parse_bind_address("--metrics-bind-address", &args.metrics_bind_address)?,
+        health_probe_bind_address: parse_bind_address("--health-probe-bind-address", &args.health_probe_bind_address)?,
+        graceful_shutdown_timeout: Duration::from_secs(args.graceful_shutdown_timeout),
+        ..ManagerConfig::default()
+    })
+}
+
+/// Parses the process's arguments and runs the operator named `operator`; `setup` adds the
+/// controllers to the manager. Returns the process exit code (errors are printed).
+pub async fn run(operator: &str, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> ExitCode {
+    run_cli(operator, Cli::parse(), setup).await
+}
+
+/// [`run`] with already parsed arguments (tests, custom `main`s).
+pub async fn run_cli(operator: &str, cli: Cli, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> ExitCode {
+    let result = match cli.command {
+        Some(Command::Crds) => crate::registry::crds_yaml().map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from),
+        Some(Command::Rbac { namespace, leader_elect }) => {
+            let leader_elect = leader_elect || cli.run.leader_elect;
+            let namespace = namespace.or(cli.run.namespace);
+            crate::registry::rbac_yaml(operator, namespace.as_deref(), leader_elect)
+                .map(|yaml| print!("{yaml}"))
+                .map_err(anyhow::Error::from)
+        }
+        Some(Command::Run) | None => run_manager(operator, &cli.run, setup).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_manager(operator: &str, args: &RunArgs, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let config = manager_config(operator, args)?;
+    let client = client_for(args.kubeconfig.as_ref()).await?;
+    let mut manager = Manager::new(client, config).await?;
+    setup(&mut manager).await?;
+    tracing::info!(operator, "starting manager");
+    manager.run().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_is_the_default_and_flags_parse() {
+        let cli = Cli::try_parse_from(["op", "--namespace", "ns", "--leader-elect", "--log-format", "json", "--metrics-bind-address", ":9090"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.log_format, LogFormat::Json);
+        let config = manager_config("op", &cli.run).unwrap();
+        assert_eq!(config.namespace.as_deref(), Some("ns"));
+        assert_eq!(config.metrics_bind_address, Some("0.0.0.0:9090".parse().unwrap()));
+        let lease = config.leader_election.unwrap();
+        assert_eq!((lease.lease_namespace.as_str(), lease.lease_name.as_str()), ("ns", "op-leader"));
+    }
+
+    #[test]
+    fn subcommands_and_disabled_addresses() {
+        let cli = Cli::try_parse_from(["op", "rbac", "--namespace", "ns"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Rbac { namespace: Some(ref n), .. }) if n == "ns"));
+        let cli = Cli::try_parse_from(["op", "crds"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Crds)));
+        let cli = Cli::try_parse_from(["op", "run", "--health-probe-bind-address", "0"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run)));
+        assert_eq!(manager_config("op", &cli.run).unwrap().health_probe_bind_address, None);
+        let err = parse_bind_address("--metrics-bind-address", "nonsense").unwrap_err();
+        assert!(err.to_string().contains("--metrics-bind-address"), "{err}");
+        assert!(Cli::try_parse_from(["op", "--log-format", "xml"]).is_err());
+    }
+}
