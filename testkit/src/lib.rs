@@ -1,7 +1,55 @@
 //! An embedded Kubernetes API server for tests: the real REST API over plain HTTP on loopback.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = kubeforge_testkit::ApiServer::start().await?;
+//! let client = server.client(); // a kube::Client
+//! server.write_kubeconfig(std::path::Path::new("kubeconfig"))?; // for kubectl
+//! # Ok(()) }
+//! ```
+//!
+//! What it serves: built-in kinds (one table, [`resources`]), CRDs with schema validation,
+//! pruning and defaulting, discovery, CRUD with real metadata stamping, one global
+//! resourceVersion, the four patch types (server-side apply with simplified field ownership,
+//! see [`apply`]), status and scale subresources, finalizers, garbage collection through
+//! ownerReferences, selectors, pagination, Table output, watches with bookmarks and a bounded
+//! history window, and `Status` errors shaped like the real server's.
+//!
+//! What it does not: there is no scheduler, kubelet or controller besides the garbage
+//! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
+//! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
+//! Built-in kinds are not schema-validated beyond their names. Objects are stored in the
+//! version they were written through; other served versions of a CRD see them with only
+//! `apiVersion` rewritten (conversion strategy `None`).
 
+pub mod apply;
+pub mod cluster;
 pub mod control_plane;
+pub mod crd;
+pub mod discovery;
+pub mod error;
+pub mod faults;
+pub mod filter;
+pub mod gc;
+mod handlers;
+pub mod kubeconfig;
 pub mod names;
+pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod query;
+pub mod resources;
+pub mod scale;
 pub mod schema;
 pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
 pub mod strategic;
+pub mod table;
+mod watch;
+
+pub use cluster::TestCluster;
+pub use error::Error;
+pub use faults::{Faults, RequestMatch};
+pub use server::{ApiServer, ApiServerBuilder};

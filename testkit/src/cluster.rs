@@ -1,0 +1,90 @@
+//! [`TestCluster`]: the server a test talks to, embedded or external, chosen by environment.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::faults::Faults;
+use crate::server::ApiServer;
+
+/// Environment variable naming a kubeconfig of an external cluster to test against.
+pub const KUBECONFIG_ENV: &str = "KUBEFORGE_TEST_KUBECONFIG";
+
+/// The API server under test. Tests written against this run unchanged against the embedded
+/// server and against a real kube-apiserver (or a control plane started by the testkit).
+pub enum TestCluster {
+    /// The in-process server (its kubeconfig is written to a temporary file).
+    Embedded(ApiServer),
+    /// A server given by a kubeconfig file.
+    External { kubeconfig_path: PathBuf, client: kube::Client },
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestCluster::Embedded(server) => f.debug_tuple("Embedded").field(server).finish(),
+            TestCluster::External { kubeconfig_path, .. } => f.debug_struct("External").field("kubeconfig_path", kubeconfig_path).finish(),
+        }
+    }
+}
+
+impl TestCluster {
+    /// Uses the cluster named by `KUBEFORGE_TEST_KUBECONFIG` when set, else starts an embedded server.
+    pub async fn from_env() -> Result<TestCluster, Error> {
+        match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
+            Some(path) => Self::external(Path::new(&path)).await,
+            None => Self::embedded(ApiServer::start().await?),
+        }
+    }
+
+    /// Wraps a started embedded server, writing its kubeconfig to a temporary file.
+    pub fn embedded(server: ApiServer) -> Result<TestCluster, Error> {
+        server
+            .kubeconfig_path()
+            .map_err(|e| Error::Kubeconfig { path: std::env::temp_dir().display().to_string(), message: e.to_string() })?;
+        Ok(TestCluster::Embedded(server))
+    }
+
+    /// Connects to the cluster of a kubeconfig file (its current context).
+    pub async fn external(path: &Path) -> Result<TestCluster, Error> {
+        let err = |message: String| Error::Kubeconfig { path: path.display().to_string(), message };
+        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let url = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|e| Error::Client { url, message: e.to_string() })?;
+        Ok(TestCluster::External { kubeconfig_path: path.to_path_buf(), client })
+    }
+
+    pub fn client(&self) -> kube::Client {
+        match self {
+            TestCluster::Embedded(server) => server.client(),
+            TestCluster::External { client, .. } => client.clone(),
+        }
+    }
+
+    /// A kubeconfig file for `kubectl` and child processes.
+    pub fn kubeconfig_path(&self) -> &Path {
+        match self {
+            // Written by `embedded()`; an empty path only if that write failed, which it reports.
+            TestCluster::Embedded(server) => server.kubeconfig_path().unwrap_or(Path::new("")),
+            TestCluster::External { kubeconfig_path, .. } => kubeconfig_path,
+        }
+    }
+
+    /// Fault injection, available only for the embedded server.
+    pub fn faults(&self) -> Option<Faults> {
+        match self {
+            TestCluster::Embedded(server) => Some(server.faults()),
+            TestCluster::External { .. } => None,
+        }
+    }
+
+    /// The embedded server, when that is what runs.
+    pub fn server(&self) -> Option<&ApiServer> {
+        match self {
+            TestCluster::Embedded(server) => Some(server),
+            TestCluster::External { .. } => None,
+        }
+    }
+}

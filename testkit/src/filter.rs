@@ -1,0 +1,94 @@
+//! Label and field selectors of list and watch requests, checked against what each kind supports.
+
+use serde_json::Value;
+
+use crate::query::Query;
+use crate::resources::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult};
+use crate::store::Stored;
+
+/// The selectors of one request; `None` selects everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+}
+
+/// The value of a dotted field path (`spec.nodeName`) as a field selector compares it.
+pub fn field_value(obj: &Value, path: &str) -> Option<String> {
+    let mut cur = obj;
+    for part in path.split('.') {
+        cur = cur.get(part)?;
+    }
+    match cur {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Filter {
+    pub fn parse(info: &ResourceInfo, query: &Query) -> ApiResult<Filter> {
+        let mut f = Filter::default();
+        if let Some(s) = query.get("labelSelector") {
+            let sel = LabelSelector::parse(s)
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            if !sel.is_everything() {
+                f.labels = Some(sel);
+            }
+        }
+        if let Some(s) = query.get("fieldSelector") {
+            let sel = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message))?;
+            sel.check_supported(|field| {
+                field == "metadata.name" || field == "metadata.namespace" || info.field_selectors.iter().any(|x| x == field)
+            })
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "Unable to find {:?} that match label selector {:?}, field selector {s:?}: {}",
+                    format!("{}, Resource={}", info.api_version(), info.plural),
+                    query.get("labelSelector").unwrap_or_default(),
+                    e.message
+                ))
+            })?;
+            if !sel.is_everything() {
+                f.fields = Some(sel);
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    pub fn matches(&self, obj: &Stored) -> bool {
+        if let Some(l) = &self.labels {
+            if !l.matches(&obj.labels) {
+                return false;
+            }
+        }
+        match &self.fields {
+            None => true,
+            Some(f) => {
+                let v = obj.value();
+                f.matches(|path| field_value(&v, path))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_values_are_read_by_dotted_path() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": true}});
+        assert_eq!(field_value(&pod, "spec.nodeName").as_deref(), Some("n1"));
+        assert_eq!(field_value(&pod, "spec.hostNetwork").as_deref(), Some("true"));
+        assert_eq!(field_value(&pod, "status.phase"), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! HTTP routing: turns a request path into a resource target and a verb, applies faults and
+//! counters, then hands over to the read, write and watch handlers.
+//!
+//! Paths: `/api/v1/...` and `/apis/{group}/{version}/...`, each followed by
+//! `[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]`.
+
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+
+use crate::query::Query;
+use crate::resources::ResourceInfo;
+use crate::server::Shared;
+use crate::status::{ApiError, ApiResult};
+use crate::{discovery, openapi, watch};
+
+/// Largest request body accepted (the real server's limit is 3 MiB per object; lists of
+/// patches can be larger).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request<Body>| {
+        let shared = shared.clone();
+        async move { handle(shared, req).await }
+    })
+}
+
+/// A request aimed at a resource.
+pub(crate) struct Ctx {
+    pub shared: Arc<Shared>,
+    pub info: Arc<ResourceInfo>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Ctx {
+    /// Whether the client asked for `meta.k8s.io/v1` Table output.
+    pub fn wants_table(&self) -> bool {
+        self.headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next()
+            .is_some_and(|first| first.contains("as=Table"))
+    }
+
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+}
+
+/// What a path addresses.
+enum Route {
+    /// Discovery, health, version, OpenAPI: answered without touching objects.
+    Info(Response<Body>),
+    Resource { info: Arc<ResourceInfo>, namespace: Option<String>, name: Option<String>, sub: Option<String> },
+}
+
+fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
+    match (method.as_str(), has_name) {
+        ("GET", true) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "other",
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let path = parts.uri.path().to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let route = match resolve(&shared, &parts.method, &parts.headers, &segs) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let watching = query.flag("watch").unwrap_or(false);
+    let (verb, resource) = match &route {
+        Route::Info(_) => ("get", None),
+        Route::Resource { info, name, .. } => (verb_of(&parts.method, name.is_some(), watching), Some(info.plural.clone())),
+    };
+    tracing::debug!(method = %parts.method, %path, verb, "request");
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(err) = shared.faults.on_request(verb, resource.as_deref()) {
+        return err.into_response();
+    }
+    let (info, namespace, name, sub) = match route {
+        Route::Info(resp) => return resp,
+        Route::Resource { info, namespace, name, sub } => (info, namespace, name, sub),
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(413, "RequestEntityTooLarge", format!("failed to read the request body: {e}")).into_response();
+        }
+    };
+    let ctx = Ctx { shared, info, namespace, name, sub, query, headers: parts.headers, body };
+    let result = match verb {
+        "watch" => watch::serve(ctx).await,
+        "get" => read::get(&ctx),
+        "list" => read::list(&ctx),
+        "create" if ctx.name.is_none() => write::create(&ctx),
+        "update" if ctx.name.is_some() => write::update(&ctx),
+        "patch" if ctx.name.is_some() => write::patch(&ctx),
+        "delete" => write::delete(&ctx),
+        "deletecollection" => write::delete_collection(&ctx),
+        _ => Err(ApiError::method_not_allowed()),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Maps a path to what it addresses, or to the 404 the real server sends.
+fn resolve(shared: &Shared, method: &Method, headers: &HeaderMap, segs: &[&str]) -> ApiResult<Route> {
+    let get_only = || if *method == Method::GET || *method == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed()) };
+    let store = shared.store.lock();
+    let reg = &store.registry;
+    let (group, version, rest) = match segs {
+        [] => {
+            get_only()?;
+            return Ok(Route::Info(discovery::root_paths(reg)));
+        }
+        ["healthz" | "readyz" | "livez", ..] => {
+            get_only()?;
+            return Ok(Route::Info(text(StatusCode::OK, "ok")));
+        }
+        ["version"] => {
+            get_only()?;
+            return Ok(Route::Info(discovery::version()));
+        }
+        ["openapi", "v2"] => {
+            get_only()?;
+            return Ok(Route::Info(openapi::v2(reg)));
+        }
+        ["openapi", "v3"] => {
+            get_only()?;
+            return Ok(Route::Info(openapi::v3_index(reg)));
+        }
+        ["openapi", "v3", rest @ ..] => {
+            get_only()?;
+            return Ok(Route::Info(openapi::v3_group_version(reg, &rest.join("/"))?));
+        }
+        ["api"] => {
+            get_only()?;
+            return Ok(Route::Info(discovery::api_versions(headers)));
+        }
+        ["apis"] => {
+            get_only()?;
+            return Ok(Route::Info(discovery::api_groups(reg, headers)));
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g] => {
+            get_only()?;
+            return Ok(Route::Info(discovery::api_group(reg, g)?));
+        }
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    if !reg.has_group_version(group, version) {
+        return Err(ApiError::no_route());
+    }
+    if rest.is_empty() {
+        get_only()?;
+        return Ok(Route::Info(discovery::resource_list(reg, group, version)));
+    }
+    let namespaced_path = rest[0] == "namespaces" && rest.len() >= 3 && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
+    let (namespace, rest) = if namespaced_path { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+    let (plural, name, sub) = match rest {
+        [r] => (*r, None, None),
+        [r, n] => (*r, Some(n.to_string()), None),
+        [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
+        _ => return Err(ApiError::no_route()),
+    };
+    let info = reg.get(group, version, plural).ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !info.namespaced {
+        return Err(ApiError::no_route());
+    }
+    if let Some(s) = &sub {
+        let ok = match s.as_str() {
+            "status" => info.status,
+            "scale" => info.scale.is_some(),
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::no_route());
+        }
+    }
+    Ok(Route::Resource { info, namespace, name, sub })
+}
+
+pub(crate) fn text(code: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// A JSON response from already-serialized bytes.
+pub(crate) fn json_bytes(code: StatusCode, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = code;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+pub(crate) fn json_value(code: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    json_bytes(code, serde_json::to_vec(v).unwrap_or_default())
+}

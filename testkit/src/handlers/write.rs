@@ -1,0 +1,183 @@
+//! POST, PUT, PATCH and DELETE on resources and their status/scale subresources.
+
+use axum::body::Body;
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::read::{object_response, with_version};
+use super::{Ctx, json_value};
+use crate::filter::Filter;
+use crate::gc::{self, DeleteOptions};
+use crate::objects::{self, Part, WriteOptions, obj_key};
+use crate::status::{ApiError, ApiResult};
+use crate::store::ReadAt;
+use crate::{apply, patch, scale};
+
+const BODY_TYPES: &[&str] = &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+
+fn write_options(ctx: &Ctx) -> ApiResult<WriteOptions> {
+    let dry_run = match ctx.query.get("dryRun") {
+        None => false,
+        Some("All") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!("unsupported dryRun value {v:?}: the only supported value is \"All\"")));
+        }
+    };
+    let strict = match ctx.query.get("fieldValidation") {
+        None | Some("Ignore" | "Warn") => false,
+        Some("Strict") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {v:?}"
+            )));
+        }
+    };
+    Ok(WriteOptions { dry_run, strict })
+}
+
+/// Decodes a JSON (or YAML) request body into an object.
+pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
+    let ct = ctx.content_type();
+    let v: Value = match ct.as_str() {
+        "" | "application/json" => serde_json::from_slice(&ctx.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        "application/yaml" => serde_yaml::from_slice(&ctx.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?,
+        other => return Err(ApiError::unsupported_media_type(other, BODY_TYPES)),
+    };
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the request body must be a {} object, not {}",
+            ctx.info.kind,
+            kind_of(&v)
+        )));
+    }
+    Ok(v)
+}
+
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub(crate) fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let body = decode_body(ctx)?;
+    let opts = write_options(ctx)?;
+    let mut store = ctx.shared.store.lock();
+    let stored = objects::create(&mut store, &ctx.info, ctx.namespace.as_deref(), body, &opts)?;
+    drop(store);
+    let code = if opts.dry_run { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(object_response(&ctx.info, code, &stored))
+}
+
+fn part(ctx: &Ctx) -> Part {
+    if ctx.sub.as_deref() == Some("status") { Part::Status } else { Part::Main }
+}
+
+pub(crate) fn update(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let body = decode_body(ctx)?;
+    let opts = write_options(ctx)?;
+    let name = ctx.name.as_deref().unwrap_or_default();
+    let mut store = ctx.shared.store.lock();
+    if ctx.sub.as_deref() == Some("scale") {
+        let scale_obj = scale::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, body, &opts)?;
+        return Ok(json_value(StatusCode::OK, &scale_obj));
+    }
+    let stored = objects::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, body, part(ctx), &opts)?;
+    Ok(object_response(&ctx.info, StatusCode::OK, &stored))
+}
+
+pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let ct = ctx.content_type();
+    let kind = patch::PatchType::from_content_type(&ct)?;
+    let opts = write_options(ctx)?;
+    let name = ctx.name.as_deref().unwrap_or_default();
+    let mut store = ctx.shared.store.lock();
+    let key = obj_key(&ctx.info, ctx.namespace.as_deref(), name);
+    let existing = store.get(&ctx.info.key(), &key);
+    if kind == patch::PatchType::Apply {
+        let manager = ctx.query.get("fieldManager").ok_or_else(|| {
+            ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter (e.g. ?fieldManager=my-controller)")
+        })?;
+        let force = ctx.query.flag("force")?;
+        let applied = apply::parse(&ctx.body)?;
+        if ctx.sub.as_deref() == Some("scale") {
+            return Err(ApiError::unsupported_media_type(&ct, &patch::PATCH_TYPES[..3]));
+        }
+        let (stored, created) =
+            apply::apply(&mut store, &ctx.info, ctx.namespace.as_deref(), name, existing, applied, manager, force, part(ctx), &opts)?;
+        let code = if created && !opts.dry_run { StatusCode::CREATED } else { StatusCode::OK };
+        return Ok(object_response(&ctx.info, code, &stored));
+    }
+    let Some(existing) = existing else {
+        return Err(ApiError::not_found(&ctx.info.group_resource(), name));
+    };
+    if ctx.sub.as_deref() == Some("scale") {
+        let current = scale::to_scale(&ctx.info, &existing.value())?;
+        let patched = patch::apply_patch(kind, &current, &ctx.body, "autoscaling/v1/Scale")?;
+        let scale_obj = scale::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, patched, &opts)?;
+        return Ok(json_value(StatusCode::OK, &scale_obj));
+    }
+    if kind == patch::PatchType::Strategic && ctx.info.custom.is_some() {
+        return Err(ApiError::unsupported_media_type(&ct, &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]));
+    }
+    let current = with_version(&ctx.info, existing.value());
+    let patched = patch::apply_patch(kind, &current, &ctx.body, &ctx.info.patch_kind())?;
+    let stored = objects::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, patched, part(ctx), &opts)?;
+    Ok(object_response(&ctx.info, StatusCode::OK, &stored))
+}
+
+fn delete_options(ctx: &Ctx) -> ApiResult<DeleteOptions> {
+    let body: Option<Value> = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?)
+    };
+    DeleteOptions::parse(body.as_ref(), &ctx.query)
+}
+
+pub(crate) fn delete(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    if ctx.sub.is_some() {
+        return Err(ApiError::method_not_allowed());
+    }
+    let opts = delete_options(ctx)?;
+    let name = ctx.name.as_deref().unwrap_or_default();
+    let key = obj_key(&ctx.info, ctx.namespace.as_deref(), name);
+    let mut store = ctx.shared.store.lock();
+    let stored = gc::delete(&mut store, &ctx.info, &key, &opts)?;
+    let still_there = store.get(&ctx.info.key(), &key).is_some();
+    drop(store);
+    // The real server answers 202 Accepted while finalizers hold the object, 200 once it is gone.
+    let code = if still_there && !opts.dry_run { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok(object_response(&ctx.info, code, &stored))
+}
+
+pub(crate) fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let opts = delete_options(ctx)?;
+    let filter = Filter::parse(&ctx.info, &ctx.query)?;
+    let mut store = ctx.shared.store.lock();
+    let (items, _) = store
+        .list(&ctx.info.key(), ctx.namespace.as_deref(), ReadAt::Latest, None, None, |s| filter.is_everything() || filter.matches(s))
+        .map_err(|e| ApiError::too_old(e.asked, e.oldest))?;
+    let keys: Vec<_> = items
+        .iter()
+        .map(|s| {
+            let v = s.value();
+            obj_key(&ctx.info, v["metadata"]["namespace"].as_str(), v["metadata"]["name"].as_str().unwrap_or_default())
+        })
+        .collect();
+    let deleted = gc::delete_collection(&mut store, &ctx.info, keys, &opts)?;
+    let rv = store.current_rv();
+    drop(store);
+    let items: Vec<Value> = deleted.iter().map(|s| with_version(&ctx.info, s.value())).collect();
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"kind": ctx.info.list_kind(), "apiVersion": ctx.info.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+    ))
+}

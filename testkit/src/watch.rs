@@ -1,0 +1,293 @@
+//! Watch streams: newline-delimited JSON events over a chunked HTTP response, replayed from
+//! history after a resourceVersion, with bookmarks, timeouts, selectors and initial events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::filter::Filter;
+use crate::handlers::{Ctx, json_bytes};
+use crate::resources::ResourceInfo;
+use crate::status::{ApiError, ApiResult, Cause};
+use crate::store::{Event, EventType, Stored, WatchStart};
+use crate::table;
+
+/// The real server's default: a random duration between 30 and 60 minutes; we take the lower bound.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Parsed and validated watch parameters.
+struct Params {
+    from: Option<u64>,
+    initial: bool,
+    /// `sendInitialEvents=true`: end the initial state with an annotated BOOKMARK.
+    initial_end_bookmark: bool,
+    bookmarks: bool,
+    timeout: Duration,
+}
+
+fn list_options_invalid(field: &str, message: &str) -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![Cause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {message}"), field: field.into() }],
+    )
+}
+
+fn params(ctx: &Ctx) -> ApiResult<Params> {
+    let q = &ctx.query;
+    let rv = q.resource_version()?;
+    let bookmarks = q.flag("allowWatchBookmarks")?;
+    let send_initial = q.flag_opt("sendInitialEvents")?;
+    let timeout = match q.uint("timeoutSeconds")? {
+        None | Some(0) => DEFAULT_TIMEOUT,
+        Some(s) => Duration::from_secs(s),
+    };
+    let rv_match = q.get("resourceVersionMatch");
+    match (send_initial, rv_match) {
+        (Some(_), Some("NotOlderThan")) => {}
+        (Some(_), _) => {
+            return Err(list_options_invalid(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(list_options_invalid(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ));
+        }
+        (None, None) => {}
+    }
+    if send_initial == Some(true) && !bookmarks {
+        return Err(list_options_invalid("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+    }
+    Ok(match send_initial {
+        Some(true) => Params { from: None, initial: true, initial_end_bookmark: true, bookmarks, timeout },
+        Some(false) => Params { from: rv.filter(|r| *r > 0), initial: false, initial_end_bookmark: false, bookmarks, timeout },
+        None => match rv {
+            None | Some(0) => Params { from: None, initial: true, initial_end_bookmark: false, bookmarks, timeout },
+            Some(r) => Params { from: Some(r), initial: false, initial_end_bookmark: false, bookmarks, timeout },
+        },
+    })
+}
+
+/// Turns one store event into the event this watcher sees, given its selectors
+/// (an object leaving the selection is DELETED, one entering it ADDED).
+fn visible(filter: &Filter, ev: &Event) -> Option<EventType> {
+    if filter.is_everything() {
+        return Some(ev.kind);
+    }
+    let now = filter.matches(&ev.obj);
+    match ev.kind {
+        EventType::Added => now.then_some(EventType::Added),
+        EventType::Deleted => (now || ev.prev.as_ref().is_some_and(|p| filter.matches(p))).then_some(EventType::Deleted),
+        EventType::Modified => {
+            let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+            match (before, now) {
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+/// Writes event lines for one watcher.
+struct Encoder {
+    info: Arc<ResourceInfo>,
+    table: bool,
+    columns_sent: bool,
+}
+
+impl Encoder {
+    fn line(&mut self, kind: &str, obj: &Stored) -> Bytes {
+        let want = self.info.api_version();
+        if self.table || obj.api_version != want {
+            let mut v = obj.value();
+            v["apiVersion"] = json!(want);
+            if self.table {
+                let t = table::table(&self.info, &[v], &obj.rv.to_string(), None, !self.columns_sent);
+                self.columns_sent = true;
+                return value_line(kind, &t);
+            }
+            return value_line(kind, &v);
+        }
+        let mut b = BytesMut::with_capacity(obj.bytes.len() + 32);
+        b.put_slice(b"{\"type\":\"");
+        b.put_slice(kind.as_bytes());
+        b.put_slice(b"\",\"object\":");
+        b.put_slice(&obj.bytes);
+        b.put_slice(b"}\n");
+        b.freeze()
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        value_line("BOOKMARK", &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta}))
+    }
+}
+
+fn value_line(kind: &str, obj: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// Handles `?watch=true`: validates, opens the watch under the store lock (so no event is
+/// missed or duplicated), then streams from a background task.
+pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let p = params(&ctx)?;
+    let mut filter = Filter::parse(&ctx.info, &ctx.query)?;
+    if let Some(name) = &ctx.name {
+        // Watching one object: the legacy path form of `fieldSelector=metadata.name=<name>`.
+        let mut q = ctx.query.clone();
+        let fs = match q.get("fieldSelector") {
+            Some(f) => format!("{f},metadata.name={name}"),
+            None => format!("metadata.name={name}"),
+        };
+        q = crate::query::Query::parse(Some(&format!(
+            "fieldSelector={}&labelSelector={}",
+            encode(&fs),
+            encode(ctx.query.get("labelSelector").unwrap_or_default())
+        )));
+        filter = Filter::parse(&ctx.info, &q)?;
+    }
+    let start = {
+        let mut store = ctx.shared.store.lock();
+        store
+            .watch(&ctx.info.key(), ctx.namespace.as_deref(), p.from, p.initial)
+            .map_err(|e| ApiError::too_old(e.asked, e.oldest))?
+    };
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
+    let enc = Encoder { info: ctx.info.clone(), table: ctx.wants_table(), columns_sent: false };
+    let shared = ctx.shared.clone();
+    tokio::spawn(async move {
+        run(shared, start, p, filter, enc, out_tx).await;
+    });
+    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Ok(json_bytes(StatusCode::OK, Body::from_stream(stream)))
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// The body of one watch stream.
+async fn run(shared: Arc<crate::server::Shared>, start: WatchStart, p: Params, filter: Filter, mut enc: Encoder, out: mpsc::Sender<Bytes>) {
+    let WatchStart { initial, backlog, rv: start_rv, mut rx, expired } = start;
+    let mut last_rv = p.from.unwrap_or(start_rv);
+    for obj in initial {
+        if (filter.is_everything() || filter.matches(&obj)) && out.send(enc.line("ADDED", &obj)).await.is_err() {
+            return;
+        }
+    }
+    if p.initial_end_bookmark && out.send(enc.bookmark(start_rv, true)).await.is_err() {
+        return;
+    }
+    let skip_upto = p.from.unwrap_or(0);
+    for ev in backlog {
+        if let Some(kind) = visible(&filter, &ev) {
+            if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
+                return;
+            }
+        }
+        last_rv = last_rv.max(ev.rv);
+    }
+    let deadline = tokio::time::sleep(p.timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(shared.bookmark_interval);
+    tick.tick().await;
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                if ev.rv <= skip_upto {
+                    continue;
+                }
+                last_rv = last_rv.max(ev.rv);
+                if let Some(kind) = visible(&filter, &ev) {
+                    if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = tick.tick(), if p.bookmarks => {
+                // Everything up to `now` is already in our channel: drain it, then bookmark.
+                let now = shared.store.lock().current_rv();
+                while let Ok(ev) = rx.try_recv() {
+                    last_rv = last_rv.max(ev.rv);
+                    if ev.rv > skip_upto {
+                        if let Some(kind) = visible(&filter, &ev) {
+                            if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let rv = now.max(last_rv).max(skip_upto);
+                if out.send(enc.bookmark(rv, false)).await.is_err() {
+                    return;
+                }
+            }
+            _ = &mut deadline => return,
+            _ = out.closed() => return,
+            _ = shutdown.changed() => return,
+        }
+    }
+    if expired.load(Ordering::SeqCst) {
+        let status = ApiError::too_old(last_rv, shared.store.lock().oldest_rv()).to_status();
+        let _ = out.send(value_line("ERROR", &status)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::ResourceKey;
+    use std::collections::BTreeMap;
+
+    fn stored(labels: &[(&str, &str)]) -> Arc<Stored> {
+        Arc::new(Stored {
+            bytes: Bytes::from_static(b"{}"),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            uid: "u".into(),
+            api_version: "v1".into(),
+            owners: vec![],
+            rv: 2,
+        })
+    }
+
+    #[test]
+    fn objects_leaving_a_selector_are_deleted_and_entering_are_added() {
+        let info = crate::resources::Registry::default().get("", "v1", "configmaps").expect("configmaps");
+        let q = crate::query::Query::parse(Some("labelSelector=app%3Dweb"));
+        let f = Filter::parse(&info, &q).expect("selector");
+        let ev = |prev: Arc<Stored>, obj: Arc<Stored>| Event {
+            rv: 2,
+            resource: ResourceKey { group: String::new(), plural: "configmaps".into() },
+            key: ("default".into(), "x".into()),
+            kind: EventType::Modified,
+            obj,
+            prev: Some(prev),
+        };
+        assert_eq!(visible(&f, &ev(stored(&[("app", "web")]), stored(&[]))), Some(EventType::Deleted));
+        assert_eq!(visible(&f, &ev(stored(&[]), stored(&[("app", "web")]))), Some(EventType::Added));
+        assert_eq!(visible(&f, &ev(stored(&[]), stored(&[]))), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: a cluster from the environment and a fresh
+//! namespace per test, so the same tests run against a real kube-apiserver.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ObjectMeta, PostParams};
+use kubeforge_testkit::TestCluster;
+
+pub async fn cluster() -> TestCluster {
+    TestCluster::from_env().await.expect("test cluster (embedded, or KUBEFORGE_TEST_KUBECONFIG)")
+}
+
+/// Creates a uniquely named namespace and returns its name.
+pub async fn namespace(client: &kube::Client) -> String {
+    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    name
+}
+
+pub fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        },
+        data: Some([("k".to_string(), "v".to_string())].into()),
+        ..Default::default()
+    }
+}
+
+/// Prints why a fault-injection test is skipped (external clusters have no fault handle).
+pub fn skip(test: &str) {
+    eprintln!("note: {test} skipped: fault injection needs the embedded server (KUBEFORGE_TEST_KUBECONFIG is set)");
+}
+
+/// Runs `f` with a timeout so a hanging watch fails the test instead of the CI job.
+pub async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("timed out")
+}
+
+/// A raw request: (HTTP status, parsed JSON body or Null).
+pub async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    raw_with(client, method, path, content_type, None, body).await
+}
+
+pub async fn raw_with(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut b = http::Request::builder().method(method).uri(path);
+    if let Some(ct) = content_type {
+        b = b.header(http::header::CONTENT_TYPE, ct);
+    }
+    if let Some(a) = accept {
+        b = b.header(http::header::ACCEPT, a);
+    }
+    let req = b.body(kube::client::Body::from(body)).expect("request");
+    let resp = client.send(req).await.expect("send");
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await.expect("body");
+    (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// The `kube::Error::Api` status code of a result, for asserting on failures.
+pub fn code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> u16 {
+    match r {
+        Err(kube::Error::Api(s)) => s.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<kube::core::Status> {
+    match r {
+        Err(kube::Error::Api(s)) => s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
