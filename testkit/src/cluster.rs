@@ -9,6 +9,11 @@ use crate::server::ApiServer;
 /// Environment variable naming a kubeconfig of an external cluster to test against.
 pub const KUBECONFIG_ENV: &str = "KUBEFORGE_TEST_KUBECONFIG";
 
+/// Environment variable choosing the backend: `control-plane` runs against a real etcd +
+/// kube-apiserver that the test process starts once and shares ([`crate::control_plane`];
+/// binaries from `bash scripts/control-plane.sh`). It takes precedence over `KUBECONFIG_ENV`.
+pub const BACKEND_ENV: &str = "KUBEFORGE_TEST_BACKEND";
+
 /// The API server under test. Tests written against this run unchanged against the embedded
 /// server and against a real kube-apiserver (or a control plane started by the testkit).
 pub enum TestCluster {
@@ -28,8 +33,16 @@ impl std::fmt::Debug for TestCluster {
 }
 
 impl TestCluster {
-    /// Uses the cluster named by `KUBEFORGE_TEST_KUBECONFIG` when set, else starts an embedded server.
+    /// A shared real control plane when `KUBEFORGE_TEST_BACKEND=control-plane`, else the cluster
+    /// named by `KUBEFORGE_TEST_KUBECONFIG` when set, else a new embedded server.
     pub async fn from_env() -> Result<TestCluster, Error> {
+        if std::env::var(BACKEND_ENV).is_ok_and(|backend| backend == "control-plane") {
+            let plane = crate::control_plane::ControlPlane::shared().await.map_err(|e| Error::Client {
+                url: format!("the real control plane ({BACKEND_ENV}=control-plane)"),
+                message: e.to_string(),
+            })?;
+            return Self::external(plane.kubeconfig_path()).await;
+        }
         match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
             Some(path) => Self::external(Path::new(&path)).await,
             None => Self::embedded(ApiServer::start().await?),
