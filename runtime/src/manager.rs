@@ -110,7 +110,7 @@ impl Default for ManagerConfig {
 }
 
 /// Something the manager starts once this process leads, and stops on shutdown.
-pub trait Runnable: Send + 'static {
+pub trait Runnable: Send + Sync + 'static {
     /// Name for logs.
     fn name(&self) -> &str;
     /// Runs until `stop` fires, then stops taking new work and returns once in-flight work is

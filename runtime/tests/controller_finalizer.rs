@@ -1,0 +1,64 @@
+//! The finalizer flow end to end: added on first reconcile, cleanup on deletion, then gone.
+
+mod controller_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use controller_support::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::DeleteParams;
+use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+use kubeforge::finalizer::{Event, finalizer};
+use parking_lot::Mutex;
+
+const FINALIZER: &str = "kubeforge.io/cleanup";
+
+#[derive(Default)]
+struct Seen {
+    applied: Mutex<Vec<String>>,
+    cleaned: Mutex<Vec<String>>,
+}
+
+async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<Arc<Seen>>) -> Result<Action, ReconcileError> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client().clone(), NS);
+    let seen = ctx.data().clone();
+    finalizer(&api, FINALIZER, cm, move |event| async move {
+        match event {
+            Event::Apply(cm) => seen.applied.lock().push(cm.metadata.name.clone().unwrap_or_default()),
+            Event::Cleanup(cm) => seen.cleaned.lock().push(cm.metadata.name.clone().unwrap_or_default()),
+        }
+        Ok::<_, ReconcileError>(Action::await_change())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizer_is_added_cleanup_runs_on_delete_and_the_object_goes_away() {
+    let server = server().await;
+    let seen = Arc::new(Seen::default());
+    let mut mgr = manager(&server, config()).await;
+    Controller::managed_by(&mut mgr).for_::<ConfigMap>(Watch::new()).complete(reconcile, seen.clone()).unwrap();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+
+    let api = configmaps(&server);
+    create_cm(&server, "guarded", &[]).await;
+    eventually("apply ran", || seen.applied.lock().contains(&"guarded".to_owned())).await;
+    let stored = api.get("guarded").await.unwrap();
+    assert_eq!(stored.metadata.finalizers, Some(vec![FINALIZER.to_owned()]), "finalizer added before apply");
+    assert!(seen.cleaned.lock().is_empty());
+
+    api.delete("guarded", &DeleteParams::default()).await.unwrap();
+    eventually("cleanup ran", || seen.cleaned.lock().contains(&"guarded".to_owned())).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api.get_opt("guarded").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "object still present after cleanup");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.cleaned.lock().len(), 1, "cleanup ran once");
+
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap().unwrap();
+}

@@ -1,0 +1,114 @@
+//! Two managers on one Lease: only the leader reconciles; when it stops renewing, the other takes
+//! over within the lease duration; a leader whose lease is taken stops its controllers.
+
+mod controller_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use controller_support::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+use kubeforge::leader_election::LeaderElectionConfig;
+use kubeforge::manager::{Manager, ManagerConfig};
+use kubeforge_testkit::ApiServer;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(300);
+
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn elected_manager(server: &ApiServer, identity: &str, seen: &Seen) -> Manager {
+    let lease = LeaderElectionConfig::new(NS, "test-operator-leader").identity(identity).timing(LEASE, RENEW, RETRY);
+    let mut mgr = manager(server, ManagerConfig { leader_election: Some(lease), ..config() }).await;
+    let who = identity.to_owned();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(
+            move |cm: Arc<ConfigMap>, ctx: Context<Seen>| {
+                let who = who.clone();
+                async move {
+                    ctx.data().lock().push((who, cm.metadata.name.clone().unwrap_or_default()));
+                    Ok::<_, ReconcileError>(Action::await_change())
+                }
+            },
+            seen.clone(),
+        )
+        .unwrap();
+    mgr
+}
+
+fn reconcilers(seen: &Seen) -> Vec<String> {
+    let mut who: Vec<String> = seen.lock().iter().map(|(w, _)| w.clone()).collect();
+    who.sort();
+    who.dedup();
+    who
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reconciles_and_the_follower_takes_over() {
+    let server = server().await;
+    let seen: Seen = Arc::default();
+    let a = tokio::spawn(elected_manager(&server, "a", &seen).await.run());
+    // Give `a` the lease first, so the roles are known.
+    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holder = leases.get_opt("test-operator-leader").await.unwrap().and_then(|l| l.spec?.holder_identity);
+        if holder.as_deref() == Some("a") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a never acquired the lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = tokio::spawn(elected_manager(&server, "b", &seen).await.run());
+    for i in 0..5 {
+        create_cm(&server, &format!("c{i}"), &[]).await;
+    }
+    eventually("the leader reconciled all", || seen.lock().len() >= 5).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(reconcilers(&seen), vec!["a".to_owned()], "only the leader reconciles");
+
+    // The leader dies without releasing: nobody renews any more.
+    a.abort();
+    let died = Instant::now();
+    seen.lock().clear();
+    create_cm(&server, "after", &[]).await;
+    eventually("the follower reconciles", || seen.lock().iter().any(|(w, _)| w == "b")).await;
+    let takeover = died.elapsed();
+    assert!(takeover <= LEASE + RETRY * 2 + Duration::from_millis(500), "took over after {takeover:?}");
+    assert_eq!(reconcilers(&seen), vec!["b".to_owned()]);
+    b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_its_controllers() {
+    let server = server().await;
+    let seen: Seen = Arc::default();
+    let a = tokio::spawn(elected_manager(&server, "a", &seen).await.run());
+    create_cm(&server, "first", &[]).await;
+    eventually("the leader reconciles", || !seen.lock().is_empty()).await;
+
+    // Someone else takes the lease by force; `a` can no longer renew.
+    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    let mut lease = leases.get("test-operator-leader").await.unwrap();
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    spec.holder_identity = Some("intruder".into());
+    spec.lease_duration_seconds = Some(3600);
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    leases.replace("test-operator-leader", &PostParams::default(), &lease).await.unwrap();
+
+    let result = tokio::time::timeout(Duration::from_secs(20), a).await.expect("run returns after losing the lease").unwrap();
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("lost leadership"), "{err}");
+    seen.lock().clear();
+    create_cm(&server, "second", &[]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(seen.lock().is_empty(), "no reconcile after losing the lease");
+}
