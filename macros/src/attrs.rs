@@ -2,7 +2,7 @@
 //!
 //! Parsing only: values are checked in `model`, which turns these into what `emit` needs.
 
-use darling::util::{Flag, SpannedValue};
+use darling::util::{Flag, PreservedStrExpr, SpannedValue};
 use darling::{FromDeriveInput, FromField, FromMeta, FromVariant};
 use syn::{Expr, Ident, LitStr, Path, Type};
 
@@ -185,13 +185,13 @@ pub struct SchemaField {
     pub attrs: Vec<syn::Attribute>,
 
     #[darling(default)]
-    pub minimum: Option<Expr>,
+    pub minimum: Option<PreservedStrExpr>,
     #[darling(default)]
-    pub maximum: Option<Expr>,
+    pub maximum: Option<PreservedStrExpr>,
     pub exclusive_minimum: Flag,
     pub exclusive_maximum: Flag,
     #[darling(default)]
-    pub multiple_of: Option<Expr>,
+    pub multiple_of: Option<PreservedStrExpr>,
     #[darling(default)]
     pub min_length: Option<SpannedValue<u64>>,
     #[darling(default)]
@@ -209,12 +209,12 @@ pub struct SchemaField {
     pub max_properties: Option<SpannedValue<u64>>,
     /// The allowed values: `enum_values = ["a", "b"]`.
     #[darling(default)]
-    pub enum_values: Option<Expr>,
+    pub enum_values: Option<PreservedStrExpr>,
     #[darling(default)]
     pub format: Option<LitStr>,
     /// The default, as a literal (`3`, `"x"`, `true`, `[1, 2]`).
     #[darling(default)]
-    pub default: Option<Expr>,
+    pub default: Option<PreservedStrExpr>,
     /// The default, as JSON text (for objects): `default_json = r#"{"a": 1}"#`.
     #[darling(default)]
     pub default_json: Option<LitStr>,

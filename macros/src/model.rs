@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use darling::util::SpannedValue;
+use darling::util::{PreservedStrExpr, SpannedValue};
 use proc_macro2::Span;
 use regex::Regex;
 use serde_json::{Map, Value, json};
@@ -530,8 +530,8 @@ pub fn field_extensions(
 ) -> Map<String, Value> {
     let mut ext = Map::new();
     let shape = shape_of(&f.ty);
-    let mut number = |key: &str, e: &Option<syn::Expr>, ext: &mut Map<String, Value>| {
-        if let Some(e) = e {
+    let mut number = |key: &str, e: &Option<PreservedStrExpr>, ext: &mut Map<String, Value>| {
+        if let Some(PreservedStrExpr(e)) = e {
             match expr_to_number(e) {
                 Ok(n) => {
                     ext.insert(key.into(), n);
@@ -634,7 +634,7 @@ pub fn field_extensions(
         }
         ext.insert("pattern".into(), p.value().into());
     }
-    if let Some(e) = &f.enum_values {
+    if let Some(PreservedStrExpr(e)) = &f.enum_values {
         match expr_to_json(e) {
             Ok(Value::Array(values)) if !values.is_empty() => {
                 for v in &values {
@@ -674,7 +674,7 @@ pub fn field_extensions(
         ));
     }
     let default = match (&f.default, &f.default_json) {
-        (Some(e), _) => match expr_to_json(e) {
+        (Some(PreservedStrExpr(e)), _) => match expr_to_json(e) {
             Ok(v) => Some((v, e.span())),
             Err(e) => {
                 errors.push(e);

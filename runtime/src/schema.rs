@@ -531,18 +531,15 @@ pub fn strip_junctor_keywords(v: &mut Value) {
         strip_in_junctor(not);
     }
     for (k, child) in m.iter_mut() {
-        if ![
-            "default", "enum", "example", "allOf", "anyOf", "oneOf", "not",
-        ]
-        .contains(&k.as_str())
-        {
-            match child {
-                Value::Object(_) => strip_junctor_keywords(child),
-                Value::Array(xs) if k != "required" => {
-                    xs.iter_mut().for_each(strip_junctor_keywords)
-                }
-                _ => {}
+        match (k.as_str(), child) {
+            // Property names are data, not keywords.
+            ("properties", Value::Object(props)) => {
+                props.values_mut().for_each(strip_junctor_keywords)
             }
+            ("items" | "additionalProperties", child @ Value::Object(_)) => {
+                strip_junctor_keywords(child)
+            }
+            _ => {}
         }
     }
 }
@@ -555,8 +552,13 @@ fn strip_in_junctor(v: &mut Value) {
             }
             m.retain(|k, _| !k.starts_with("x-kubernetes-") || k == INT_OR_STRING);
             for (k, child) in m.iter_mut() {
-                if k != "enum" && k != "required" {
-                    strip_in_junctor(child);
+                match (k.as_str(), child) {
+                    // Property names are data, not keywords: strip inside each property's schema.
+                    ("properties", Value::Object(props)) => {
+                        props.values_mut().for_each(strip_in_junctor)
+                    }
+                    ("enum" | "required", _) => {}
+                    (_, child) => strip_in_junctor(child),
                 }
             }
         }

@@ -1,0 +1,17 @@
+// Compile-fail case; refresh the expected .stderr with: TRYBUILD=overwrite cargo test -p kubeforge-macros --test ui
+use kubeforge::CustomResource;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug)]
+#[kubeforge(group = "example.com", version = "v1")]
+pub struct FooSpec {
+    #[kubeforge(list_type = "map")]
+    pub ports: Vec<Port>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, schemars::JsonSchema)]
+pub struct Port {
+    pub name: String,
+}
+
+fn main() {}

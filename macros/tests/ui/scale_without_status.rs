@@ -1,0 +1,12 @@
+// Compile-fail case; refresh the expected .stderr with: TRYBUILD=overwrite cargo test -p kubeforge-macros --test ui
+use kubeforge::CustomResource;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug)]
+#[kubeforge(group = "example.com", version = "v1",
+    scale(spec_replicas_path = ".spec.size", status_replicas_path = ".status.replicas"))]
+pub struct FooSpec {
+    pub size: i32,
+}
+
+fn main() {}
