@@ -265,10 +265,9 @@ impl fmt::Display for LabelSelector {
     }
 }
 
-/// Go's `%#v` of a `[]string`, as `field.Invalid` prints slice values.
+/// A `[]string` bad value as `field.Invalid` prints it: JSON.
 fn go_string_slice(values: &[String]) -> String {
-    let inner: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
-    format!("[]string{{{}}}", inner.join(", "))
+    serde_json::to_string(values).unwrap_or_default()
 }
 
 /// `utilerrors.NewAggregate(..).Error()`: one message alone, several in brackets.
@@ -915,7 +914,7 @@ mod tests {
             LabelSelector::from_label_selector(&empty_in)
                 .unwrap_err()
                 .message,
-            "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"
+            "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty"
         );
     }
 

@@ -37,37 +37,40 @@ pub(crate) fn go_number(n: &serde_json::Number) -> String {
 }
 
 /// How `field.Error` prints a bad value: `%v` for numbers and booleans, `%q` for strings,
-/// `null` for nil, `%#v` for maps and lists.
+/// `null` for nil, and JSON (as Go's `json.Marshal`, HTML characters escaped) for maps and lists.
 pub(crate) fn go_value(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => go_number(n),
         Value::String(s) => go_quote(s),
-        Value::Array(_) | Value::Object(_) => go_sharp(v),
+        Value::Array(_) | Value::Object(_) => go_json(v),
     }
 }
 
-/// Go's `%#v` of a decoded JSON value (`map[string]interface {}{…}`, `[]interface {}{…}`).
-pub(crate) fn go_sharp(v: &Value) -> String {
+/// Go's `json.Marshal`: compact, keys sorted, `<`, `>`, `&` escaped.
+pub(crate) fn go_json(v: &Value) -> String {
+    let sorted = sort_keys(v);
+    serde_json::to_string(&sorted)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn sort_keys(v: &Value) -> Value {
     match v {
-        Value::Null => "interface {}(nil)".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => go_number(n),
-        Value::String(s) => go_quote(s),
-        Value::Array(items) => {
-            let inner: Vec<String> = items.iter().map(go_sharp).collect();
-            format!("[]interface {{}}{{{}}}", inner.join(", "))
-        }
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let inner: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", go_quote(k), go_sharp(&m[k])))
-                .collect();
-            format!("map[string]interface {{}}{{{}}}", inner.join(", "))
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sort_keys(&m[k])))
+                    .collect(),
+            )
         }
+        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
+        other => other.clone(),
     }
 }
 
@@ -100,8 +103,8 @@ mod tests {
             (json!(null), "null"),
             (json!(true), "true"),
             (
-                json!({"b": 1, "a": [null, "x"]}),
-                r#"map[string]interface {}{"a":[]interface {}{interface {}(nil), "x"}, "b":1}"#,
+                json!({"b": 1, "a": [null, "x<"]}),
+                r#"{"a":[null,"x\u003c"],"b":1}"#,
             ),
         ];
         for (v, want) in cases {

@@ -5,7 +5,6 @@
 //! message, as the server sorts them), and, only when the schema is structural, `ValidateDefaults`.
 
 use super::FieldError;
-use super::defaults::default_value;
 use super::go::go_value;
 use super::prune::prune_at;
 use super::validate::{compiled, validate_at};
@@ -86,9 +85,9 @@ fn nonempty_object(s: &Value, key: &str) -> bool {
         .is_some_and(|a| !a.is_empty())
 }
 
+/// A `[]string` bad value, which apimachinery renders as JSON.
 fn go_string_slice(values: &[&str]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
-    format!("[]string{{{}}}", quoted.join(", "))
+    serde_json::to_string(values).unwrap_or_default()
 }
 
 fn key(path: &str, child: &str, k: &str) -> String {
@@ -206,6 +205,9 @@ fn openapi_checks(s: &Value, path: &str, ctx: &Ctx, errs: &mut Vec<FieldError>) 
         && compiled(pattern).is_none()
     {
         let reason = match regex::Regex::new(pattern) {
+            Err(_) if go_syntax_error(pattern).is_some() => {
+                go_syntax_error(pattern).unwrap_or_default()
+            }
             Err(e) => e
                 .to_string()
                 .lines()
@@ -430,13 +432,9 @@ fn list_and_map_types(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
                             ));
                         }
                         if !required.contains(k) && !has_default(p) {
-                            errs.push(FieldError::invalid(
-                                &keys_path,
-                                &go_string_slice(&keys),
-                                &format!(
-                                    "entry {} must be a required property of the items or have a default, so that every item has its key",
-                                    go_quote(k)
-                                ),
+                            errs.push(FieldError::required(
+                                &format!("{path}.items.properties[{k}].default"),
+                                "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
                             ));
                         }
                     }
@@ -457,6 +455,20 @@ fn list_and_map_types(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
             }
         }
     }
+}
+
+/// Go's `regexp` message for the constructs RE2 refuses that people reach for most.
+fn go_syntax_error(pattern: &str) -> Option<String> {
+    for construct in ["(?<=", "(?<!", "(?=", "(?!"] {
+        if pattern.contains(construct) {
+            return Some(format!("invalid or unsupported Perl syntax: `{construct}`"));
+        }
+    }
+    let bytes = pattern.as_bytes();
+    bytes.windows(2).find_map(|w| {
+        (w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
+            .then(|| format!("invalid escape sequence: `\\{}`", w[1] as char))
+    })
 }
 
 fn has_newlines(s: &str) -> bool {
@@ -491,7 +503,7 @@ fn cel_rules(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::invalid(
                 &at("message"),
                 &go_quote(message),
-                "message must not contain line breaks",
+                "must not contain line breaks",
             ));
         } else if has_newlines(text.trim())
             && message.trim().is_empty()
@@ -609,12 +621,13 @@ fn invariants(s: &Value, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
             "must be false if x-kubernetes-int-or-string is true",
         ));
     }
-    let skip_any_of = int_or_string && is_int_or_string_any_of(s);
-    let skip_first_all_of_any_of = int_or_string
-        && s.get("allOf")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .is_some_and(is_int_or_string_any_of);
+    // The apiserver exempts the anyOf shape itself, with or without x-kubernetes-int-or-string.
+    let skip_any_of = is_int_or_string_any_of(s);
+    let skip_first_all_of_any_of = s
+        .get("allOf")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .is_some_and(is_int_or_string_any_of);
     value_validation(s, skip_any_of, skip_first_all_of_any_of, lvl, path, errs);
 
     let type_path = format!("{path}.type");
@@ -837,7 +850,7 @@ fn nested(
         forbid(
             errs,
             "x-kubernetes-preserve-unknown-fields",
-            "must be undefined to be structural",
+            "must be false to be structural",
         );
     }
     if flag(v, "x-kubernetes-embedded-resource") {
@@ -892,22 +905,14 @@ fn nested(
     }
 }
 
-/// Every structural node's value validations may only name fields and items the structure
-/// itself specifies (`validateStructuralCompleteness`).
+/// The root's value validations may only name fields and items the structure itself specifies
+/// (`validateStructuralCompleteness`; like the apiserver, value validations of nested nodes are
+/// not checked for completeness).
 fn completeness(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if !s.is_object() {
         return;
     }
     value_validation_completeness(s, Some(s), path, path, errs);
-    if let Some(items) = s.get("items").filter(|i| i.is_object()) {
-        completeness(items, &format!("{path}.items"), errs);
-    }
-    for (k, p) in props(s).into_iter().flatten() {
-        completeness(p, &key(path, "properties", k), errs);
-    }
-    if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
-        completeness(ap, &format!("{path}.additionalProperties"), errs);
-    }
 }
 
 fn value_validation_completeness(
@@ -990,7 +995,7 @@ fn nested_completeness(
     }
 }
 
-/// `ValidateDefaults`: each default (with its nested defaults applied) validates against its
+/// `ValidateDefaults`: each default validates against its
 /// schema and survives pruning unchanged. `additionalProperties` are not followed, as upstream.
 fn defaults(
     s: &Value,
@@ -1003,10 +1008,10 @@ fn defaults(
         return;
     }
     if let Some(d) = s.get("default").filter(|d| !d.is_null()) {
-        let mut defaulted = d.clone();
-        default_value(s, &mut defaulted);
         let default_path = format!("{path}.default");
-        let value_errs = validate_at(s, &defaulted, &default_path);
+        // Validated as written: nested defaults are not applied first (a `default: {}` on an
+        // object with required fields is rejected by the apiserver too).
+        let value_errs = validate_at(s, d, &default_path);
         if value_errs.is_empty() {
             // Inside metadata the apiserver checks defaults against ObjectMeta, not the schema.
             let mut pruned = d.clone();

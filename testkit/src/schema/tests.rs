@@ -222,7 +222,7 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 "schema.properties[a].allOf[0].title: Forbidden: must be empty to be structural",
                 "schema.properties[a].allOf[0].type: Forbidden: must be empty to be structural",
                 "schema.properties[a].anyOf[0].x-kubernetes-embedded-resource: Forbidden: must be false to be structural",
-                "schema.properties[a].anyOf[0].x-kubernetes-preserve-unknown-fields: Forbidden: must be undefined to be structural",
+                "schema.properties[a].anyOf[0].x-kubernetes-preserve-unknown-fields: Forbidden: must be false to be structural",
                 "schema.properties[a].not.additionalProperties: Forbidden: must be undefined to be structural",
                 "schema.properties[a].not.x-kubernetes-map-type: Forbidden: must be undefined to be structural",
                 "schema.properties[a].not.x-kubernetes-validations: Forbidden: must be empty to be structural",
@@ -240,9 +240,15 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             vec![],
         ),
         (
-            "the int-or-string pattern without int-or-string",
+            "the int-or-string anyOf shape is exempt even without int-or-string (as upstream)",
             json!({"type": "object", "properties": {
                 "a": {"type": "string", "anyOf": [{"type": "integer"}, {"type": "string"}]}}}),
+            vec![],
+        ),
+        (
+            "other typed anyOf alternatives are not",
+            json!({"type": "object", "properties": {
+                "a": {"type": "string", "anyOf": [{"type": "string"}, {"type": "integer"}]}}}),
             vec![
                 "schema.properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
                 "schema.properties[a].anyOf[1].type: Forbidden: must be empty to be structural",
@@ -355,10 +361,10 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
                     "obj": {"type": "object"}, "opt": {"type": "string"}, "ok": {"type": "string"},
                     "def": {"type": "string", "default": "x"}}}}}}),
             vec![
-                r#"schema.properties[a].x-kubernetes-list-map-keys: Invalid value: []string{"missing", "obj", "opt", "ok", "ok", "def"}: entries must all be names of item properties"#,
+                r#"schema.properties[a].x-kubernetes-list-map-keys: Invalid value: ["missing","obj","opt","ok","ok","def"]: entries must all be names of item properties"#,
                 r#"schema.properties[a].items.properties[obj].type: Invalid value: "object": must be a scalar type if parent array's x-kubernetes-list-type is map"#,
-                r#"schema.properties[a].x-kubernetes-list-map-keys: Invalid value: []string{"missing", "obj", "opt", "ok", "ok", "def"}: entry "opt" must be a required property of the items or have a default, so that every item has its key"#,
-                r#"schema.properties[a].x-kubernetes-list-map-keys: Invalid value: []string{"missing", "obj", "opt", "ok", "ok", "def"}: must not contain duplicate entries"#,
+                "schema.properties[a].items.properties[opt].default: Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
+                r#"schema.properties[a].x-kubernetes-list-map-keys: Invalid value: ["missing","obj","opt","ok","ok","def"]: must not contain duplicate entries"#,
             ],
         ),
         (
@@ -381,7 +387,14 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             "pattern with lookahead (not RE2)",
             json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "^(?=a)"}}}),
             vec![
-                r#"schema.properties[a].pattern: Invalid value: "^(?=a)": must be a valid regular expression, but isn't: error parsing regexp: look-around, including look-ahead and look-behind, is not supported"#,
+                r#"schema.properties[a].pattern: Invalid value: "^(?=a)": must be a valid regular expression, but isn't: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"#,
+            ],
+        ),
+        (
+            "pattern with a backreference (not RE2)",
+            json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}}),
+            vec![
+                r#"schema.properties[a].pattern: Invalid value: "(a)\\1": must be a valid regular expression, but isn't: error parsing regexp: invalid escape sequence: `\1`"#,
             ],
         ),
         (
@@ -394,28 +407,36 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ]}}}),
             vec![
                 "schema.properties[a].x-kubernetes-validations[0].rule: Required value: rule is not specified",
-                r#"schema.properties[a].x-kubernetes-validations[1].message: Invalid value: "line\nbreak": message must not contain line breaks"#,
+                r#"schema.properties[a].x-kubernetes-validations[1].message: Invalid value: "line\nbreak": must not contain line breaks"#,
                 "schema.properties[a].x-kubernetes-validations[2].message: Required value: message must be specified if rule contains line breaks",
                 "schema.properties[a].x-kubernetes-validations[3].messageExpression: Required value: messageExpression must be non-empty if specified",
                 r#"schema.properties[a].x-kubernetes-validations[3].reason: Unsupported value: "Bogus": supported values: "FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired""#,
             ],
         ),
         (
-            "value validations must name structurally specified fields",
+            "the root's value validations must name structurally specified fields",
+            json!({"type": "object", "properties": {"a": {"type": "object",
+                "properties": {"x": {"type": "string"}}}},
+                "anyOf": [{"properties": {"a": {"properties": {"x": {"minLength": 1}, "y": {"minLength": 1}}}}},
+                          {"properties": {"a": {"items": {"minLength": 1}}}}]}),
+            vec![
+                "schema.properties[a].items: Required value: because it is defined in schema.anyOf[1].properties[a].items",
+                "schema.properties[a].properties[y]: Required value: because it is defined in schema.anyOf[0].properties[a].properties[y]",
+            ],
+        ),
+        (
+            "nested value validations are not checked for completeness (as upstream)",
             json!({"type": "object", "properties": {"a": {"type": "object",
                 "properties": {"x": {"type": "string"}},
-                "anyOf": [{"properties": {"x": {"minLength": 1}, "y": {"minLength": 1}}}, {"items": {"minLength": 1}}]}}}),
-            vec![
-                "schema.properties[a].items: Required value: because it is defined in schema.properties[a].anyOf[1].items",
-                "schema.properties[a].properties[y]: Required value: because it is defined in schema.properties[a].anyOf[0].properties[y]",
-            ],
+                "anyOf": [{"properties": {"y": {"minLength": 1}}}]}}}),
+            vec![],
         ),
         (
             "defaults must validate",
             json!({"type": "object", "properties": {"a": {"type": "integer", "default": "one"},
                 "b": {"type": "object", "properties": {"c": {"type": "integer", "minimum": 2}}, "default": {"c": 1}}}}),
             vec![
-                r#"schema.properties[a].default: Invalid value: "string": in body must be of type integer: "string""#,
+                r#"schema.properties[a].default: Invalid value: "string":  in body must be of type integer: "string""#,
                 "schema.properties[b].default.c: Invalid value: 1: c in body should be greater than or equal to 2",
             ],
         ),
@@ -424,14 +445,14 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             json!({"type": "object", "properties": {"b": {"type": "object",
                 "properties": {"c": {"type": "integer"}}, "default": {"c": 1, "extra": true}}}}),
             vec![
-                r#"schema.properties[b].default: Invalid value: map[string]interface {}{"c":1, "extra":true}: must not have unknown fields"#,
+                r#"schema.properties[b].default: Invalid value: {"c":1,"extra":true}: must not have unknown fields"#,
             ],
         ),
         (
-            "nested defaults complete a parent default before it is validated",
+            "defaults are validated as written, without their nested defaults",
             json!({"type": "object", "properties": {"b": {"type": "object", "default": {}, "required": ["c"],
                 "properties": {"c": {"type": "integer", "default": 3}}}}}),
-            vec![],
+            vec!["schema.properties[b].default.c: Required value"],
         ),
         (
             "no defaults in top-level metadata",
@@ -499,10 +520,19 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ],
         ),
         (
-            "integer given a fraction",
+            "integer (format int32) given a fraction",
             json!({"image": "x", "replicas": 1.5}),
             vec![
-                r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#,
+                r#"<nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.replicas"#,
+                r#"spec.replicas: Invalid value: "float64": spec.replicas in body must be of type int32: "float64""#,
+            ],
+        ),
+        (
+            "integer given a fraction",
+            json!({"image": "x", "ports": [{"name": "a", "port": 1.5}]}),
+            vec![
+                r#"<nil>: Invalid value: "": Checked value must be of type integer (default format) in spec.ports[0].port"#,
+                r#"spec.ports[0].port: Invalid value: "number": spec.ports[0].port in body must be of type integer: "number""#,
             ],
         ),
         (
@@ -549,9 +579,12 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ],
         ),
         (
-            "exclusive minimum and multipleOf",
+            "exclusive minimum, and multipleOf truncated for integers (as kube-openapi)",
             json!({"image": "x", "ratio": 0}),
-            vec!["spec.ratio: Invalid value: 0: spec.ratio in body should be greater than 0"],
+            vec![
+                "spec.ratio: Invalid value: 0: factor MultipleOf declared for spec.ratio must be positive: 0",
+                "spec.ratio: Invalid value: 0: spec.ratio in body should be greater than 0",
+            ],
         ),
         (
             "multipleOf",
@@ -559,11 +592,10 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             vec!["spec.ratio: Invalid value: 0.7: spec.ratio in body should be a multiple of 0.5"],
         ),
         (
-            "minLength",
+            "minLength (string checks stop at the first failure)",
             json!({"image": ""}),
             vec![
                 r#"spec.image: Invalid value: "": spec.image in body should be at least 1 chars long"#,
-                r#"spec.image: Invalid value: "": spec.image in body should match '^[a-z0-9./:-]+$'"#,
             ],
         ),
         (
@@ -595,6 +627,8 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             json!({"image": "x", "port": true}),
             vec![
                 r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean""#,
+                r#"<nil>: Invalid value: "": "spec.port" must validate at least one schema (anyOf)"#,
+                r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer: "boolean""#,
             ],
         ),
         (
@@ -618,7 +652,7 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             vec![
                 r#"spec.ports[1].port: Invalid value: "string": spec.ports[1].port in body must be of type integer: "string""#,
                 "spec.ports[2].name: Required value",
-                r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a", "port":"x"}"#,
+                r#"spec.ports[1]: Duplicate value: {"name":"a"}"#,
             ],
         ),
         (
@@ -647,8 +681,8 @@ fn validation_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             "embedded resource needs apiVersion and kind",
             json!({"image": "x", "template": {"metadata": {}}}),
             vec![
-                "spec.template.apiVersion: Required value: must not be empty",
-                "spec.template.kind: Required value: must not be empty",
+                "spec.template.apiVersion: Required value",
+                "spec.template.kind: Required value",
             ],
         ),
         (

@@ -55,12 +55,9 @@ fn child(name: &str, key: &str) -> String {
     }
 }
 
+/// kube-openapi's `"%s in body"`; the root's empty name leaves the leading space, as upstream.
 fn in_body(name: &str) -> String {
-    if name.is_empty() {
-        "in body".to_string()
-    } else {
-        format!("{name} in body")
-    }
+    format!("{name} in body")
 }
 
 fn str_of<'a>(s: &'a Value, key: &str) -> Option<&'a str> {
@@ -87,15 +84,6 @@ fn is_integral(v: &Value) -> bool {
         }
         _ => false,
     }
-}
-
-/// The `anyOf: [{type: integer}, {type: string}]` shape that accompanies int-or-string.
-fn is_int_or_string_any_of(any_of: &[Value]) -> bool {
-    any_of.len() == 2
-        && any_of.iter().all(|s| {
-            s.as_object().is_some_and(|m| m.len() == 1)
-                && matches!(str_of(s, "type"), Some("integer" | "string"))
-        })
 }
 
 impl Validator {
@@ -176,6 +164,31 @@ impl Validator {
             }
             return true;
         }
+        if t == "integer" && v.is_number() && !is_integral(v) {
+            // kube-openapi reports a fraction for an integer twice: a composite "Checked value"
+            // error and the type error (naming the format, if any).
+            let format = str_of(s, "format");
+            let described = match format {
+                Some(f) => format!("with format {f}"),
+                None => "(default format)".to_string(),
+            };
+            let composite_path = self.prefix.clone();
+            self.errs.push(FieldError::invalid(
+                &composite_path,
+                "\"\"",
+                &format!("Checked value must be of type integer {described} in {name}"),
+            ));
+            let (expected, actual) = match format {
+                Some(f @ ("int32" | "int64")) => (f, "float64"),
+                _ => ("integer", "number"),
+            };
+            self.errs.push(FieldError::type_invalid(
+                path,
+                &format!("\"{actual}\""),
+                &format!("{} must be of type {expected}: \"{actual}\"", in_body(name)),
+            ));
+            return true;
+        }
         let ok = match t {
             "" => true,
             "integer" => is_integral(v),
@@ -223,8 +236,7 @@ impl Validator {
             }
         }
         if let Some(any_of) = s.get("anyOf").and_then(Value::as_array) {
-            let skip = flag(s, "x-kubernetes-int-or-string") && is_int_or_string_any_of(any_of);
-            if !skip && !any_of.is_empty() {
+            if !any_of.is_empty() {
                 let mut best: Option<Vec<FieldError>> = None;
                 for sub in any_of {
                     let errs = self.sub(sub, v, name);
@@ -290,14 +302,14 @@ impl Validator {
         }
     }
 
+    /// maxLength, minLength, pattern: only the first failure is reported, as in kube-openapi.
     fn string(&mut self, s: &Value, v: &Value, text: &str, name: &str, path: &str) {
         let len = text.chars().count() as i64;
         if let Some(max) = int(s, "maxLength")
             && len > max
         {
             self.errs.push(FieldError::too_long(path, max));
-        }
-        if let Some(min) = int(s, "minLength")
+        } else if let Some(min) = int(s, "minLength")
             && len < min
         {
             self.errs.push(FieldError::invalid(
@@ -305,8 +317,7 @@ impl Validator {
                 &go_value(v),
                 &format!("{} should be at least {min} chars long", in_body(name)),
             ));
-        }
-        if let Some(pattern) = str_of(s, "pattern")
+        } else if let Some(pattern) = str_of(s, "pattern")
             && let Some(re) = compiled(pattern)
             && !re.is_match(text)
         {
@@ -332,7 +343,24 @@ impl Validator {
     }
 
     fn number(&mut self, s: &Value, v: &Value, n: f64, name: &str, path: &str) {
-        if let Some(factor) = num(s, "multipleOf")
+        let integer = v.as_i64().or_else(|| v.as_u64().map(|u| u as i64));
+        if let (Some(factor), Some(data)) = (num(s, "multipleOf"), integer) {
+            // kube-openapi checks integers against the factor truncated to an integer.
+            let factor = factor.trunc() as i64;
+            if factor <= 0 {
+                self.errs.push(FieldError::invalid(
+                    path,
+                    &factor.to_string(),
+                    &format!("factor MultipleOf declared for {name} must be positive: {factor}"),
+                ));
+            } else if data % factor != 0 {
+                self.errs.push(FieldError::invalid(
+                    path,
+                    &go_value(v),
+                    &format!("{} should be a multiple of {factor}", in_body(name)),
+                ));
+            }
+        } else if let Some(factor) = num(s, "multipleOf")
             && factor > 0.0
         {
             let q = n / factor;
@@ -461,8 +489,15 @@ impl Validator {
                 Some((_, times)) => {
                     *times += 1;
                     if *times == 2 {
+                        // The apiserver shows the key fields of the duplicate, not the item.
+                        let shown: Map<String, Value> = keys
+                            .iter()
+                            .zip(&k)
+                            .filter_map(|(name, v)| Some((name.to_string(), v.clone()?)))
+                            .collect();
                         let p = self.path(&format!("{name}[{i}]"));
-                        self.errs.push(FieldError::duplicate(&p, &go_value(item)));
+                        self.errs
+                            .push(FieldError::duplicate(&p, &go_value(&Value::Object(shown))));
                     }
                 }
                 None => seen.push((k, 1)),
@@ -519,9 +554,7 @@ impl Validator {
         for key in ["apiVersion", "kind"] {
             let p = self.path(&child(name, key));
             match m.get(key) {
-                None => self
-                    .errs
-                    .push(FieldError::required(&p, "must not be empty")),
+                None => self.errs.push(FieldError::required(&p, "")),
                 Some(Value::String(s)) if s.is_empty() => {
                     self.errs
                         .push(FieldError::invalid(&p, "\"\"", "must not be empty"))
