@@ -235,27 +235,27 @@ impl Validator {
                 ));
             }
         }
-        if let Some(any_of) = s.get("anyOf").and_then(Value::as_array) {
-            if !any_of.is_empty() {
-                let mut best: Option<Vec<FieldError>> = None;
-                for sub in any_of {
-                    let errs = self.sub(sub, v, name);
-                    if errs.is_empty() {
-                        best = None;
-                        break;
-                    }
-                    if best.as_ref().is_none_or(|b| errs.len() < b.len()) {
-                        best = Some(errs);
-                    }
+        if let Some(any_of) = s.get("anyOf").and_then(Value::as_array)
+            && !any_of.is_empty()
+        {
+            let mut best: Option<Vec<FieldError>> = None;
+            for sub in any_of {
+                let errs = self.sub(sub, v, name);
+                if errs.is_empty() {
+                    best = None;
+                    break;
                 }
-                if let Some(best) = best {
-                    self.errs.push(FieldError::invalid(
-                        &composite_path,
-                        "\"\"",
-                        &format!("{quoted} must validate at least one schema (anyOf)"),
-                    ));
-                    self.errs.extend(best);
+                if best.as_ref().is_none_or(|b| errs.len() < b.len()) {
+                    best = Some(errs);
                 }
+            }
+            if let Some(best) = best {
+                self.errs.push(FieldError::invalid(
+                    &composite_path,
+                    "\"\"",
+                    &format!("{quoted} must validate at least one schema (anyOf)"),
+                ));
+                self.errs.extend(best);
             }
         }
         if let Some(one_of) = s.get("oneOf").and_then(Value::as_array)
