@@ -99,7 +99,12 @@ build clientgo-bench "$BENCH_MOD" . "" \
   "$BENCH_MOD/go.mod" "$BENCH_MOD/go.sum" "$BENCH_MOD"/*.go
 
 # kubectl: keep a 1.37 client next to the server so kubectl-driven tests match its version.
-kubectl_is_137() { "$1" version --client 2>/dev/null | grep -q 'Client Version: v1\.37\.'; }
+# (No `| grep -q`: under pipefail, grep quitting early can SIGPIPE kubectl and fail the check.)
+kubectl_is_137() {
+  local out
+  out="$("$1" version --client 2>/dev/null)" || return 1
+  [[ "$out" == *"Client Version: v1.37."* ]]
+}
 KUBECTL=""
 if command -v kubectl >/dev/null 2>&1 && kubectl_is_137 "$(command -v kubectl)"; then
   KUBECTL="$(command -v kubectl)"
