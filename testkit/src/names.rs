@@ -174,7 +174,7 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
         }
         _ => {
             errs.push(format!(
-                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 name_regex_error()
             ));
             return errs;
@@ -346,7 +346,7 @@ mod tests {
         let too_many = qualified_name_errors("a/b/c");
         assert_eq!(too_many.len(), 1);
         assert!(
-            too_many[0].starts_with("a qualified name must consist of")
+            too_many[0].starts_with("a valid label key must consist of")
                 && too_many[0].ends_with(
                     "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
                 ),
