@@ -283,30 +283,49 @@ impl ControlPlaneBuilder {
             None => Binaries::discover()?,
         };
         remove_stale_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .map_err(io_err("creating a temp dir for the control plane"))?;
-        // Lets a later start recognise this dir as stale once this process is gone.
-        fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
-            .map_err(io_err("writing the control plane's owner file"))?;
-        let mut plane = ControlPlane {
-            apiserver: None,
-            etcd: None,
-            spawner: Spawner::new(),
-            client: None,
-            url: String::new(),
-            kubeconfig_path: dir.path().join("kubeconfig"),
-            dir,
+        // A free port is only free until someone else binds it; a child that lost that race
+        // exits with "address already in use", and a new attempt picks new ports.
+        let mut attempt = 1;
+        let plane = loop {
+            match boot_once(&binaries, &self.apiserver_args, self.start_timeout).await {
+                Err(ControlPlaneError::Exited { ref tail, .. })
+                    if attempt < 3 && tail.contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                result => break result?,
+            }
         };
-        plane
-            .boot(&binaries, &self.apiserver_args, self.start_timeout)
-            .await?;
         if !self.crd_paths.is_empty() {
             plane.install_crds(&self.crd_paths).await?;
         }
         Ok(plane)
     }
+}
+
+async fn boot_once(
+    binaries: &Binaries,
+    apiserver_args: &[String],
+    timeout: Duration,
+) -> Result<ControlPlane> {
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .map_err(io_err("creating a temp dir for the control plane"))?;
+    // Lets a later start recognise this dir as stale once this process is gone.
+    fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+        .map_err(io_err("writing the control plane's owner file"))?;
+    let mut plane = ControlPlane {
+        apiserver: None,
+        etcd: None,
+        spawner: Spawner::new(),
+        client: None,
+        url: String::new(),
+        kubeconfig_path: dir.path().join("kubeconfig"),
+        dir,
+    };
+    plane.boot(binaries, apiserver_args, timeout).await?;
+    Ok(plane)
 }
 
 /// A running etcd + kube-apiserver pair; stopped (children killed and reaped) on drop.

@@ -279,3 +279,77 @@ fn the_shared_plane_outlives_the_test_that_started_it() -> anyhow::Result<()> {
     assert!(alive(etcd) && alive(apiserver), "still serving");
     Ok(())
 }
+
+const DISCOVER_CHILD_ENV: &str = "KUBEFORGE_TESTKIT_DISCOVER_CHILD";
+
+/// Runs `Binaries::discover()` in a child (env vars are process-wide, tests run in parallel)
+/// with exactly these asset variables set, and returns what it printed.
+fn discover_with(vars: &[(&str, &std::path::Path)]) -> String {
+    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+    command
+        .args([
+            "--exact",
+            "binaries_are_found_through_the_env_and_missing_ones_name_the_build_command",
+            "--nocapture",
+        ])
+        .env(DISCOVER_CHILD_ENV, "1")
+        .env_remove("TEST_ASSET_KUBE_APISERVER")
+        .env_remove("TEST_ASSET_ETCD")
+        .env_remove("KUBEBUILDER_ASSETS")
+        // An empty cache, so only the variables under test can supply binaries.
+        .env("KUBEFORGE_CACHE", "/nonexistent/kubeforge-cache");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().expect("re-running the test binary");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn binaries_are_found_through_the_env_and_missing_ones_name_the_build_command() {
+    if std::env::var_os(DISCOVER_CHILD_ENV).is_some() {
+        match kubeforge_testkit::control_plane::Binaries::discover() {
+            Ok(found) => println!(
+                "FOUND {} {}",
+                found.kube_apiserver.display(),
+                found.etcd.display()
+            ),
+            Err(err) => println!("ERROR {err}"),
+        }
+        return;
+    }
+
+    let assets = tempfile::tempdir().expect("temp dir");
+    for name in ["kube-apiserver", "etcd"] {
+        std::fs::write(assets.path().join(name), "").expect("fake binary");
+    }
+    let apiserver = assets.path().join("kube-apiserver");
+    let etcd = assets.path().join("etcd");
+
+    let via_dir = discover_with(&[("KUBEBUILDER_ASSETS", assets.path())]);
+    assert!(
+        via_dir.contains(&format!("FOUND {} {}", apiserver.display(), etcd.display())),
+        "{via_dir}"
+    );
+
+    let missing = std::path::Path::new("/nonexistent/etcd");
+    let wrong = discover_with(&[
+        ("KUBEBUILDER_ASSETS", assets.path()),
+        ("TEST_ASSET_ETCD", missing),
+    ]);
+    assert!(
+        wrong.contains("ERROR etcd not found")
+            && wrong.contains("TEST_ASSET_ETCD=/nonexistent/etcd")
+            && wrong.contains("bash scripts/control-plane.sh"),
+        "an explicit path that does not exist is reported with the build command: {wrong}"
+    );
+
+    let nothing = discover_with(&[]);
+    assert!(
+        nothing.contains("ERROR kube-apiserver not found")
+            && nothing
+                .contains("/nonexistent/kubeforge-cache/control-plane/v1.37.2/kube-apiserver")
+            && nothing.contains("bash scripts/control-plane.sh"),
+        "{nothing}"
+    );
+}
