@@ -28,15 +28,22 @@ type Path = Vec<String>;
 
 /// Decodes an apply body (YAML, of which JSON is a subset).
 pub fn parse(body: &[u8]) -> ApiResult<Value> {
-    let v: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    let v: Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the apply configuration must be an object with apiVersion, kind and metadata"));
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object with apiVersion, kind and metadata",
+        ));
     }
     if v["apiVersion"].as_str().is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request("invalid object type: apiVersion must be set in the apply configuration"));
+        return Err(ApiError::bad_request(
+            "invalid object type: apiVersion must be set in the apply configuration",
+        ));
     }
     if v["kind"].as_str().is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request("invalid object type: kind must be set in the apply configuration"));
+        return Err(ApiError::bad_request(
+            "invalid object type: kind must be set in the apply configuration",
+        ));
     }
     Ok(v)
 }
@@ -49,7 +56,19 @@ fn leaves(v: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
                 if prefix.is_empty() && (k == "apiVersion" || k == "kind") {
                     continue;
                 }
-                if prefix.len() == 1 && prefix[0] == "metadata" && matches!(k.as_str(), "name" | "namespace" | "resourceVersion" | "managedFields" | "uid" | "creationTimestamp" | "generation") {
+                if prefix.len() == 1
+                    && prefix[0] == "metadata"
+                    && matches!(
+                        k.as_str(),
+                        "name"
+                            | "namespace"
+                            | "resourceVersion"
+                            | "managedFields"
+                            | "uid"
+                            | "creationTimestamp"
+                            | "generation"
+                    )
+                {
                     continue;
                 }
                 prefix.push(k.clone());
@@ -85,7 +104,9 @@ fn from_fields_v1(v: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
         return;
     }
     for (k, child) in m {
-        let Some(seg) = k.strip_prefix("f:") else { continue };
+        let Some(seg) = k.strip_prefix("f:") else {
+            continue;
+        };
         prefix.push(seg.to_string());
         from_fields_v1(child, prefix, out);
         prefix.pop();
@@ -97,7 +118,9 @@ fn get_path<'a>(v: &'a Value, p: &Path) -> Option<&'a Value> {
 }
 
 fn remove_path(v: &mut Value, p: &Path) {
-    let Some((last, parents)) = p.split_last() else { return };
+    let Some((last, parents)) = p.split_last() else {
+        return;
+    };
     let mut cur = v;
     for seg in parents {
         match cur.get_mut(seg) {
@@ -137,7 +160,11 @@ struct Owner {
 fn apply_owners(live: &Value) -> (Vec<Owner>, Vec<Value>) {
     let mut owners = Vec::new();
     let mut others = Vec::new();
-    for e in live["metadata"]["managedFields"].as_array().into_iter().flatten() {
+    for e in live["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if e["operation"] == "Apply" {
             let mut fields = BTreeSet::new();
             from_fields_v1(&e["fieldsV1"], &mut Vec::new(), &mut fields);
@@ -194,7 +221,9 @@ pub fn apply(
         None | Some("") => applied["metadata"]["name"] = json!(name),
         Some(n) if n == name => {}
         Some(n) => {
-            return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
     }
     let mut fields = BTreeSet::new();
@@ -204,13 +233,23 @@ pub fn apply(
         if part == Part::Status {
             return Err(ApiError::not_found(&info.group_resource(), name));
         }
-        let owners = [Owner { manager: manager.to_string(), api_version: info.api_version(), fields }];
-        applied["metadata"]["managedFields"] = managed_fields(&owners, Vec::new(), None);
+        let owners = [Owner {
+            manager: manager.to_string(),
+            api_version: info.api_version(),
+            fields,
+        }];
+        let mf = managed_fields(&owners, Vec::new(), None);
+        if mf.as_array().is_some_and(|a| !a.is_empty()) {
+            applied["metadata"]["managedFields"] = mf;
+        }
         let stored = objects::create(store, info, namespace, applied, opts)?;
         return Ok((stored, true));
     };
     let mut live = existing.value();
-    if let Some(rv) = applied["metadata"]["resourceVersion"].as_str().filter(|r| !r.is_empty()) {
+    if let Some(rv) = applied["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+    {
         if rv != existing.rv.to_string() {
             return Err(ApiError::stale(&info.group_resource(), name));
         }
@@ -226,19 +265,30 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        let msgs: Vec<String> = conflicts.iter().map(|(m, av, p)| format!("conflict with {m:?} using {av}: {}", dotted(p))).collect();
+        let msgs: Vec<String> = conflicts
+            .iter()
+            .map(|(m, av, p)| format!("conflict with {m:?} using {av}: {}", dotted(p)))
+            .collect();
         let mut e = ApiError::new(
             409,
             "Conflict",
             if msgs.len() == 1 {
                 format!("Apply failed with 1 conflict: {}", msgs[0])
             } else {
-                format!("Apply failed with {} conflicts: {}", msgs.len(), msgs.join("\n"))
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    msgs.len(),
+                    msgs.join("\n")
+                )
             },
         );
         let causes: Vec<Cause> = conflicts
             .iter()
-            .map(|(m, _, p)| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {m:?}"), field: dotted(p) })
+            .map(|(m, _, p)| Cause {
+                reason: "FieldManagerConflict".into(),
+                message: format!("conflict with {m:?}"),
+                field: dotted(p),
+            })
             .collect();
         e.details = Some(json!({
             "name": name,
@@ -253,9 +303,15 @@ pub fn apply(
         }
     }
     // Fields this manager applied before and no longer does, owned by nobody else, go away.
-    let previous = owners.iter().find(|o| o.manager == manager).map(|o| o.fields.clone()).unwrap_or_default();
+    let previous = owners
+        .iter()
+        .find(|o| o.manager == manager)
+        .map(|o| o.fields.clone())
+        .unwrap_or_default();
     for p in previous.difference(&fields) {
-        let shared = owners.iter().any(|o| o.manager != manager && o.fields.contains(p));
+        let shared = owners
+            .iter()
+            .any(|o| o.manager != manager && o.fields.contains(p));
         if !shared {
             remove_path(&mut live, p);
         }
@@ -266,8 +322,9 @@ pub fn apply(
         m.remove("resourceVersion");
     }
     let mut merged = if info.custom.is_none() {
-        crate::strategic::strategic_merge(&live, &config, &info.patch_kind())
-            .map_err(|e| ApiError::bad_request(format!("the apply configuration could not be merged: {e}")))?
+        crate::strategic::strategic_merge(&live, &config, &info.patch_kind()).map_err(|e| {
+            ApiError::bad_request(format!("the apply configuration could not be merged: {e}"))
+        })?
     } else {
         let mut m = live.clone();
         deep_merge(&mut m, &config);
@@ -278,9 +335,18 @@ pub fn apply(
             o.fields = fields;
             o.api_version = info.api_version();
         }
-        None => owners.push(Owner { manager: manager.to_string(), api_version: info.api_version(), fields }),
+        None => owners.push(Owner {
+            manager: manager.to_string(),
+            api_version: info.api_version(),
+            fields,
+        }),
     }
     merged["metadata"]["managedFields"] = managed_fields(&owners, others, subresource);
+    if merged["metadata"]["managedFields"].as_array().is_some_and(Vec::is_empty) {
+        if let Some(m) = merged["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+    }
     merged["metadata"]["resourceVersion"] = json!(existing.rv.to_string());
     let stored = objects::update(store, info, namespace, name, merged, part, opts)?;
     Ok((stored, false))
@@ -296,7 +362,10 @@ mod tests {
         let mut set = BTreeSet::new();
         leaves(&cfg, &mut Vec::new(), &mut set);
         let fv1 = to_fields_v1(&set);
-        assert_eq!(fv1, json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:k": {}}}));
+        assert_eq!(
+            fv1,
+            json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:k": {}}})
+        );
         let mut back = BTreeSet::new();
         from_fields_v1(&fv1, &mut Vec::new(), &mut back);
         assert_eq!(back, set);

@@ -13,14 +13,20 @@ use crate::status::{ApiError, ApiResult};
 use crate::store::ReadAt;
 use crate::{apply, patch, scale};
 
-const BODY_TYPES: &[&str] = &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+const BODY_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 fn write_options(ctx: &Ctx) -> ApiResult<WriteOptions> {
     let dry_run = match ctx.query.get("dryRun") {
         None => false,
         Some("All") => true,
         Some(v) => {
-            return Err(ApiError::bad_request(format!("unsupported dryRun value {v:?}: the only supported value is \"All\"")));
+            return Err(ApiError::bad_request(format!(
+                "unsupported dryRun value {v:?}: the only supported value is \"All\""
+            )));
         }
     };
     let strict = match ctx.query.get("fieldValidation") {
@@ -39,10 +45,20 @@ fn write_options(ctx: &Ctx) -> ApiResult<WriteOptions> {
 pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
     let ct = ctx.content_type();
     let v: Value = match ct.as_str() {
-        "" | "application/json" => serde_json::from_slice(&ctx.body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
-        "application/yaml" => serde_yaml::from_slice(&ctx.body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?,
+        "" | "application/json" => serde_json::from_slice(&ctx.body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })?,
+        "application/yaml" => serde_yaml::from_slice(&ctx.body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+        })?,
+        "application/vnd.kubernetes.protobuf" => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "the embedded API server does not decode protobuf request bodies - accepted media types include: application/json, application/yaml; \
+                 with kubectl, pipe generator commands through `--dry-run=client -o yaml | kubectl apply -f -`",
+            ));
+        }
         other => return Err(ApiError::unsupported_media_type(other, BODY_TYPES)),
     };
     if !v.is_object() {
@@ -72,12 +88,20 @@ pub(crate) fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let mut store = ctx.shared.store.lock();
     let stored = objects::create(&mut store, &ctx.info, ctx.namespace.as_deref(), body, &opts)?;
     drop(store);
-    let code = if opts.dry_run { StatusCode::OK } else { StatusCode::CREATED };
+    let code = if opts.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok(object_response(&ctx.info, code, &stored))
 }
 
 fn part(ctx: &Ctx) -> Part {
-    if ctx.sub.as_deref() == Some("status") { Part::Status } else { Part::Main }
+    if ctx.sub.as_deref() == Some("status") {
+        Part::Status
+    } else {
+        Part::Main
+    }
 }
 
 pub(crate) fn update(ctx: &Ctx) -> ApiResult<Response<Body>> {
@@ -86,10 +110,25 @@ pub(crate) fn update(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let name = ctx.name.as_deref().unwrap_or_default();
     let mut store = ctx.shared.store.lock();
     if ctx.sub.as_deref() == Some("scale") {
-        let scale_obj = scale::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, body, &opts)?;
+        let scale_obj = scale::update(
+            &mut store,
+            &ctx.info,
+            ctx.namespace.as_deref(),
+            name,
+            body,
+            &opts,
+        )?;
         return Ok(json_value(StatusCode::OK, &scale_obj));
     }
-    let stored = objects::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, body, part(ctx), &opts)?;
+    let stored = objects::update(
+        &mut store,
+        &ctx.info,
+        ctx.namespace.as_deref(),
+        name,
+        body,
+        part(ctx),
+        &opts,
+    )?;
     Ok(object_response(&ctx.info, StatusCode::OK, &stored))
 }
 
@@ -108,11 +147,28 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
         let force = ctx.query.flag("force")?;
         let applied = apply::parse(&ctx.body)?;
         if ctx.sub.as_deref() == Some("scale") {
-            return Err(ApiError::unsupported_media_type(&ct, &patch::PATCH_TYPES[..3]));
+            return Err(ApiError::unsupported_media_type(
+                &ct,
+                &patch::PATCH_TYPES[..3],
+            ));
         }
-        let (stored, created) =
-            apply::apply(&mut store, &ctx.info, ctx.namespace.as_deref(), name, existing, applied, manager, force, part(ctx), &opts)?;
-        let code = if created && !opts.dry_run { StatusCode::CREATED } else { StatusCode::OK };
+        let (stored, created) = apply::apply(
+            &mut store,
+            &ctx.info,
+            ctx.namespace.as_deref(),
+            name,
+            existing,
+            applied,
+            manager,
+            force,
+            part(ctx),
+            &opts,
+        )?;
+        let code = if created && !opts.dry_run {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         return Ok(object_response(&ctx.info, code, &stored));
     }
     let Some(existing) = existing else {
@@ -121,15 +177,37 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
     if ctx.sub.as_deref() == Some("scale") {
         let current = scale::to_scale(&ctx.info, &existing.value())?;
         let patched = patch::apply_patch(kind, &current, &ctx.body, "autoscaling/v1/Scale")?;
-        let scale_obj = scale::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, patched, &opts)?;
+        let scale_obj = scale::update(
+            &mut store,
+            &ctx.info,
+            ctx.namespace.as_deref(),
+            name,
+            patched,
+            &opts,
+        )?;
         return Ok(json_value(StatusCode::OK, &scale_obj));
     }
     if kind == patch::PatchType::Strategic && ctx.info.custom.is_some() {
-        return Err(ApiError::unsupported_media_type(&ct, &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]));
+        return Err(ApiError::unsupported_media_type(
+            &ct,
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/apply-patch+yaml",
+            ],
+        ));
     }
     let current = with_version(&ctx.info, existing.value());
     let patched = patch::apply_patch(kind, &current, &ctx.body, &ctx.info.patch_kind())?;
-    let stored = objects::update(&mut store, &ctx.info, ctx.namespace.as_deref(), name, patched, part(ctx), &opts)?;
+    let stored = objects::update(
+        &mut store,
+        &ctx.info,
+        ctx.namespace.as_deref(),
+        name,
+        patched,
+        part(ctx),
+        &opts,
+    )?;
     Ok(object_response(&ctx.info, StatusCode::OK, &stored))
 }
 
@@ -137,7 +215,9 @@ fn delete_options(ctx: &Ctx) -> ApiResult<DeleteOptions> {
     let body: Option<Value> = if ctx.body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?)
+        Some(serde_json::from_slice(&ctx.body).map_err(|e| {
+            ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))
+        })?)
     };
     DeleteOptions::parse(body.as_ref(), &ctx.query)
 }
@@ -154,7 +234,11 @@ pub(crate) fn delete(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let still_there = store.get(&ctx.info.key(), &key).is_some();
     drop(store);
     // The real server answers 202 Accepted while finalizers hold the object, 200 once it is gone.
-    let code = if still_there && !opts.dry_run { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let code = if still_there && !opts.dry_run {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok(object_response(&ctx.info, code, &stored))
 }
 
@@ -163,19 +247,33 @@ pub(crate) fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let filter = Filter::parse(&ctx.info, &ctx.query)?;
     let mut store = ctx.shared.store.lock();
     let (items, _) = store
-        .list(&ctx.info.key(), ctx.namespace.as_deref(), ReadAt::Latest, None, None, |s| filter.is_everything() || filter.matches(s))
+        .list(
+            &ctx.info.key(),
+            ctx.namespace.as_deref(),
+            ReadAt::Latest,
+            None,
+            None,
+            |s| filter.is_everything() || filter.matches(s),
+        )
         .map_err(|e| ApiError::too_old(e.asked, e.oldest))?;
     let keys: Vec<_> = items
         .iter()
         .map(|s| {
             let v = s.value();
-            obj_key(&ctx.info, v["metadata"]["namespace"].as_str(), v["metadata"]["name"].as_str().unwrap_or_default())
+            obj_key(
+                &ctx.info,
+                v["metadata"]["namespace"].as_str(),
+                v["metadata"]["name"].as_str().unwrap_or_default(),
+            )
         })
         .collect();
     let deleted = gc::delete_collection(&mut store, &ctx.info, keys, &opts)?;
     let rv = store.current_rv();
     drop(store);
-    let items: Vec<Value> = deleted.iter().map(|s| with_version(&ctx.info, s.value())).collect();
+    let items: Vec<Value> = deleted
+        .iter()
+        .map(|s| with_version(&ctx.info, s.value()))
+        .collect();
     Ok(json_value(
         StatusCode::OK,
         &json!({"kind": ctx.info.list_kind(), "apiVersion": ctx.info.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
