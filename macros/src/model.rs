@@ -122,9 +122,6 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
     if !KIND.is_match(&kind) {
         errors.push(err(kind_span, format!("kind `{kind}` must be UpperCamelCase (letters and digits, starting with an uppercase letter), e.g. `{}`", upper_camel(&kind))));
     }
-    if a.kind.is_some() && format!("{kind}Spec") == a.ident.to_string() {
-        // fine: explicit and matching
-    }
     let lower = kind.to_lowercase();
     let plural = a
         .plural

@@ -58,22 +58,14 @@ pub enum RegistryError {
         second: String,
     },
     /// Versions of one kind disagree on something a CRD holds once (scope, names).
-    #[error(
-        "CRD {crd}: {first} and {second} disagree on {what} ({a:?} vs {b:?}): versions of one kind must share it"
-    )]
+    #[error("CRD {crd}: versions of one kind must share their {what}, but {detail}")]
     VersionMismatch {
         /// `<plural>.<group>`.
         crd: String,
         /// What differs (e.g. `scope`, `names`).
         what: &'static str,
-        /// The first type.
-        first: String,
-        /// The second type.
-        second: String,
-        /// The first type's value.
-        a: String,
-        /// The second type's value.
-        b: String,
+        /// Which types say what, e.g. `a::V1 has "Namespaced", b::V2 has "Cluster"`.
+        detail: String,
     },
     /// A generated CRD failed its own consistency check (e.g. a default that does not match its schema).
     #[error("CRD {crd} (from {ty}): {message}")]
@@ -257,10 +249,10 @@ fn check_same<T: PartialEq + std::fmt::Debug>(
     Err(RegistryError::VersionMismatch {
         crd: crd.to_string(),
         what,
-        first: a_entry.type_name.to_string(),
-        second: b_entry.type_name.to_string(),
-        a: format!("{a:?}"),
-        b: format!("{b:?}"),
+        detail: format!(
+            "{} has {a:?}, {} has {b:?}",
+            a_entry.type_name, b_entry.type_name
+        ),
     })
 }
 
