@@ -7,7 +7,7 @@
 use super::FieldError;
 use super::go::go_value;
 use super::prune::prune_at;
-use super::validate::{compiled, validate_at};
+use super::validate::{compiled, expand_quoted, validate_at};
 use crate::names::go_quote;
 use serde_json::{Map, Value};
 
@@ -202,21 +202,31 @@ fn openapi_checks(s: &Value, path: &str, ctx: &Ctx, errs: &mut Vec<FieldError>) 
     list_and_map_types(s, path, errs);
     cel_rules(s, path, errs);
     if let Some(pattern) = str_of(s, "pattern")
+        && let Some(reason) = go_syntax_error(pattern)
+    {
+        errs.push(FieldError::invalid(
+            &format!("{path}.pattern"),
+            &go_quote(pattern),
+            &format!(
+                "must be a valid regular expression, but isn't: error parsing regexp: {reason}"
+            ),
+        ));
+    } else if let Some(pattern) = str_of(s, "pattern")
         && compiled(pattern).is_none()
     {
-        let reason = match regex::Regex::new(pattern) {
-            Err(_) if go_syntax_error(pattern).is_some() => {
-                go_syntax_error(pattern).unwrap_or_default()
+        let reason = match regex::Regex::new(&expand_quoted(pattern)) {
+            Err(e) => {
+                let text = e.to_string();
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid pattern")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                go_wording(pattern, &last)
             }
-            Err(e) => e
-                .to_string()
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid pattern")
-                .trim()
-                .trim_start_matches("error: ")
-                .to_string(),
             Ok(_) => "invalid pattern".to_string(),
         };
         errs.push(FieldError::invalid(
@@ -457,18 +467,177 @@ fn list_and_map_types(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
-/// Go's `regexp` message for the constructs RE2 refuses that people reach for most.
+static REPEAT_COUNT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\{\d+(,\d*)?\}").expect("constant regex compiles")
+});
+
+/// Go's `regexp/syntax` message for a pattern Go refuses, for the cases the `regex` crate
+/// accepts or words differently: lookaround, backreferences and unknown escapes, nested
+/// repetition (`a++`), and unclosed classes and groups.
 fn go_syntax_error(pattern: &str) -> Option<String> {
     for construct in ["(?<=", "(?<!", "(?=", "(?!"] {
         if pattern.contains(construct) {
             return Some(format!("invalid or unsupported Perl syntax: `{construct}`"));
         }
     }
-    let bytes = pattern.as_bytes();
-    bytes.windows(2).find_map(|w| {
-        (w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
-            .then(|| format!("invalid escape sequence: `\\{}`", w[1] as char))
-    })
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    // Where the previous repetition operator started, if the last token was one.
+    let mut last_repeat: Option<usize> = None;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => {
+                last_repeat = None;
+                let Some(&c) = chars.get(i + 1) else {
+                    return Some("trailing backslash at end of expression: ``".to_string());
+                };
+                if c == 'Q' {
+                    // A literal span up to `\E`.
+                    let rest: String = chars[i + 2..].iter().collect();
+                    match rest.find("\\E") {
+                        Some(end) => i += 2 + rest[..end].chars().count() + 2,
+                        None => i = chars.len(),
+                    }
+                    continue;
+                }
+                let valid = !c.is_ascii_alphanumeric()
+                    || "afntrvxpPdDsSwWbBAzE0".contains(c)
+                    || (('1'..='7').contains(&c)
+                        && chars.get(i + 2).is_some_and(|d| ('0'..='7').contains(d)));
+                if !valid {
+                    return Some(format!("invalid escape sequence: `\\{c}`"));
+                }
+                i += 2;
+            }
+            '[' => {
+                last_repeat = None;
+                let start = i;
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    i += 1;
+                }
+                if chars.get(i) == Some(&']') {
+                    i += 1;
+                }
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            let rest: String = chars[start..].iter().collect();
+                            return Some(format!("missing closing ]: `{rest}`"));
+                        }
+                        Some('\\') => i += 2,
+                        Some('[') if chars.get(i + 1) == Some(&':') => {
+                            let rest: String = chars[i..].iter().collect();
+                            i += rest.find(":]").map_or(1, |e| rest[..e].chars().count() + 2);
+                        }
+                        Some(']') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            '*' | '+' | '?' | '{' => {
+                let start = i;
+                let len = if chars[i] == '{' {
+                    let rest: String = chars[i..].iter().collect();
+                    match REPEAT_COUNT.find(&rest) {
+                        Some(m) => m.as_str().chars().count(),
+                        None => {
+                            // A `{` that is not a repeat count is a literal in Go.
+                            last_repeat = None;
+                            i += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    1
+                };
+                i += len;
+                if chars.get(i) == Some(&'?') {
+                    i += 1;
+                }
+                if let Some(previous) = last_repeat {
+                    let text: String = chars[previous..i].iter().collect();
+                    return Some(format!("invalid nested repetition operator: `{text}`"));
+                }
+                last_repeat = Some(start);
+            }
+            _ => {
+                last_repeat = None;
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Go's wording for what the `regex` crate reports differently.
+fn go_wording(pattern: &str, rust_error: &str) -> String {
+    if rust_error.contains("unclosed group") {
+        format!("missing closing ): `{pattern}`")
+    } else if rust_error.contains("unopened group") {
+        format!("unexpected ): `{pattern}`")
+    } else if rust_error.contains("repetition operator missing expression") {
+        let op: String = pattern
+            .chars()
+            .find(|c| matches!(c, '*' | '+' | '?'))
+            .map(String::from)
+            .unwrap_or_default();
+        format!("missing argument to repetition operator: `{op}`")
+    } else {
+        rust_error.to_string()
+    }
+}
+
+/// Whether a CEL rule's `fieldPath` (`.a.b`, `['key']`, `[0]`) names a field of `schema`.
+fn field_path_valid(schema: &Value, path: &str) -> bool {
+    let mut node = schema;
+    let mut rest = path;
+    let child = |node: &Value, name: &str| -> Option<Value> {
+        props(node)
+            .and_then(|p| p.get(name))
+            .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+            .cloned()
+    };
+    let mut owned;
+    while !rest.is_empty() {
+        let next = if let Some(after) = rest.strip_prefix("['") {
+            let Some(end) = after.find("']") else {
+                return false;
+            };
+            rest = &after[end + 2..];
+            child(node, &after[..end])
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else {
+                return false;
+            };
+            if after[..end].parse::<usize>().is_err() {
+                return false;
+            }
+            rest = &after[end + 1..];
+            node.get("items").filter(|i| i.is_object()).cloned()
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let name = &after[..end];
+            rest = &after[end..];
+            if name.is_empty() {
+                return false;
+            }
+            child(node, name)
+        } else {
+            return false;
+        };
+        match next {
+            Some(n) => {
+                owned = n;
+                node = &owned;
+            }
+            None => return false,
+        }
+    }
+    true
 }
 
 fn has_newlines(s: &str) -> bool {
@@ -497,7 +666,7 @@ fn cel_rules(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::invalid(
                 &at("message"),
                 &go_quote(message),
-                "message must be non-empty if specified",
+                "must be non-empty if specified",
             ));
         } else if has_newlines(message.trim()) {
             errs.push(FieldError::invalid(
@@ -535,14 +704,21 @@ fn cel_rules(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
                 errs.push(FieldError::invalid(
                     &at("fieldPath"),
                     &go_quote(field_path),
-                    "fieldPath must be non-empty if specified",
+                    "must be non-empty if specified",
                 ));
             }
             if has_newlines(field_path) {
                 errs.push(FieldError::invalid(
                     &at("fieldPath"),
                     &go_quote(field_path),
-                    "fieldPath must not contain line breaks",
+                    "must not contain line breaks",
+                ));
+            }
+            if !field_path.is_empty() && !field_path_valid(s, field_path) {
+                errs.push(FieldError::invalid(
+                    &at("fieldPath"),
+                    &go_quote(field_path),
+                    "must be a valid path",
                 ));
             }
         }

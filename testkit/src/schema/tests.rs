@@ -398,6 +398,49 @@ fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ],
         ),
         (
+            "patterns Go accepts: \\Q…\\E, named groups, Unicode and POSIX classes",
+            json!({"type": "object", "properties": {"a": {"type": "string",
+                "pattern": "^\\Qa.b\\E(?P<x>\\p{L})(?<y>[[:alpha:]])\\d\\z"}}}),
+            vec![],
+        ),
+        (
+            "patterns Go refuses, with Go's messages",
+            json!({"type": "object", "properties": {
+                "z": {"type": "string", "pattern": "a\\Z"},
+                "p": {"type": "string", "pattern": "a++"},
+                "c": {"type": "string", "pattern": "[a"},
+                "g": {"type": "string", "pattern": "(a"}}}),
+            vec![
+                r#"schema.properties[c].pattern: Invalid value: "[a": must be a valid regular expression, but isn't: error parsing regexp: missing closing ]: `[a`"#,
+                r#"schema.properties[g].pattern: Invalid value: "(a": must be a valid regular expression, but isn't: error parsing regexp: missing closing ): `(a`"#,
+                r#"schema.properties[p].pattern: Invalid value: "a++": must be a valid regular expression, but isn't: error parsing regexp: invalid nested repetition operator: `++`"#,
+                r#"schema.properties[z].pattern: Invalid value: "a\\Z": must be a valid regular expression, but isn't: error parsing regexp: invalid escape sequence: `\Z`"#,
+            ],
+        ),
+        (
+            "CEL fieldPath must name a field",
+            json!({"type": "object", "properties": {"a": {"type": "object",
+                "properties": {"b": {"type": "array", "items": {"type": "string"}}},
+                "x-kubernetes-validations": [
+                    {"rule": "true", "fieldPath": ".b[0]"},
+                    {"rule": "true", "fieldPath": "['b']"},
+                    {"rule": "true", "fieldPath": ".c"},
+                    {"rule": "true", "fieldPath": " "}]}}}),
+            vec![
+                r#"schema.properties[a].x-kubernetes-validations[2].fieldPath: Invalid value: ".c": must be a valid path"#,
+                r#"schema.properties[a].x-kubernetes-validations[3].fieldPath: Invalid value: " ": must be non-empty if specified"#,
+                r#"schema.properties[a].x-kubernetes-validations[3].fieldPath: Invalid value: " ": must be a valid path"#,
+            ],
+        ),
+        (
+            "defaults skip list-type uniqueness; item paths are joined as upstream joins them",
+            json!({"type": "object", "properties": {
+                "s": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}, "default": ["a", "a"]},
+                "m": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+                    "items": {"type": "object", "required": ["k"], "properties": {"k": {"type": "string"}}}, "default": [{}]}}}),
+            vec!["schema.properties[m].default.[0].k: Required value"],
+        ),
+        (
             "CEL rule shape",
             json!({"type": "object", "properties": {"a": {"type": "string", "x-kubernetes-validations": [
                 {"rule": " "},
@@ -718,6 +761,71 @@ fn validation_reports_the_apiservers_errors() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn formats_are_checked_like_kube_openapi() {
+    // (format, value, valid) — compared with kube-apiserver 1.37.
+    let cases = [
+        ("date-time", "2024-01-02T03:04:05.123+01:00", true),
+        ("date-time", "2024-01-02t03:04:05z", true),
+        ("date-time", "2024-01-02 03:04:05", false),
+        ("date-time", "2024-01-02T03:04Z", false),
+        ("date-time", "2024-01-02T03:04:05", false),
+        ("date-time", "2024-02-30T00:00:00Z", false),
+        ("date-time", "2024-01-02T03:04:60Z", false),
+        ("date", "2024-01-02", true),
+        ("date", "2024-1-2", false),
+        ("byte", "aGVsbG8=", true),
+        ("byte", "aGVsbG8", false),
+        ("byte", "", false),
+        ("ipv4", "1.2.3.4", true),
+        ("ipv4", "::1", false),
+        ("ipv6", "::1", true),
+        ("cidr", "10.0.0.0/8", true),
+        ("cidr", "10.0.0.0/33", false),
+        ("hostname", "EXAMPLE.com", true),
+        ("hostname", "-bad.com", false),
+        ("email", "a@b.c", true),
+        ("email", "nope", false),
+        ("mac", "0011.2233.4455", true),
+        ("mac", "zz", false),
+        ("duration", "3 days", true),
+        ("duration", "1h30m", true),
+        ("duration", "5", false),
+        ("uuid4", "123e4567-e89b-42d3-a456-426614174000", true),
+        ("uuid4", "123e4567-e89b-12d3-a456-426614174000", false),
+        ("uri", "http://x", true),
+        ("uri", "not a uri", false),
+        ("no-such-format", "anything", true),
+    ];
+    for (format, value, valid) in cases {
+        let schema =
+            json!({"type": "object", "properties": {"f": {"type": "string", "format": format}}});
+        let errs = validate(&schema, &json!({"f": value}));
+        assert_eq!(errs.is_empty(), valid, "{format} {value:?}: {errs:?}");
+        if !valid {
+            assert_eq!(
+                errs[0].to_string(),
+                format!(
+                    "f: Invalid value: {value:?}: f in body must be of type {format}: {value:?}"
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn a_nullable_null_must_still_be_in_the_enum() {
+    let schema = json!({"type": "object", "properties": {"n": {"type": "string", "nullable": true, "enum": ["a"]}}});
+    let errs: Vec<String> = validate(&schema, &json!({"n": null}))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        vec![r#"n: Unsupported value: null: supported values: "a""#]
+    );
 }
 
 #[test]

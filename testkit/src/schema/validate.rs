@@ -14,16 +14,19 @@ use std::sync::LazyLock;
 pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     let mut v = Validator {
         prefix: String::new(),
+        list_types: true,
         errs: Vec::new(),
     };
     v.node(schema, obj, "");
     v.errs
 }
 
-/// Validates `value` (e.g. a schema default) with error paths below `prefix`.
+/// Validates a schema default with error paths below `prefix`, as `ValidateDefaults` does: the
+/// list-type uniqueness checks do not apply to defaults.
 pub(crate) fn validate_at(schema: &Value, value: &Value, prefix: &str) -> Vec<FieldError> {
     let mut v = Validator {
         prefix: prefix.to_string(),
+        list_types: false,
         errs: Vec::new(),
     };
     v.node(schema, value, "");
@@ -37,13 +40,44 @@ pub(crate) fn compiled(pattern: &str) -> Option<Regex> {
     CACHE
         .lock()
         .entry(pattern.to_string())
-        .or_insert_with(|| Regex::new(pattern).ok())
+        .or_insert_with(|| Regex::new(&expand_quoted(pattern)).ok())
         .clone()
+}
+
+/// Rewrites Go's `\Q…\E` literal spans, which the `regex` crate lacks, as escaped text.
+pub(crate) fn expand_quoted(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(start) = rest.find("\\Q") {
+        // Only an unescaped `\Q` opens a span.
+        let backslashes = rest[..start]
+            .chars()
+            .rev()
+            .take_while(|c| *c == '\\')
+            .count();
+        if backslashes % 2 == 1 {
+            out.push_str(&rest[..start + 2]);
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let quoted = &rest[start + 2..];
+        let (literal, after) = match quoted.find("\\E") {
+            Some(end) => (&quoted[..end], &quoted[end + 2..]),
+            None => (quoted, ""),
+        };
+        out.push_str(&regex::escape(literal));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 struct Validator {
     /// Field path the data paths hang below (empty for an object itself).
     prefix: String,
+    /// Whether `x-kubernetes-list-type` set/map uniqueness is checked.
+    list_types: bool,
     errs: Vec<FieldError>,
 }
 
@@ -91,7 +125,6 @@ impl Validator {
         match (self.prefix.is_empty(), name.is_empty()) {
             (true, _) => name.to_string(),
             (false, true) => self.prefix.clone(),
-            (false, false) if name.starts_with('[') => format!("{}{name}", self.prefix),
             (false, false) => format!("{}.{name}", self.prefix),
         }
     }
@@ -99,6 +132,7 @@ impl Validator {
     fn sub(&self, schema: &Value, value: &Value, name: &str) -> Vec<FieldError> {
         let mut v = Validator {
             prefix: self.prefix.clone(),
+            list_types: self.list_types,
             errs: Vec::new(),
         };
         v.node(schema, value, name);
@@ -110,7 +144,10 @@ impl Validator {
             return;
         }
         let path = self.path(name);
-        if !self.check_type(s, v, name, &path) || v.is_null() {
+        self.check_type(s, v, name, &path);
+        if v.is_null() {
+            // Even a nullable null has to be one of the enum values (kube-openapi).
+            self.check_enum(s, v, &path);
             return;
         }
         self.composites(s, v, name);
@@ -120,6 +157,15 @@ impl Validator {
         if let Value::Number(n) = v {
             self.number(s, v, n.as_f64().unwrap_or(0.0), name, &path);
         }
+        self.check_enum(s, v, &path);
+        match v {
+            Value::Array(items) => self.array(s, items, name, &path),
+            Value::Object(m) => self.object(s, m, name, &path),
+            _ => {}
+        }
+    }
+
+    fn check_enum(&mut self, s: &Value, v: &Value, path: &str) {
         if let Some(allowed) = s.get("enum").and_then(Value::as_array)
             && !allowed.contains(v)
         {
@@ -128,17 +174,12 @@ impl Validator {
                 .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
                 .collect();
             self.errs
-                .push(FieldError::not_supported(&path, &go_value(v), &valid));
-        }
-        match v {
-            Value::Array(items) => self.array(s, items, name, &path),
-            Value::Object(m) => self.object(s, m, name, &path),
-            _ => {}
+                .push(FieldError::not_supported(path, &go_value(v), &valid));
         }
     }
 
-    /// The type check; false when the node cannot be examined further (a null is fine or not).
-    fn check_type(&mut self, s: &Value, v: &Value, name: &str, path: &str) -> bool {
+    /// The type check (`null` passes only where `nullable`).
+    fn check_type(&mut self, s: &Value, v: &Value, name: &str, path: &str) {
         let t = str_of(s, "type").unwrap_or("");
         if v.is_null() {
             if !t.is_empty() && !flag(s, "nullable") {
@@ -148,7 +189,7 @@ impl Validator {
                     &format!("{} must be of type {t}: \"null\"", in_body(name)),
                 ));
             }
-            return false;
+            return;
         }
         if flag(s, "x-kubernetes-int-or-string") && t.is_empty() {
             if !(is_integral(v) || v.is_string()) {
@@ -162,7 +203,7 @@ impl Validator {
                     ),
                 ));
             }
-            return true;
+            return;
         }
         if t == "integer" && v.is_number() && !is_integral(v) {
             // kube-openapi reports a fraction for an integer twice: a composite "Checked value"
@@ -187,7 +228,7 @@ impl Validator {
                 &format!("\"{actual}\""),
                 &format!("{} must be of type {expected}: \"{actual}\"", in_body(name)),
             ));
-            return true;
+            return;
         }
         let ok = match t {
             "" => true,
@@ -207,7 +248,6 @@ impl Validator {
                 &format!("{} must be of type {t}: \"{actual}\"", in_body(name)),
             ));
         }
-        true
     }
 
     fn composites(&mut self, s: &Value, v: &Value, name: &str) {
@@ -429,7 +469,7 @@ impl Validator {
                 self.node(item_schema, item, &format!("{name}[{i}]"));
             }
         }
-        match str_of(s, "x-kubernetes-list-type") {
+        match str_of(s, "x-kubernetes-list-type").filter(|_| self.list_types) {
             Some("set") => self.unique_set(items, name),
             Some("map") => self.unique_map(s, items, name),
             _ => {}
@@ -579,7 +619,7 @@ impl Validator {
 
 static DATE_TIME_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
+        r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$",
     )
     .expect("constant regex compiles")
 });
@@ -601,6 +641,25 @@ static DURATION_RE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("constant regex compiles")
 });
 
+/// Go's `url.ParseRequestURI`, roughly: an absolute URI (`scheme:…`) or an absolute path, with
+/// no spaces or control characters.
+fn uri_ok(s: &str) -> bool {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    if s.starts_with('/') {
+        return true;
+    }
+    match s.split_once(':') {
+        Some((scheme, _)) => {
+            let mut chars = scheme.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
 fn valid_date(y: &str, m: &str, d: &str) -> bool {
     let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i16>(), m.parse::<i8>(), d.parse::<i8>()) else {
         return false;
@@ -610,7 +669,7 @@ fn valid_date(y: &str, m: &str, d: &str) -> bool {
 
 fn base64_ok(s: &str) -> bool {
     let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return false;
     }
     let pad = bytes.iter().rev().take_while(|b| **b == b'=').count();
@@ -628,8 +687,7 @@ pub(crate) fn format_ok(format: &str, s: &str) -> bool {
             valid_date(&c[1], &c[2], &c[3])
                 && c[4].parse::<u8>().is_ok_and(|h| h < 24)
                 && c[5].parse::<u8>().is_ok_and(|m| m < 60)
-                && c.get(7)
-                    .is_none_or(|sec| sec.as_str().parse::<u8>().is_ok_and(|x| x < 61))
+                && c[6].parse::<u8>().is_ok_and(|x| x < 60)
         }),
         "date" => DATE_RE
             .captures(s)
@@ -664,6 +722,7 @@ pub(crate) fn format_ok(format: &str, s: &str) -> bool {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !s.contains(' ')
         }),
         "duration" => DURATION_RE.is_match(s),
+        "uri" => uri_ok(s),
         _ => true,
     }
 }
