@@ -10,6 +10,8 @@
 //!
 //! Layout: `attrs` (darling models) → `model` (checks, spanned errors reported together) →
 //! `emit` / `schema` (code, through `::kubeforge::__private` or `crate_path`).
+//!
+#![doc = include_str!("../README.md")]
 
 mod attrs;
 mod controller;

@@ -35,6 +35,13 @@ pub enum CountOrName {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    S3 { bucket: String },
+    Volume { claim: String, size: Option<i32> },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
 pub struct Node {
     pub value: String,
     #[serde(default)]
@@ -71,6 +78,12 @@ both!(untagged, "UntaggedThing", { pub count_or_name: CountOrName });
 both!(tree, "TreeThing", { pub tree: Option<Node> });
 both!(free, "FreeThing", { pub free_form: serde_json::Value, pub labels: BTreeMap<String, String> });
 both!(small, "SmallThing", { pub small: u8 });
+both!(external, "ExternalThing", { pub target: Target });
+both!(k8s, "K8sThing", {
+    pub max_unavailable: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+    pub memory: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+});
 both!(flat, "FlatThing", {
     pub name: String,
     #[serde(flatten)]
@@ -276,6 +289,53 @@ fn flattened_maps_preserve_unknown_fields_in_both() {
     let t = t.expect("kube-derive handles flatten");
     assert_eq!(o["x-kubernetes-preserve-unknown-fields"], true);
     assert_eq!(t["x-kubernetes-preserve-unknown-fields"], true);
+}
+
+#[test]
+fn externally_tagged_enums_agree() {
+    let (t, o) = compare(
+        "external",
+        external::theirs::ExternalThing::crd,
+        external::ours::ExternalThing::crd,
+    );
+    let t = t.expect("kube-derive handles externally tagged enums");
+    let (t, o) = (&t["properties"]["target"], &o["properties"]["target"]);
+    assert_eq!(
+        o["oneOf"],
+        json!([{"required": ["s3"]}, {"required": ["volume"]}])
+    );
+    assert_eq!(t["oneOf"], o["oneOf"]);
+    assert_eq!(
+        t["properties"]["volume"]["properties"]
+            .as_object()
+            .map(|p| p.len()),
+        Some(2)
+    );
+    assert_eq!(
+        o["properties"]["volume"]["properties"]
+            .as_object()
+            .map(|p| p.len()),
+        Some(2)
+    );
+}
+
+#[test]
+fn kubernetes_value_types_agree() {
+    let (t, o) = compare("k8s", k8s::theirs::K8sThing::crd, k8s::ours::K8sThing::crd);
+    let t = t.expect("kube-derive handles k8s-openapi types");
+    for (field, key, value) in [
+        ("maxUnavailable", "x-kubernetes-int-or-string", json!(true)),
+        ("memory", "x-kubernetes-int-or-string", json!(true)),
+        ("memory", "nullable", json!(true)),
+        ("since", "format", json!("date-time")),
+        ("since", "type", json!("string")),
+    ] {
+        assert_eq!(o["properties"][field][key], value, "ours: {field}.{key}");
+        assert_eq!(
+            t["properties"][field][key], value,
+            "kube-derive: {field}.{key}"
+        );
+    }
 }
 
 #[test]

@@ -79,6 +79,51 @@ mod cache {
     }
 }
 
+/// Generated code reaches kubeforge through `crate_path` when it is re-exported elsewhere.
+mod reexported {
+    pub use kubeforge as kf;
+}
+
+mod via_reexport {
+    use super::*;
+
+    #[derive(kubeforge::CustomResource, Serialize, Deserialize, Clone, Debug)]
+    #[kubeforge(group = "paths.example.com", version = "v1", crate_path = crate::reexported::kf)]
+    pub struct PathedSpec {
+        #[kubeforge(minimum = 1)]
+        pub size: i32,
+        pub nested: Nested,
+    }
+
+    #[derive(kubeforge::KubeSchema, Serialize, Deserialize, Clone, Debug)]
+    #[kubeforge(crate_path = crate::reexported::kf)]
+    pub struct Nested {
+        #[kubeforge(max_length = 3)]
+        pub code: String,
+    }
+}
+
+#[controller(for = via_reexport::Pathed, crate_path = crate::reexported::kf)]
+#[allow(dead_code)]
+async fn reconcile_pathed() {}
+
+#[test]
+fn crate_path_redirects_generated_code() {
+    let crds = registry::merge_crds([entry("via_reexport::Pathed")]).expect("crd");
+    let schema = serde_json::to_value(&crds[0].spec.versions[0].schema).expect("json");
+    let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["properties"]["size"]["minimum"], 1.0);
+    assert_eq!(
+        spec["properties"]["nested"]["properties"]["code"]["maxLength"],
+        3
+    );
+    assert!(
+        registry::controllers()
+            .iter()
+            .any(|c| c.name == "reconcile_pathed")
+    );
+}
+
 #[controller(for = cache::Memcached, owns(Deployment, Service), watches(ConfigMap),
     rbac(groups = [""], resources = ["secrets"], verbs = ["get"]))]
 #[allow(dead_code)]
@@ -209,7 +254,14 @@ fn has(rules: &[PolicyRule], group: &str, resource: &str, verbs: &[&str]) -> boo
 #[test]
 fn controllers_register_with_their_inferred_rules() {
     let names: Vec<&str> = registry::controllers().iter().map(|c| c.name).collect();
-    assert_eq!(names, ["deployment-auditor", "reconcile_memcached"]);
+    assert_eq!(
+        names,
+        [
+            "deployment-auditor",
+            "reconcile_memcached",
+            "reconcile_pathed"
+        ]
+    );
     let role = registry::cluster_role("memcached-operator", false);
     let rules = role.rules.expect("rules");
     // primary

@@ -232,6 +232,9 @@ pub fn root_schema(
         root["x-kubernetes-validations"] = rules;
     }
     schema::strip_junctor_keywords(&mut root);
+    if let Some(max) = d.max_description_len {
+        schema::cap_descriptions(&mut root, max);
+    }
     root
 }
 

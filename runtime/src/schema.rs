@@ -494,7 +494,8 @@ fn union_enums(a: &Value, b: &Value) -> Value {
     out
 }
 
-fn cap_descriptions(v: &mut Value, max: usize) {
+/// Truncates every description below `v` to `max` characters (`0` removes them).
+pub fn cap_descriptions(v: &mut Value, max: usize) {
     match v {
         Value::Object(m) => {
             if let Some(Value::String(d)) = m.get_mut("description") {

@@ -128,10 +128,12 @@ pub mod backup {
         pub notify: Option<Notify>,
     }
 
-    #[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, KubeSchema)]
     #[serde(rename_all = "camelCase")]
     pub enum Target {
         S3 {
+            /// Bucket names have 3 to 63 characters.
+            #[kubeforge(min_length = 3, max_length = 63)]
             bucket: String,
             region: Option<String>,
         },
