@@ -20,14 +20,22 @@ pub enum TestCluster {
     /// The in-process server (its kubeconfig is written to a temporary file).
     Embedded(ApiServer),
     /// A server given by a kubeconfig file.
-    External { kubeconfig_path: PathBuf, client: kube::Client },
+    External {
+        kubeconfig_path: PathBuf,
+        client: kube::Client,
+    },
 }
 
 impl std::fmt::Debug for TestCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TestCluster::Embedded(server) => f.debug_tuple("Embedded").field(server).finish(),
-            TestCluster::External { kubeconfig_path, .. } => f.debug_struct("External").field("kubeconfig_path", kubeconfig_path).finish(),
+            TestCluster::External {
+                kubeconfig_path, ..
+            } => f
+                .debug_struct("External")
+                .field("kubeconfig_path", kubeconfig_path)
+                .finish(),
         }
     }
 }
@@ -37,10 +45,12 @@ impl TestCluster {
     /// named by `KUBEFORGE_TEST_KUBECONFIG` when set, else a new embedded server.
     pub async fn from_env() -> Result<TestCluster, Error> {
         if std::env::var(BACKEND_ENV).is_ok_and(|backend| backend == "control-plane") {
-            let plane = crate::control_plane::ControlPlane::shared().await.map_err(|e| Error::Client {
-                url: format!("the real control plane ({BACKEND_ENV}=control-plane)"),
-                message: e.to_string(),
-            })?;
+            let plane = crate::control_plane::ControlPlane::shared()
+                .await
+                .map_err(|e| Error::Client {
+                    url: format!("the real control plane ({BACKEND_ENV}=control-plane)"),
+                    message: e.to_string(),
+                })?;
             return Self::external(plane.kubeconfig_path()).await;
         }
         match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
@@ -51,22 +61,33 @@ impl TestCluster {
 
     /// Wraps a started embedded server, writing its kubeconfig to a temporary file.
     pub fn embedded(server: ApiServer) -> Result<TestCluster, Error> {
-        server
-            .kubeconfig_path()
-            .map_err(|e| Error::Kubeconfig { path: std::env::temp_dir().display().to_string(), message: e.to_string() })?;
+        server.kubeconfig_path().map_err(|e| Error::Kubeconfig {
+            path: std::env::temp_dir().display().to_string(),
+            message: e.to_string(),
+        })?;
         Ok(TestCluster::Embedded(server))
     }
 
     /// Connects to the cluster of a kubeconfig file (its current context).
     pub async fn external(path: &Path) -> Result<TestCluster, Error> {
-        let err = |message: String| Error::Kubeconfig { path: path.display().to_string(), message };
+        let err = |message: String| Error::Kubeconfig {
+            path: path.display().to_string(),
+            message,
+        };
         let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?;
         let url = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(|e| Error::Client { url, message: e.to_string() })?;
-        Ok(TestCluster::External { kubeconfig_path: path.to_path_buf(), client })
+        let client = kube::Client::try_from(config).map_err(|e| Error::Client {
+            url,
+            message: e.to_string(),
+        })?;
+        Ok(TestCluster::External {
+            kubeconfig_path: path.to_path_buf(),
+            client,
+        })
     }
 
     pub fn client(&self) -> kube::Client {
@@ -81,7 +102,9 @@ impl TestCluster {
         match self {
             // Written by `embedded()`; an empty path only if that write failed, which it reports.
             TestCluster::Embedded(server) => server.kubeconfig_path().unwrap_or(Path::new("")),
-            TestCluster::External { kubeconfig_path, .. } => kubeconfig_path,
+            TestCluster::External {
+                kubeconfig_path, ..
+            } => kubeconfig_path,
         }
     }
 

@@ -18,7 +18,11 @@ fn is_crd(info: &ResourceInfo) -> bool {
 }
 
 fn cause(reason: &str, field: &str, message: String) -> Cause {
-    Cause { reason: reason.into(), message, field: field.into() }
+    Cause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    }
 }
 
 fn required(field: &str) -> Cause {
@@ -36,18 +40,30 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
     if group.is_empty() {
         causes.push(required("spec.group"));
     } else if !group.contains('.') {
-        causes.push(cause("FieldValueInvalid", "spec.group", format!("Invalid value: {group:?}: should be a domain with at least one dot")));
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.group",
+            format!("Invalid value: {group:?}: should be a domain with at least one dot"),
+        ));
     }
     if plural.is_empty() {
         causes.push(required("spec.names.plural"));
     } else if let Err(e) = names::is_dns1123_label(plural) {
-        causes.push(cause("FieldValueInvalid", "spec.names.plural", format!("Invalid value: {plural:?}: {e}")));
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.names.plural",
+            format!("Invalid value: {plural:?}: {e}"),
+        ));
     }
     if kind.is_empty() {
         causes.push(required("spec.names.kind"));
     }
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(cause("FieldValueInvalid", "metadata.name", format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group")));
+        causes.push(cause(
+            "FieldValueInvalid",
+            "metadata.name",
+            format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+        ));
     }
     match spec["scope"].as_str() {
         Some("Namespaced" | "Cluster") => {}
@@ -60,14 +76,29 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        causes.push(cause("FieldValueInvalid", "spec.versions", "Invalid value: null: must have exactly one version marked as storage version".into()));
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.versions",
+            "Invalid value: null: must have exactly one version marked as storage version".into(),
+        ));
     }
-    let storage = versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count();
+    let storage = versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count();
     if !versions.is_empty() && storage != 1 {
         causes.push(cause(
             "FieldValueInvalid",
             "spec.versions",
-            format!("Invalid value: {}: must have exactly one version marked as storage version", json!(versions.iter().map(|v| v["name"].clone()).collect::<Vec<_>>())),
+            format!(
+                "Invalid value: {}: must have exactly one version marked as storage version",
+                json!(
+                    versions
+                        .iter()
+                        .map(|v| v["name"].clone())
+                        .collect::<Vec<_>>()
+                )
+            ),
         ));
     }
     for (i, v) in versions.iter().enumerate() {
@@ -75,14 +106,21 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
         if vname.is_empty() {
             causes.push(required(&format!("spec.versions[{i}].name")));
         } else if let Err(e) = names::is_dns1123_label(vname) {
-            causes.push(cause("FieldValueInvalid", &format!("spec.versions[{i}].name"), format!("Invalid value: {vname:?}: {e}")));
+            causes.push(cause(
+                "FieldValueInvalid",
+                &format!("spec.versions[{i}].name"),
+                format!("Invalid value: {vname:?}: {e}"),
+            ));
         }
         let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
         match v["schema"].get("openAPIV3Schema") {
             None => causes.push(required(&path)),
             Some(s) => {
                 if let Err(errs) = schema::check_structural_at(s, &path) {
-                    causes.extend(errs.into_iter().map(|e| cause(e.reason.reason(), &e.path, e.message)));
+                    causes.extend(
+                        errs.into_iter()
+                            .map(|e| cause(e.reason.reason(), &e.path, e.message)),
+                    );
                 }
             }
         }
@@ -93,7 +131,10 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
 /// Sets the status a real apiextensions-apiserver converges to at once.
 fn set_crd_status(crd: &mut Value) {
     let spec = crd["spec"].clone();
-    let kind = spec["names"]["kind"].as_str().unwrap_or_default().to_string();
+    let kind = spec["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut accepted = spec["names"].clone();
     if accepted["singular"].as_str().is_none_or(str::is_empty) {
         accepted["singular"] = json!(kind.to_ascii_lowercase());
@@ -102,9 +143,17 @@ fn set_crd_status(crd: &mut Value) {
         accepted["listKind"] = json!(format!("{kind}List"));
     }
     let now = crate::objects::now();
-    let storage: Vec<Value> =
-        spec["versions"].as_array().into_iter().flatten().filter(|v| v["storage"] == json!(true)).map(|v| v["name"].clone()).collect();
-    let mut stored_versions: Vec<Value> = crd["status"]["storedVersions"].as_array().cloned().unwrap_or_default();
+    let storage: Vec<Value> = spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == json!(true))
+        .map(|v| v["name"].clone())
+        .collect();
+    let mut stored_versions: Vec<Value> = crd["status"]["storedVersions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for v in storage {
         if !stored_versions.contains(&v) {
             stored_versions.push(v);
@@ -124,18 +173,33 @@ fn set_crd_status(crd: &mut Value) {
 fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
     let spec = &crd["spec"];
     let names = &crd["status"]["acceptedNames"];
-    let strings = |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
     let mut out = Vec::new();
     for v in spec["versions"].as_array().into_iter().flatten() {
         if v["served"].as_bool() != Some(true) {
             continue;
         }
         let sub = &v["subresources"];
-        let scale = sub.get("scale").filter(|s| s.is_object()).map(|s| ScalePaths {
-            spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
-            status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_string(),
-            label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
-        });
+        let scale = sub
+            .get("scale")
+            .filter(|s| s.is_object())
+            .map(|s| ScalePaths {
+                spec_replicas: s["specReplicasPath"]
+                    .as_str()
+                    .unwrap_or(".spec.replicas")
+                    .to_string(),
+                status_replicas: s["statusReplicasPath"]
+                    .as_str()
+                    .unwrap_or(".status.replicas")
+                    .to_string(),
+                label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
+            });
         let printer_columns = v["additionalPrinterColumns"]
             .as_array()
             .into_iter()
@@ -153,7 +217,11 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|f| f["jsonPath"].as_str().map(|p| p.trim_start_matches('.').to_string()))
+            .filter_map(|f| {
+                f["jsonPath"]
+                    .as_str()
+                    .map(|p| p.trim_start_matches('.').to_string())
+            })
             .collect();
         out.push(ResourceInfo {
             group: spec["group"].as_str().unwrap_or_default().to_string(),
@@ -183,7 +251,11 @@ fn removed_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<Strin
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             for (k, bv) in b {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match a.get(k) {
                     None => out.push(p),
                     Some(av) => removed_fields(bv, av, &p, out),
@@ -201,7 +273,13 @@ fn removed_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<Strin
 
 /// Runs before an object is stored: CRDs are validated and get their status; custom objects
 /// are pruned, defaulted and validated against their schema.
-pub fn prepare_object(_store: &Store, info: &Arc<ResourceInfo>, name: &str, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
+pub fn prepare_object(
+    _store: &Store,
+    info: &Arc<ResourceInfo>,
+    name: &str,
+    obj: &mut Value,
+    opts: &WriteOptions,
+) -> ApiResult<()> {
     if is_crd(info) {
         let causes = validate_crd(name, obj);
         if !causes.is_empty() {
@@ -210,8 +288,14 @@ pub fn prepare_object(_store: &Store, info: &Arc<ResourceInfo>, name: &str, obj:
         set_crd_status(obj);
         return Ok(());
     }
-    let Some(schema) = info.custom.as_ref().and_then(|c| c.schema.as_ref()) else { return Ok(()) };
-    let kept = (obj["apiVersion"].clone(), obj["kind"].clone(), obj["metadata"].clone());
+    let Some(schema) = info.custom.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Ok(());
+    };
+    let kept = (
+        obj["apiVersion"].clone(),
+        obj["kind"].clone(),
+        obj["metadata"].clone(),
+    );
     let before = obj.clone();
     schema::prune(schema, obj);
     if opts.strict {
@@ -219,8 +303,14 @@ pub fn prepare_object(_store: &Store, info: &Arc<ResourceInfo>, name: &str, obj:
         removed_fields(&before, obj, "", &mut unknown);
         unknown.retain(|f| !f.starts_with("metadata") && f != "apiVersion" && f != "kind");
         if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                list.join(", ")
+            )));
         }
     }
     obj["apiVersion"] = kept.0;
@@ -231,7 +321,11 @@ pub fn prepare_object(_store: &Store, info: &Arc<ResourceInfo>, name: &str, obj:
     if !errors.is_empty() {
         let causes = errors
             .iter()
-            .map(|e| Cause { reason: e.reason.reason().to_string(), message: e.message.clone(), field: e.path.clone() })
+            .map(|e| Cause {
+                reason: e.reason.reason().to_string(),
+                message: e.message.clone(),
+                field: e.path.clone(),
+            })
             .collect();
         return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
     }
@@ -239,12 +333,19 @@ pub fn prepare_object(_store: &Store, info: &Arc<ResourceInfo>, name: &str, obj:
 }
 
 /// Runs after an object is stored: a stored CRD (re)registers its versions.
-pub fn after_write(store: &mut Store, info: &Arc<ResourceInfo>, stored: &Arc<Stored>) -> ApiResult<()> {
+pub fn after_write(
+    store: &mut Store,
+    info: &Arc<ResourceInfo>,
+    stored: &Arc<Stored>,
+) -> ApiResult<()> {
     if !is_crd(info) {
         return Ok(());
     }
     let crd = stored.value();
-    let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     store.registry.remove_crd(&name);
     for r in resources_of(&name, &crd) {
         tracing::debug!(group = %r.group, version = %r.version, plural = %r.plural, "registered custom resource");
@@ -256,10 +357,17 @@ pub fn after_write(store: &mut Store, info: &Arc<ResourceInfo>, stored: &Arc<Sto
 /// Runs after a CRD is removed: its objects are deleted and its resources unregistered.
 pub fn after_delete(store: &mut Store, crd: &Stored) {
     let v = crd.value();
-    let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = v["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let res = ResourceKey {
         group: v["spec"]["group"].as_str().unwrap_or_default().to_string(),
-        plural: v["status"]["acceptedNames"]["plural"].as_str().or(v["spec"]["names"]["plural"].as_str()).unwrap_or_default().to_string(),
+        plural: v["status"]["acceptedNames"]["plural"]
+            .as_str()
+            .or(v["spec"]["names"]["plural"].as_str())
+            .unwrap_or_default()
+            .to_string(),
     };
     for key in store.keys(&res) {
         store.remove(&res, &key);
@@ -299,13 +407,19 @@ mod tests {
         let r = resources_of("widgets.example.com", &c);
         assert_eq!(r.len(), 1);
         assert!(r[0].status && r[0].namespaced);
-        assert_eq!(r[0].scale.as_ref().map(|s| s.spec_replicas.as_str()), Some(".spec.size"));
+        assert_eq!(
+            r[0].scale.as_ref().map(|s| s.spec_replicas.as_str()),
+            Some(".spec.size")
+        );
         assert_eq!(r[0].field_selectors, ["spec.color"]);
     }
 
     #[test]
     fn crd_name_must_be_plural_dot_group() {
         let causes = validate_crd("widget.example.com", &crd());
-        assert_eq!(causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["metadata.name"]);
+        assert_eq!(
+            causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+            ["metadata.name"]
+        );
     }
 }

@@ -35,7 +35,17 @@ pub fn version() -> Response<Body> {
 }
 
 pub fn root_paths(reg: &Registry) -> Response<Body> {
-    let mut paths = vec!["/api".to_string(), "/api/v1".into(), "/apis".into(), "/healthz".into(), "/livez".into(), "/readyz".into(), "/openapi/v2".into(), "/openapi/v3".into(), "/version".into()];
+    let mut paths = vec![
+        "/api".to_string(),
+        "/api/v1".into(),
+        "/apis".into(),
+        "/healthz".into(),
+        "/livez".into(),
+        "/readyz".into(),
+        "/openapi/v2".into(),
+        "/openapi/v3".into(),
+        "/version".into(),
+    ];
     for (group, versions) in reg.groups() {
         if group.is_empty() {
             continue;
@@ -61,8 +71,15 @@ pub fn api_versions(_headers: &HeaderMap) -> Response<Body> {
 }
 
 fn group_json(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
-    let preferred = versions.iter().max_by_key(|v| version_priority(v)).cloned().unwrap_or_default();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = versions
+        .iter()
+        .max_by_key(|v| version_priority(v))
+        .cloned()
+        .unwrap_or_default();
     json!({
         "name": group,
         "versions": vs,
@@ -71,13 +88,24 @@ fn group_json(group: &str, versions: &[String]) -> Value {
 }
 
 pub fn api_groups(reg: &Registry, _headers: &HeaderMap) -> Response<Body> {
-    let groups: Vec<Value> = reg.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, vs)).collect();
-    json_value(StatusCode::OK, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
+    json_value(
+        StatusCode::OK,
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+    )
 }
 
 pub fn api_group(reg: &Registry, group: &str) -> ApiResult<Response<Body>> {
     let groups = reg.groups();
-    let (_, versions) = groups.iter().find(|(g, _)| g == group).ok_or_else(ApiError::no_route)?;
+    let (_, versions) = groups
+        .iter()
+        .find(|(g, _)| g == group)
+        .ok_or_else(ApiError::no_route)?;
     let mut g = group_json(group, versions);
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");
@@ -109,12 +137,19 @@ fn resource_json(r: &ResourceInfo) -> Vec<Value> {
 }
 
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Response<Body> {
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     let resources: Vec<Value> = reg
         .group_versions()
         .filter(|((g, v), _)| g == group && v == version)
         .flat_map(|(_, m)| m.values())
         .flat_map(|r| resource_json(r))
         .collect();
-    json_value(StatusCode::OK, &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    json_value(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

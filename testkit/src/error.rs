@@ -13,7 +13,9 @@ pub enum Error {
     Client { url: String, message: String },
     #[error("failed to read the kubeconfig {path}: {message}; check KUBEFORGE_TEST_KUBECONFIG")]
     Kubeconfig { path: String, message: String },
-    #[error("no resource with apiVersion {api_version:?} and kind {kind:?} is served; create its CRD first")]
+    #[error(
+        "no resource with apiVersion {api_version:?} and kind {kind:?} is served; create its CRD first"
+    )]
     UnknownKind { api_version: String, kind: String },
     #[error("failed to seed object #{index}: {message}")]
     Seed { index: usize, message: String },

@@ -25,11 +25,17 @@ impl RequestMatch {
     }
 
     pub fn verb(verb: &str) -> Self {
-        RequestMatch { verb: Some(verb.to_string()), resource: None }
+        RequestMatch {
+            verb: Some(verb.to_string()),
+            resource: None,
+        }
     }
 
     pub fn new(verb: &str, resource: &str) -> Self {
-        RequestMatch { verb: Some(verb.to_string()), resource: Some(resource.to_string()) }
+        RequestMatch {
+            verb: Some(verb.to_string()),
+            resource: Some(resource.to_string()),
+        }
     }
 
     fn matches(&self, verb: &str, resource: Option<&str>) -> bool {
@@ -57,9 +63,15 @@ pub(crate) struct FaultState {
 impl FaultState {
     /// Counts a request and returns the injected failure it must get, if any.
     pub(crate) fn on_request(&self, verb: &str, resource: Option<&str>) -> Option<ApiError> {
-        *self.counts.lock().entry((verb.to_string(), resource.unwrap_or_default().to_string())).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .entry((verb.to_string(), resource.unwrap_or_default().to_string()))
+            .or_default() += 1;
         let mut rules = self.rules.lock();
-        let rule = rules.iter_mut().find(|r| r.remaining > 0 && r.matcher.matches(verb, resource))?;
+        let rule = rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.matcher.matches(verb, resource))?;
         rule.remaining -= 1;
         let err = ApiError::from_code(rule.status, rule.retry_after);
         rules.retain(|r| r.remaining > 0);
@@ -102,8 +114,19 @@ impl Faults {
 
     /// Fails the next `n` requests matching `matcher` with `status` (500, 429, 504, …);
     /// `retry_after` is sent as the `Retry-After` header.
-    pub fn fail_next(&self, n: usize, matcher: RequestMatch, status: u16, retry_after: Option<u32>) {
-        self.shared.faults.rules.lock().push(FailRule { matcher, remaining: n, status, retry_after });
+    pub fn fail_next(
+        &self,
+        n: usize,
+        matcher: RequestMatch,
+        status: u16,
+        retry_after: Option<u32>,
+    ) {
+        self.shared.faults.rules.lock().push(FailRule {
+            matcher,
+            remaining: n,
+            status,
+            retry_after,
+        });
     }
 
     /// Delays every request (and the start of every watch) by `d`.
@@ -136,12 +159,26 @@ mod tests {
     #[test]
     fn fail_rules_apply_n_times_to_matching_requests_only() {
         let f = FaultState::default();
-        f.rules.lock().push(FailRule { matcher: RequestMatch::new("list", "pods"), remaining: 2, status: 429, retry_after: Some(1) });
+        f.rules.lock().push(FailRule {
+            matcher: RequestMatch::new("list", "pods"),
+            remaining: 2,
+            status: 429,
+            retry_after: Some(1),
+        });
         assert!(f.on_request("get", Some("pods")).is_none());
-        assert_eq!(f.on_request("list", Some("pods")).map(|e| e.code), Some(429));
+        assert_eq!(
+            f.on_request("list", Some("pods")).map(|e| e.code),
+            Some(429)
+        );
         assert!(f.on_request("list", Some("configmaps")).is_none());
         assert!(f.on_request("list", Some("pods")).is_some());
         assert!(f.on_request("list", Some("pods")).is_none());
-        assert_eq!(*f.counts.lock().get(&("list".to_string(), "pods".to_string())).expect("counted"), 3);
+        assert_eq!(
+            *f.counts
+                .lock()
+                .get(&("list".to_string(), "pods".to_string()))
+                .expect("counted"),
+            3
+        );
     }
 }

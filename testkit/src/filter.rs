@@ -42,7 +42,9 @@ impl Filter {
         if let Some(s) = query.get("fieldSelector") {
             let sel = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message))?;
             sel.check_supported(|field| {
-                field == "metadata.name" || field == "metadata.namespace" || info.field_selectors.iter().any(|x| x == field)
+                field == "metadata.name"
+                    || field == "metadata.namespace"
+                    || info.field_selectors.iter().any(|x| x == field)
             })
             .map_err(|e| {
                 ApiError::bad_request(format!(
@@ -86,9 +88,13 @@ mod tests {
 
     #[test]
     fn field_values_are_read_by_dotted_path() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": true}});
+        let pod =
+            json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": true}});
         assert_eq!(field_value(&pod, "spec.nodeName").as_deref(), Some("n1"));
-        assert_eq!(field_value(&pod, "spec.hostNetwork").as_deref(), Some("true"));
+        assert_eq!(
+            field_value(&pod, "spec.hostNetwork").as_deref(),
+            Some("true")
+        );
         assert_eq!(field_value(&pod, "status.phase"), None);
     }
 }

@@ -33,7 +33,12 @@ pub struct DeleteOptions {
 
 impl Default for DeleteOptions {
     fn default() -> Self {
-        DeleteOptions { propagation: Propagation::Background, precondition_uid: None, precondition_rv: None, dry_run: false }
+        DeleteOptions {
+            propagation: Propagation::Background,
+            precondition_uid: None,
+            precondition_rv: None,
+            dry_run: false,
+        }
     }
 }
 
@@ -41,10 +46,13 @@ impl DeleteOptions {
     /// Reads DeleteOptions JSON (body) and query parameters; the query wins.
     pub fn parse(body: Option<&Value>, query: &crate::query::Query) -> ApiResult<DeleteOptions> {
         let mut o = DeleteOptions::default();
-        let policy = query.get("propagationPolicy").map(str::to_string).or_else(|| {
-            body.and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
-        });
-        let orphan = query.flag_opt("orphanDependents")?.or_else(|| body.and_then(|b| b["orphanDependents"].as_bool()));
+        let policy = query
+            .get("propagationPolicy")
+            .map(str::to_string)
+            .or_else(|| body.and_then(|b| b["propagationPolicy"].as_str().map(str::to_string)));
+        let orphan = query
+            .flag_opt("orphanDependents")?
+            .or_else(|| body.and_then(|b| b["orphanDependents"].as_bool()));
         o.propagation = match policy.as_deref() {
             None => {
                 if orphan == Some(true) {
@@ -63,7 +71,9 @@ impl DeleteOptions {
                     "",
                     vec![crate::status::Cause {
                         reason: "FieldValueNotSupported".into(),
-                        message: format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                        message: format!(
+                            "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                        ),
                         field: "propagationPolicy".into(),
                     }],
                 ));
@@ -71,8 +81,12 @@ impl DeleteOptions {
         };
         if let Some(b) = body {
             o.precondition_uid = b["preconditions"]["uid"].as_str().map(str::to_string);
-            o.precondition_rv = b["preconditions"]["resourceVersion"].as_str().map(str::to_string);
-            o.dry_run = b["dryRun"].as_array().is_some_and(|a| a.iter().any(|d| d == "All"));
+            o.precondition_rv = b["preconditions"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string);
+            o.dry_run = b["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|d| d == "All"));
         }
         o.dry_run |= query.get("dryRun") == Some("All");
         Ok(o)
@@ -80,7 +94,14 @@ impl DeleteOptions {
 }
 
 fn finalizers(v: &Value) -> Vec<String> {
-    v["metadata"]["finalizers"].as_array().map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Deletes one object. Returns the object as the response shows it: with `deletionTimestamp`
@@ -100,7 +121,10 @@ pub fn delete(
             return Err(ApiError::conflict(
                 &info.group_resource(),
                 &key.1,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", existing.uid),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    existing.uid
+                ),
             ));
         }
     }
@@ -109,7 +133,10 @@ pub fn delete(
             return Err(ApiError::conflict(
                 &info.group_resource(),
                 &key.1,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", existing.rv),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    existing.rv
+                ),
             ));
         }
     }
@@ -154,13 +181,19 @@ pub fn delete(
         }
         return Ok(store.get(&res, key).unwrap_or(marked));
     }
-    remove(store, &res, key, None).ok_or_else(|| ApiError::not_found(&info.group_resource(), &key.1))
+    remove(store, &res, key, None)
+        .ok_or_else(|| ApiError::not_found(&info.group_resource(), &key.1))
 }
 
 /// Deletes a dependent found by the garbage collector; errors are logged, not returned.
 fn delete_quietly(store: &mut Store, res: &ResourceKey, key: &ObjKey, propagation: Propagation) {
-    let Some(info) = store.registry.preferred(res) else { return };
-    let opts = DeleteOptions { propagation, ..Default::default() };
+    let Some(info) = store.registry.preferred(res) else {
+        return;
+    };
+    let opts = DeleteOptions {
+        propagation,
+        ..Default::default()
+    };
     if let Err(e) = delete(store, &info, key, &opts) {
         tracing::debug!(error = %e, "garbage collector could not delete a dependent");
     }
@@ -168,11 +201,19 @@ fn delete_quietly(store: &mut Store, res: &ResourceKey, key: &ObjKey, propagatio
 
 /// Removes an object from the store and runs what follows: garbage collection of its
 /// dependents, foreground owners waiting for it, and terminating namespaces it emptied.
-pub fn remove(store: &mut Store, res: &ResourceKey, key: &ObjKey, last: Option<Value>) -> Option<Arc<Stored>> {
+pub fn remove(
+    store: &mut Store,
+    res: &ResourceKey,
+    key: &ObjKey,
+    last: Option<Value>,
+) -> Option<Arc<Stored>> {
     let gone = store.remove_as(res, key, last)?;
     // Dependents whose owners are all gone are deleted; others lose the dangling reference.
     for (dres, dkey, dep) in store.dependents(&gone.uid) {
-        let other_owner_alive = dep.owners.iter().any(|o| *o != gone.uid && store.locate_uid(o).is_some());
+        let other_owner_alive = dep
+            .owners
+            .iter()
+            .any(|o| *o != gone.uid && store.locate_uid(o).is_some());
         if other_owner_alive {
             drop_owner_ref(store, &dres, &dkey, &gone.uid);
         } else {
@@ -192,7 +233,9 @@ pub fn remove(store: &mut Store, res: &ResourceKey, key: &ObjKey, last: Option<V
 }
 
 fn drop_owner_ref(store: &mut Store, res: &ResourceKey, key: &ObjKey, owner_uid: &str) {
-    let Some(dep) = store.get(res, key) else { return };
+    let Some(dep) = store.get(res, key) else {
+        return;
+    };
     let mut v = dep.value();
     if let Some(refs) = v["metadata"]["ownerReferences"].as_array_mut() {
         refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
@@ -213,8 +256,12 @@ fn orphan_dependents(store: &mut Store, uid: &str) {
 
 /// Completes a foreground deletion once the owner has no dependents left.
 fn release_foreground(store: &mut Store, owner_uid: &str) {
-    let Some((res, key)) = store.locate_uid(owner_uid).cloned() else { return };
-    let Some(owner) = store.get(&res, &key) else { return };
+    let Some((res, key)) = store.locate_uid(owner_uid).cloned() else {
+        return;
+    };
+    let Some(owner) = store.get(&res, &key) else {
+        return;
+    };
     let mut v = owner.value();
     let mut fins = finalizers(&v);
     if !fins.iter().any(|f| f == "foregroundDeletion") || !store.dependents(owner_uid).is_empty() {
@@ -241,9 +288,14 @@ fn empty_namespace(store: &mut Store, ns: &str) {
 }
 
 fn finish_namespace_if_empty(store: &mut Store, ns: &str) {
-    let res = ResourceKey { group: String::new(), plural: "namespaces".into() };
+    let res = ResourceKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    };
     let key = (String::new(), ns.to_string());
-    let Some(obj) = store.get(&res, &key) else { return };
+    let Some(obj) = store.get(&res, &key) else {
+        return;
+    };
     let v = obj.value();
     if !v["metadata"]["deletionTimestamp"].is_string() || store.namespace_has_objects(ns) {
         return;
@@ -270,4 +322,3 @@ pub fn delete_collection(
     }
     Ok(out)
 }
-

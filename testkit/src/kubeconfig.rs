@@ -1,6 +1,8 @@
 //! Kubeconfig for a server on loopback: no TLS, no credentials.
 
-use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext, AuthInfo};
+use kube::config::{
+    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
 
 /// The name used for the cluster, user and context entries.
 pub const NAME: &str = "kubeforge";
@@ -10,13 +12,25 @@ pub fn for_url(url: &str) -> Kubeconfig {
     Kubeconfig {
         clusters: vec![NamedCluster {
             name: NAME.into(),
-            cluster: Some(Cluster { server: Some(url.to_string()), ..Default::default() }),
+            cluster: Some(Cluster {
+                server: Some(url.to_string()),
+                ..Default::default()
+            }),
             other: Default::default(),
         }],
-        auth_infos: vec![NamedAuthInfo { name: NAME.into(), auth_info: Some(AuthInfo::default()), other: Default::default() }],
+        auth_infos: vec![NamedAuthInfo {
+            name: NAME.into(),
+            auth_info: Some(AuthInfo::default()),
+            other: Default::default(),
+        }],
         contexts: vec![NamedContext {
             name: NAME.into(),
-            context: Some(Context { cluster: NAME.into(), user: Some(NAME.into()), namespace: Some("default".into()), ..Default::default() }),
+            context: Some(Context {
+                cluster: NAME.into(),
+                user: Some(NAME.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            }),
             other: Default::default(),
         }],
         current_context: Some(NAME.into()),

@@ -32,22 +32,34 @@ pub enum Part {
 
 /// An RFC 3339 timestamp with second precision, as Kubernetes writes them.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn random_suffix() -> String {
     // apimachinery's alphabet: no vowels or confusable characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn field_invalid(field: &str, value: &str, why: &str) -> Cause {
-    Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {value:?}: {why}"), field: field.into() }
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value:?}: {why}"),
+        field: field.into(),
+    }
 }
 
 fn field_required(field: &str, why: &str) -> Cause {
-    Cause { reason: "FieldValueRequired".into(), message: format!("Required value: {why}"), field: field.into() }
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: format!("Required value: {why}"),
+        field: field.into(),
+    }
 }
 
 fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
@@ -56,14 +68,20 @@ fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
 
 /// Storage key of an object.
 pub fn obj_key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjKey {
-    let ns = if info.namespaced { namespace.unwrap_or_default() } else { "" };
+    let ns = if info.namespaced {
+        namespace.unwrap_or_default()
+    } else {
+        ""
+    };
     (ns.to_string(), name.to_string())
 }
 
 /// Checks `apiVersion`/`kind` of a request body against the URL, filling them in when absent.
 pub fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object (a Kubernetes resource)"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object (a Kubernetes resource)",
+        ));
     };
     let want_av = info.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
@@ -116,7 +134,10 @@ fn check_namespace(info: &ResourceInfo, namespace: Option<&str>, obj: &mut Value
         return Ok(());
     }
     let Some(ns) = namespace else {
-        return Err(ApiError::bad_request(format!("{} is namespaced: use a path under /namespaces/<namespace>/", info.plural)));
+        return Err(ApiError::bad_request(format!(
+            "{} is namespaced: use a path under /namespaces/<namespace>/",
+            info.plural
+        )));
     };
     match meta["namespace"].as_str() {
         None | Some("") => meta["namespace"] = json!(ns),
@@ -141,8 +162,13 @@ fn check_name(info: &ResourceInfo, name: &str) -> ApiResult<()> {
 }
 
 fn namespace_usable(store: &Store, info: &ResourceInfo, namespace: Option<&str>) -> ApiResult<()> {
-    let Some(ns) = namespace.filter(|_| info.namespaced) else { return Ok(()) };
-    let key = ResourceKey { group: String::new(), plural: "namespaces".into() };
+    let Some(ns) = namespace.filter(|_| info.namespaced) else {
+        return Ok(());
+    };
+    let key = ResourceKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    };
     let Some(obj) = store.get(&key, &(String::new(), ns.to_string())) else {
         return Err(ApiError::not_found("namespaces", ns));
     };
@@ -150,7 +176,9 @@ fn namespace_usable(store: &Store, info: &ResourceInfo, namespace: Option<&str>)
         return Err(ApiError::forbidden(
             &info.group_resource(),
             "",
-            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         ));
     }
     Ok(())
@@ -206,19 +234,34 @@ pub fn create(
 ) -> ApiResult<Arc<Stored>> {
     check_type(info, &mut obj)?;
     check_namespace(info, namespace, &mut obj)?;
-    if obj["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    if obj["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     let name = match obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
         Some(n) => n.to_string(),
-        None => match obj["metadata"]["generateName"].as_str().filter(|n| !n.is_empty()) {
+        None => match obj["metadata"]["generateName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+        {
             Some(prefix) => {
                 let n = format!("{prefix}{}", random_suffix());
                 obj["metadata"]["name"] = json!(n);
                 n
             }
             None => {
-                return Err(invalid(info, "", vec![field_required("metadata.name", "name or generateName is required")]));
+                return Err(invalid(
+                    info,
+                    "",
+                    vec![field_required(
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
+                ));
             }
         },
     };
@@ -239,7 +282,14 @@ pub fn create(
 }
 
 fn dry(obj: Value) -> Stored {
-    Stored { bytes: serde_json::to_vec(&obj).unwrap_or_default().into(), labels: Default::default(), uid: String::new(), api_version: obj["apiVersion"].as_str().unwrap_or_default().to_string(), owners: Vec::new(), rv: 0 }
+    Stored {
+        bytes: serde_json::to_vec(&obj).unwrap_or_default().into(),
+        labels: Default::default(),
+        uid: String::new(),
+        api_version: obj["apiVersion"].as_str().unwrap_or_default().to_string(),
+        owners: Vec::new(),
+        rv: 0,
+    }
 }
 
 /// Everything except metadata and status: what `generation` tracks.
@@ -281,7 +331,10 @@ pub fn update(
     let Some(existing) = store.get(&info.key(), &key) else {
         return Err(ApiError::not_found(&info.group_resource(), name));
     };
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
+    if let Some(rv) = new["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|rv| !rv.is_empty())
+    {
         if rv != existing.rv.to_string() {
             return Err(ApiError::stale(&info.group_resource(), name));
         }
@@ -315,7 +368,13 @@ pub fn update(
         }
     };
     // What the server owns in metadata cannot be changed by a client.
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old["metadata"].get(f) {
             Some(v) => next["metadata"][f] = v.clone(),
             None => {
@@ -332,10 +391,19 @@ pub fn update(
     }
     let deleting = old["metadata"]["deletionTimestamp"].is_string();
     if deleting {
-        let had: Vec<&str> = old["metadata"]["finalizers"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let had: Vec<&str> = old["metadata"]["finalizers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let added: Vec<String> = next["metadata"]["finalizers"]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).filter(|f| !had.contains(f)).map(|f| format!("{f:?}")).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|f| !had.contains(f))
+                    .map(|f| format!("{f:?}"))
+                    .collect()
+            })
             .unwrap_or_default();
         if !added.is_empty() {
             return Err(invalid(
@@ -343,7 +411,10 @@ pub fn update(
                 name,
                 vec![Cause {
                     reason: "FieldValueForbidden".into(),
-                    message: format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}", added.join(", ")),
+                    message: format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        added.join(", ")
+                    ),
                     field: "metadata.finalizers".into(),
                 }],
             ));
@@ -364,10 +435,13 @@ pub fn update(
     if opts.dry_run {
         return Ok(Arc::new(dry(next)));
     }
-    let finalizers_left = next["metadata"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+    let finalizers_left = next["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty());
     if deleting && !finalizers_left {
         // Removing the last finalizer of a deleted object completes its deletion.
-        return gc::remove(store, &info.key(), &key, Some(next)).ok_or_else(|| ApiError::not_found(&info.group_resource(), name));
+        return gc::remove(store, &info.key(), &key, Some(next))
+            .ok_or_else(|| ApiError::not_found(&info.group_resource(), name));
     }
     let stored = store.put(&info.key(), key, next);
     crd::after_write(store, info, &stored)?;

@@ -23,7 +23,11 @@ use crate::resources::{Registry, ResourceInfo};
 use crate::status::{ApiError, ApiResult};
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn gvk(r: &ResourceInfo) -> Value {
@@ -31,12 +35,18 @@ fn gvk(r: &ResourceInfo) -> Value {
 }
 
 fn schema_name(r: &ResourceInfo) -> String {
-    let g = if r.group.is_empty() { "io.k8s.api.core".to_string() } else { r.group.split('.').rev().collect::<Vec<_>>().join(".") };
+    let g = if r.group.is_empty() {
+        "io.k8s.api.core".to_string()
+    } else {
+        r.group.split('.').rev().collect::<Vec<_>>().join(".")
+    };
     format!("{g}.{}.{}", r.version, r.kind)
 }
 
 fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let (_, resources) = reg.group_versions().find(|((g, v), _)| g == group && v == version)?;
+    let (_, resources) = reg
+        .group_versions()
+        .find(|((g, v), _)| g == group && v == version)?;
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
     for r in resources.values() {
@@ -54,7 +64,8 @@ fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
             {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
         ]);
-        let ok = json!({"200": {"description": "OK", "content": {"application/json": body_schema}}});
+        let ok =
+            json!({"200": {"description": "OK", "content": {"application/json": body_schema}}});
         paths.insert(
             item,
             json!({
@@ -100,7 +111,10 @@ pub fn v3_index(reg: &Registry) -> Response<Body> {
     for ((g, v), _) in reg.group_versions() {
         let p = gv_path(g, v);
         let hash = document(reg, g, v).map(|d| hash_of(&d)).unwrap_or_default();
-        paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}));
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+        );
     }
     json_value(StatusCode::OK, &json!({ "paths": paths }))
 }

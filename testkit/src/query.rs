@@ -18,7 +18,9 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -45,7 +47,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.params
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A boolean flag: `true`/`1` or `false`/`0`; anything else is a 400.
@@ -54,21 +59,34 @@ impl Query {
             None => Ok(false),
             Some("true" | "1" | "True" | "TRUE") => Ok(true),
             Some("false" | "0" | "False" | "FALSE") => Ok(false),
-            Some(v) => Err(ApiError::bad_request(format!("invalid boolean value for {key}: {v:?}; use true or false"))),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "invalid boolean value for {key}: {v:?}; use true or false"
+            ))),
         }
     }
 
     pub fn flag_opt(&self, key: &str) -> ApiResult<Option<bool>> {
-        if self.get(key).is_none() { Ok(None) } else { self.flag(key).map(Some) }
+        if self.get(key).is_none() {
+            Ok(None)
+        } else {
+            self.flag(key).map(Some)
+        }
     }
 
     /// A non-negative integer parameter.
     pub fn uint(&self, key: &str) -> ApiResult<Option<u64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| Some(n as u64)).ok_or_else(|| {
-                ApiError::bad_request(format!("invalid value for {key}: {v:?}; it must be a non-negative integer"))
-            }),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(|n| Some(n as u64))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid value for {key}: {v:?}; it must be a non-negative integer"
+                    ))
+                }),
         }
     }
 
@@ -76,10 +94,11 @@ impl Query {
     pub fn resource_version(&self) -> ApiResult<Option<u64>> {
         match self.get("resourceVersion") {
             None => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}; use a resourceVersion the server returned"))),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid resource version: {v:?}; use a resourceVersion the server returned"
+                ))
+            }),
         }
     }
 }
@@ -90,7 +109,9 @@ mod tests {
 
     #[test]
     fn decodes_selectors_and_flags() {
-        let q = Query::parse(Some("labelSelector=app%20in%20(a%2Cb)&watch=1&limit=5&x=%zz"));
+        let q = Query::parse(Some(
+            "labelSelector=app%20in%20(a%2Cb)&watch=1&limit=5&x=%zz",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app in (a,b)"));
         assert!(q.flag("watch").expect("flag"));
         assert_eq!(q.uint("limit").expect("uint"), Some(5));

@@ -71,7 +71,10 @@ impl ResourceInfo {
 
     /// The storage key shared by every version of the resource.
     pub fn key(&self) -> ResourceKey {
-        ResourceKey { group: self.group.clone(), plural: self.plural.clone() }
+        ResourceKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
     }
 
     /// `pods` or `deployments.apps`, as the real server names a resource in messages.
@@ -84,7 +87,16 @@ impl ResourceInfo {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 
     /// `group/kind` identifying the kind for the strategic merge patch tables.
@@ -133,7 +145,18 @@ const fn b(
     namespaced: bool,
     status: bool,
 ) -> Builtin {
-    Builtin { group, version, kind, plural, short, namespaced, status, scale: false, fields: &[], categories: &[] }
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        short,
+        namespaced,
+        status,
+        scale: false,
+        fields: &[],
+        categories: &[],
+    }
 }
 
 const POD_FIELDS: &[&str] = &[
@@ -163,41 +186,279 @@ const ALL: &[&str] = &["all"];
 
 fn builtins() -> Vec<Builtin> {
     vec![
-        Builtin { fields: POD_FIELDS, categories: ALL, ..b("", "v1", "Pod", "pods", &["po"], true, true) },
-        Builtin { categories: ALL, ..b("", "v1", "Service", "services", &["svc"], true, true) },
+        Builtin {
+            fields: POD_FIELDS,
+            categories: ALL,
+            ..b("", "v1", "Pod", "pods", &["po"], true, true)
+        },
+        Builtin {
+            categories: ALL,
+            ..b("", "v1", "Service", "services", &["svc"], true, true)
+        },
         b("", "v1", "ConfigMap", "configmaps", &["cm"], true, false),
-        Builtin { fields: &["type"], ..b("", "v1", "Secret", "secrets", &[], true, false) },
-        Builtin { fields: &["status.phase"], ..b("", "v1", "Namespace", "namespaces", &["ns"], false, true) },
-        Builtin { fields: &["spec.unschedulable"], ..b("", "v1", "Node", "nodes", &["no"], false, true) },
-        b("", "v1", "ServiceAccount", "serviceaccounts", &["sa"], true, false),
+        Builtin {
+            fields: &["type"],
+            ..b("", "v1", "Secret", "secrets", &[], true, false)
+        },
+        Builtin {
+            fields: &["status.phase"],
+            ..b("", "v1", "Namespace", "namespaces", &["ns"], false, true)
+        },
+        Builtin {
+            fields: &["spec.unschedulable"],
+            ..b("", "v1", "Node", "nodes", &["no"], false, true)
+        },
+        b(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            &["sa"],
+            true,
+            false,
+        ),
         b("", "v1", "Endpoints", "endpoints", &["ep"], true, false),
-        b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", &["pvc"], true, true),
-        b("", "v1", "PersistentVolume", "persistentvolumes", &["pv"], false, true),
-        Builtin { fields: EVENT_FIELDS, ..b("", "v1", "Event", "events", &["ev"], true, false) },
-        Builtin { scale: true, categories: ALL, fields: &[], ..b("apps", "v1", "Deployment", "deployments", &["deploy"], true, true) },
-        Builtin { scale: true, categories: ALL, fields: &["status.replicas"], ..b("apps", "v1", "ReplicaSet", "replicasets", &["rs"], true, true) },
-        Builtin { scale: true, categories: ALL, ..b("apps", "v1", "StatefulSet", "statefulsets", &["sts"], true, true) },
-        Builtin { categories: ALL, ..b("apps", "v1", "DaemonSet", "daemonsets", &["ds"], true, true) },
-        b("apps", "v1", "ControllerRevision", "controllerrevisions", &[], true, false),
-        Builtin { fields: &["status.successful"], categories: ALL, ..b("batch", "v1", "Job", "jobs", &[], true, true) },
-        Builtin { categories: ALL, ..b("batch", "v1", "CronJob", "cronjobs", &["cj"], true, true) },
-        Builtin { categories: ALL, ..b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", &["hpa"], true, true) },
-        b("networking.k8s.io", "v1", "Ingress", "ingresses", &["ing"], true, true),
-        b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", &[], false, false),
-        b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", &["netpol"], true, false),
-        b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", &[], true, false),
-        b("coordination.k8s.io", "v1", "Lease", "leases", &[], true, false),
-        b("rbac.authorization.k8s.io", "v1", "Role", "roles", &[], true, false),
-        b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", &[], true, false),
-        b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", &[], false, false),
-        b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", &[], false, false),
-        b("events.k8s.io", "v1", "Event", "events", &["ev"], true, false),
-        b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", &["crd", "crds"], false, true),
-        b("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", &[], false, false),
-        b("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", &[], false, false),
-        b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", &["pdb"], true, true),
-        b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", &["pc"], false, false),
-        b("storage.k8s.io", "v1", "StorageClass", "storageclasses", &["sc"], false, false),
+        b(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            &["pvc"],
+            true,
+            true,
+        ),
+        b(
+            "",
+            "v1",
+            "PersistentVolume",
+            "persistentvolumes",
+            &["pv"],
+            false,
+            true,
+        ),
+        Builtin {
+            fields: EVENT_FIELDS,
+            ..b("", "v1", "Event", "events", &["ev"], true, false)
+        },
+        Builtin {
+            scale: true,
+            categories: ALL,
+            fields: &[],
+            ..b(
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                &["deploy"],
+                true,
+                true,
+            )
+        },
+        Builtin {
+            scale: true,
+            categories: ALL,
+            fields: &["status.replicas"],
+            ..b(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                &["rs"],
+                true,
+                true,
+            )
+        },
+        Builtin {
+            scale: true,
+            categories: ALL,
+            ..b(
+                "apps",
+                "v1",
+                "StatefulSet",
+                "statefulsets",
+                &["sts"],
+                true,
+                true,
+            )
+        },
+        Builtin {
+            categories: ALL,
+            ..b("apps", "v1", "DaemonSet", "daemonsets", &["ds"], true, true)
+        },
+        b(
+            "apps",
+            "v1",
+            "ControllerRevision",
+            "controllerrevisions",
+            &[],
+            true,
+            false,
+        ),
+        Builtin {
+            fields: &["status.successful"],
+            categories: ALL,
+            ..b("batch", "v1", "Job", "jobs", &[], true, true)
+        },
+        Builtin {
+            categories: ALL,
+            ..b("batch", "v1", "CronJob", "cronjobs", &["cj"], true, true)
+        },
+        Builtin {
+            categories: ALL,
+            ..b(
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+                &["hpa"],
+                true,
+                true,
+            )
+        },
+        b(
+            "networking.k8s.io",
+            "v1",
+            "Ingress",
+            "ingresses",
+            &["ing"],
+            true,
+            true,
+        ),
+        b(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            &[],
+            false,
+            false,
+        ),
+        b(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            &["netpol"],
+            true,
+            false,
+        ),
+        b(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            &[],
+            true,
+            false,
+        ),
+        b(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            &[],
+            true,
+            false,
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            &[],
+            true,
+            false,
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            &[],
+            true,
+            false,
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            &[],
+            false,
+            false,
+        ),
+        b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            &[],
+            false,
+            false,
+        ),
+        b(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            &["ev"],
+            true,
+            false,
+        ),
+        b(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            &["crd", "crds"],
+            false,
+            true,
+        ),
+        b(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            &[],
+            false,
+            false,
+        ),
+        b(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            &[],
+            false,
+            false,
+        ),
+        b(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            &["pdb"],
+            true,
+            true,
+        ),
+        b(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            &["pc"],
+            false,
+            false,
+        ),
+        b(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            &["sc"],
+            false,
+            false,
+        ),
     ]
 }
 
@@ -230,7 +491,9 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        let mut r = Registry { by_gv: BTreeMap::new() };
+        let mut r = Registry {
+            by_gv: BTreeMap::new(),
+        };
         for x in builtins() {
             r.insert(builtin_info(&x));
         }
@@ -255,22 +518,32 @@ impl Registry {
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        self.by_gv.get(&(group.to_string(), version.to_string()))?.get(plural).cloned()
+        self.by_gv
+            .get(&(group.to_string(), version.to_string()))?
+            .get(plural)
+            .cloned()
     }
 
     /// Whether group/version is served at all (for the 404 message of unknown paths).
     pub fn has_group_version(&self, group: &str, version: &str) -> bool {
-        self.by_gv.contains_key(&(group.to_string(), version.to_string()))
+        self.by_gv
+            .contains_key(&(group.to_string(), version.to_string()))
     }
 
     /// Finds the resource for an `apiVersion` + `kind` (used by seeding and garbage collection).
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
         let (group, version) = split_api_version(api_version);
-        self.by_gv.get(&(group.to_string(), version.to_string()))?.values().find(|r| r.kind == kind).cloned()
+        self.by_gv
+            .get(&(group.to_string(), version.to_string()))?
+            .values()
+            .find(|r| r.kind == kind)
+            .cloned()
     }
 
     /// Every served group/version with its resources.
-    pub fn group_versions(&self) -> impl Iterator<Item = (&(String, String), &BTreeMap<String, Arc<ResourceInfo>>)> {
+    pub fn group_versions(
+        &self,
+    ) -> impl Iterator<Item = (&(String, String), &BTreeMap<String, Arc<ResourceInfo>>)> {
         self.by_gv.iter()
     }
 
@@ -313,9 +586,13 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 
 /// Kubernetes version ordering: GA > beta > alpha, higher numbers first.
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let Ok(major) = digits.parse::<u32>() else { return (0, 0, 0) };
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
     let tail = &rest[digits.len()..];
     if tail.is_empty() {
         return (3, major, 0);
@@ -339,8 +616,14 @@ mod tests {
         let r = Registry::default();
         let dep = r.get("apps", "v1", "deployments").expect("deployments");
         assert!(dep.scale.is_some() && dep.status && dep.namespaced);
-        assert_eq!(r.get("", "v1", "namespaces").map(|n| n.namespaced), Some(false));
-        assert!(r.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition").is_some());
+        assert_eq!(
+            r.get("", "v1", "namespaces").map(|n| n.namespaced),
+            Some(false)
+        );
+        assert!(
+            r.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+                .is_some()
+        );
         assert_eq!(dep.group_resource(), "deployments.apps");
     }
 

@@ -11,16 +11,23 @@ use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::Store;
 
 fn segments(path: &str) -> Vec<&str> {
-    path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect()
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn read<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    segments(path).into_iter().try_fold(obj, |cur, seg| cur.get(seg))
+    segments(path)
+        .into_iter()
+        .try_fold(obj, |cur, seg| cur.get(seg))
 }
 
 fn write(obj: &mut Value, path: &str, value: Value) {
     let segs = segments(path);
-    let Some((last, parents)) = segs.split_last() else { return };
+    let Some((last, parents)) = segs.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parents {
         if !cur[*seg].is_object() {
@@ -35,8 +42,12 @@ fn write(obj: &mut Value, path: &str, value: Value) {
 pub fn to_scale(info: &ResourceInfo, obj: &Value) -> ApiResult<Value> {
     let paths = info.scale.as_ref().ok_or_else(ApiError::no_route)?;
     let builtin = info.custom.is_none();
-    let spec_replicas = read(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(if builtin { 1 } else { 0 });
-    let status_replicas = read(obj, &paths.status_replicas).and_then(Value::as_i64).unwrap_or(0);
+    let spec_replicas = read(obj, &paths.spec_replicas)
+        .and_then(Value::as_i64)
+        .unwrap_or(if builtin { 1 } else { 0 });
+    let status_replicas = read(obj, &paths.status_replicas)
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let selector = match &paths.label_selector {
         Some(p) => read(obj, p).and_then(Value::as_str).map(str::to_string),
         None if builtin => serde_json::from_value(obj["spec"]["selector"].clone())
@@ -79,19 +90,41 @@ pub fn update(
 ) -> ApiResult<Value> {
     let paths = info.scale.clone().ok_or_else(ApiError::no_route)?;
     let key = obj_key(info, namespace, name);
-    let existing = store.get(&info.key(), &key).ok_or_else(|| ApiError::not_found(&info.group_resource(), name))?;
+    let existing = store
+        .get(&info.key(), &key)
+        .ok_or_else(|| ApiError::not_found(&info.group_resource(), name))?;
     let invalid = |message: String| {
-        ApiError::invalid("autoscaling", "Scale", name, vec![Cause { reason: "FieldValueInvalid".into(), message, field: "spec.replicas".into() }])
+        ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message,
+                field: "spec.replicas".into(),
+            }],
+        )
     };
     let replicas = match &scale["spec"]["replicas"] {
-        Value::Number(n) => n.as_i64().ok_or_else(|| invalid(format!("Invalid value: {n}: must be an integer")))?,
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| invalid(format!("Invalid value: {n}: must be an integer")))?,
         Value::Null => 0,
-        other => return Err(invalid(format!("Invalid value: {other}: must be an integer"))),
+        other => {
+            return Err(invalid(format!(
+                "Invalid value: {other}: must be an integer"
+            )));
+        }
     };
     if replicas < 0 {
-        return Err(invalid(format!("Invalid value: {replicas}: must be greater than or equal to 0")));
+        return Err(invalid(format!(
+            "Invalid value: {replicas}: must be greater than or equal to 0"
+        )));
     }
-    if let Some(rv) = scale["metadata"]["resourceVersion"].as_str().filter(|r| !r.is_empty()) {
+    if let Some(rv) = scale["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+    {
         if rv != existing.rv.to_string() {
             return Err(ApiError::stale(&info.group_resource(), name));
         }
@@ -109,7 +142,9 @@ mod tests {
 
     #[test]
     fn deployment_scale_reads_replicas_and_selector() {
-        let info = crate::resources::Registry::default().get("apps", "v1", "deployments").expect("deployments");
+        let info = crate::resources::Registry::default()
+            .get("apps", "v1", "deployments")
+            .expect("deployments");
         let d = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
         let s = to_scale(&info, &d).expect("scale");
         assert_eq!(s["spec"]["replicas"], 3);

@@ -40,7 +40,11 @@ pub struct ApiServerBuilder {
 
 impl Default for ApiServerBuilder {
     fn default() -> Self {
-        ApiServerBuilder { port: 0, history_window: DEFAULT_HISTORY_WINDOW, bookmark_interval: DEFAULT_BOOKMARK_INTERVAL }
+        ApiServerBuilder {
+            port: 0,
+            history_window: DEFAULT_HISTORY_WINDOW,
+            bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+        }
     }
 }
 
@@ -67,8 +71,14 @@ impl ApiServerBuilder {
     pub async fn start(self) -> Result<ApiServer, Error> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
-            .map_err(|source| Error::Bind { port: self.port, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { port: self.port, source })?;
+            .map_err(|source| Error::Bind {
+                port: self.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            port: self.port,
+            source,
+        })?;
         let (stop_watches, shutdown) = tokio::sync::watch::channel(false);
         let mut store = Store::new(self.history_window);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -91,7 +101,14 @@ impl ApiServerBuilder {
             }
         });
         tracing::info!(%addr, "embedded API server listening");
-        Ok(ApiServer { addr, shared, stop: Some(stop_tx), stop_watches, task: Some(task), kubeconfig_file: Default::default() })
+        Ok(ApiServer {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+            stop_watches,
+            task: Some(task),
+            kubeconfig_file: Default::default(),
+        })
     }
 }
 
@@ -108,7 +125,9 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("url", &self.url()).finish_non_exhaustive()
+        f.debug_struct("ApiServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +157,8 @@ impl ApiServer {
         config.default_namespace = "default".into();
         config.read_timeout = None;
         // Building a client from a plain-HTTP config cannot fail for a well-formed URL.
-        kube::Client::try_from(config).unwrap_or_else(|e| panic!("failed to build a client for {}: {e}", self.url()))
+        kube::Client::try_from(config)
+            .unwrap_or_else(|e| panic!("failed to build a client for {}: {e}", self.url()))
     }
 
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
@@ -165,27 +185,48 @@ impl ApiServer {
     }
 
     pub fn faults(&self) -> Faults {
-        Faults { shared: self.shared.clone() }
+        Faults {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Inserts objects directly (no HTTP), stamping metadata as a create does. For benchmarks
     /// that need 100k objects in place quickly. Namespaces named by the objects must exist.
     pub fn seed(&self, api_version: &str, kind: &str, objects: Vec<Value>) -> Result<(), Error> {
         let mut store = self.shared.store.lock();
-        let info = store.registry.by_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
-            api_version: api_version.to_string(),
-            kind: kind.to_string(),
-        })?;
+        let info = store
+            .registry
+            .by_kind(api_version, kind)
+            .ok_or_else(|| Error::UnknownKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            })?;
         for (index, mut obj) in objects.into_iter().enumerate() {
             if !obj.is_object() {
-                return Err(Error::Seed { index, message: "not a JSON object".into() });
+                return Err(Error::Seed {
+                    index,
+                    message: "not a JSON object".into(),
+                });
             }
             obj["apiVersion"] = json!(api_version);
             obj["kind"] = json!(kind);
             let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
-            let ns = if info.namespaced { Some(ns.unwrap_or_else(|| "default".into())) } else { None };
-            objects::create(&mut store, &info, ns.as_deref(), obj, &objects::WriteOptions::default())
-                .map_err(|e| Error::Seed { index, message: e.message })?;
+            let ns = if info.namespaced {
+                Some(ns.unwrap_or_else(|| "default".into()))
+            } else {
+                None
+            };
+            objects::create(
+                &mut store,
+                &info,
+                ns.as_deref(),
+                obj,
+                &objects::WriteOptions::default(),
+            )
+            .map_err(|e| Error::Seed {
+                index,
+                message: e.message,
+            })?;
         }
         Ok(())
     }

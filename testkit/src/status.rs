@@ -53,33 +53,58 @@ fn name_details(group_resource: &str, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// `pods "x" not found`.
     pub fn not_found(group_resource: &str, name: &str) -> Self {
         ApiError {
             details: Some(name_details(group_resource, name)),
-            ..Self::new(404, "NotFound", format!("{group_resource} \"{name}\" not found"))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{group_resource} \"{name}\" not found"),
+            )
         }
     }
 
     /// The reply to a path no resource is served at.
     pub fn no_route() -> Self {
-        ApiError { details: Some(json!({})), ..Self::new(404, "NotFound", "the server could not find the requested resource") }
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
     }
 
     pub fn already_exists(group_resource: &str, name: &str) -> Self {
         ApiError {
             details: Some(name_details(group_resource, name)),
-            ..Self::new(409, "AlreadyExists", format!("{group_resource} \"{name}\" already exists"))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{group_resource} \"{name}\" already exists"),
+            )
         }
     }
 
     pub fn conflict(group_resource: &str, name: &str, why: &str) -> Self {
         ApiError {
             details: Some(name_details(group_resource, name)),
-            ..Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {group_resource} \"{name}\": {why}"))
+            ..Self::new(
+                409,
+                "Conflict",
+                format!("Operation cannot be fulfilled on {group_resource} \"{name}\": {why}"),
+            )
         }
     }
 
@@ -94,8 +119,15 @@ impl ApiError {
 
     /// 422 with one cause per invalid field: `Pod "X" is invalid: metadata.name: Invalid value: …`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
         let mut details = json!({
             "name": name,
             "kind": kind,
@@ -104,8 +136,19 @@ impl ApiError {
         if !group.is_empty() {
             details["group"] = json!(group);
         }
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        ApiError { details: Some(details), ..Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}")) }
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        ApiError {
+            details: Some(details),
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{qualified} \"{name}\" is invalid: {joined}"),
+            )
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -115,7 +158,11 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         ApiError {
             details: Some(json!({})),
-            ..Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            ..Self::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         }
     }
 
@@ -131,7 +178,13 @@ impl ApiError {
     }
 
     pub fn not_acceptable(accept: &str) -> Self {
-        Self::new(406, "NotAcceptable", format!("only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"))
+        Self::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
+            ),
+        )
     }
 
     /// 410 Expired: the resourceVersion or continue token is older than the history window.
@@ -147,32 +200,70 @@ impl ApiError {
         let m = message.into();
         ApiError {
             details: Some(json!({ "causes": [{ "message": m }] })),
-            ..Self::new(500, "InternalError", format!("Internal error occurred: {m}"))
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {m}"),
+            )
         }
     }
 
     pub fn forbidden(group_resource: &str, name: &str, why: &str) -> Self {
         ApiError {
             details: Some(name_details(group_resource, name)),
-            ..Self::new(403, "Forbidden", format!("{group_resource} \"{name}\" is forbidden: {why}"))
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{group_resource} \"{name}\" is forbidden: {why}"),
+            )
         }
     }
 
     /// An injected or generic failure with the given HTTP status.
     pub fn from_code(code: u16, retry_after: Option<u32>) -> Self {
         let (reason, message) = match code {
-            429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
-            500 => ("InternalError", "an error on the server (\"injected fault\") has prevented the request from succeeding"),
-            503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
-            504 => ("Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"),
-            409 => ("Conflict", "the server reported a conflict (injected fault)"),
-            410 => ("Expired", "the resource version is too old (injected fault)"),
-            404 => ("NotFound", "the server could not find the requested resource"),
-            400 => ("BadRequest", "the server rejected our request for an unknown reason (injected fault)"),
+            429 => (
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later",
+            ),
+            500 => (
+                "InternalError",
+                "an error on the server (\"injected fault\") has prevented the request from succeeding",
+            ),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
+            504 => (
+                "Timeout",
+                "the server was unable to return a response in the time allotted, but may still be processing the request",
+            ),
+            409 => (
+                "Conflict",
+                "the server reported a conflict (injected fault)",
+            ),
+            410 => (
+                "Expired",
+                "the resource version is too old (injected fault)",
+            ),
+            404 => (
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+            400 => (
+                "BadRequest",
+                "the server rejected our request for an unknown reason (injected fault)",
+            ),
             _ => ("InternalError", "injected fault"),
         };
         let details = retry_after.map(|s| json!({ "retryAfterSeconds": s }));
-        ApiError { code, reason, message: message.to_string(), details, retry_after }
+        ApiError {
+            code,
+            reason,
+            message: message.to_string(),
+            details,
+            retry_after,
+        }
     }
 
     /// The Status object as JSON.
@@ -195,10 +286,15 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
         let mut resp = Response::new(Body::from(body));
-        *resp.status_mut() = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *resp.status_mut() =
+            StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(s) = self.retry_after {
-            resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }
@@ -217,7 +313,10 @@ mod tests {
     fn not_found_names_group_and_resource_like_the_real_server() {
         let s = ApiError::not_found("deployments.apps", "web").to_status();
         assert_eq!(s["message"], "deployments.apps \"web\" not found");
-        assert_eq!(s["details"], json!({"name": "web", "kind": "deployments", "group": "apps"}));
+        assert_eq!(
+            s["details"],
+            json!({"name": "web", "kind": "deployments", "group": "apps"})
+        );
         assert_eq!(s["code"], 404);
     }
 
@@ -227,10 +326,17 @@ mod tests {
             "",
             "ConfigMap",
             "Bad",
-            vec![Cause { reason: "FieldValueInvalid".into(), message: "Invalid value: \"Bad\": x".into(), field: "metadata.name".into() }],
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: \"Bad\": x".into(),
+                field: "metadata.name".into(),
+            }],
         );
         let s = e.to_status();
-        assert_eq!(s["message"], "ConfigMap \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": x");
+        assert_eq!(
+            s["message"],
+            "ConfigMap \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": x"
+        );
         assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
         assert_eq!(s["code"], 422);
     }

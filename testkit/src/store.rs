@@ -41,11 +41,19 @@ impl Stored {
         let meta = &value["metadata"];
         let labels = meta["labels"]
             .as_object()
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
             .unwrap_or_default();
         let owners = meta["ownerReferences"]
             .as_array()
-            .map(|a| a.iter().filter_map(|o| o["uid"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o["uid"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         Stored {
             bytes: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
@@ -182,7 +190,11 @@ impl Store {
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(Stored::from_value(&value, rv));
-        let prev = self.objects.entry(res.clone()).or_default().insert(key.clone(), stored.clone());
+        let prev = self
+            .objects
+            .entry(res.clone())
+            .or_default()
+            .insert(key.clone(), stored.clone());
         if let Some(p) = &prev {
             if p.uid != stored.uid {
                 self.uids.remove(&p.uid);
@@ -190,11 +202,26 @@ impl Store {
             self.unindex_owners(res, &key, p);
         }
         for o in &stored.owners {
-            self.owned.entry(o.clone()).or_default().insert((res.clone(), key.clone()));
+            self.owned
+                .entry(o.clone())
+                .or_default()
+                .insert((res.clone(), key.clone()));
         }
-        self.uids.insert(stored.uid.clone(), (res.clone(), key.clone()));
-        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-        self.record(Event { rv, resource: res.clone(), key, kind, obj: stored.clone(), prev });
+        self.uids
+            .insert(stored.uid.clone(), (res.clone(), key.clone()));
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(Event {
+            rv,
+            resource: res.clone(),
+            key,
+            kind,
+            obj: stored.clone(),
+            prev,
+        });
         stored
     }
 
@@ -204,7 +231,12 @@ impl Store {
     }
 
     /// Removes an object, sending `last` (when given) as its final state in the DELETED event.
-    pub fn remove_as(&mut self, res: &ResourceKey, key: &ObjKey, last: Option<Value>) -> Option<Arc<Stored>> {
+    pub fn remove_as(
+        &mut self,
+        res: &ResourceKey,
+        key: &ObjKey,
+        last: Option<Value>,
+    ) -> Option<Arc<Stored>> {
         let prev = self.objects.get_mut(res)?.remove(key)?;
         self.uids.remove(&prev.uid);
         self.unindex_owners(res, key, &prev);
@@ -213,7 +245,14 @@ impl Store {
         let mut v = last.unwrap_or_else(|| prev.value());
         v["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(Stored::from_value(&v, rv));
-        self.record(Event { rv, resource: res.clone(), key: key.clone(), kind: EventType::Deleted, obj: last.clone(), prev: Some(prev) });
+        self.record(Event {
+            rv,
+            resource: res.clone(),
+            key: key.clone(),
+            kind: EventType::Deleted,
+            obj: last.clone(),
+            prev: Some(prev),
+        });
         Some(last)
     }
 
@@ -271,10 +310,19 @@ impl Store {
         let mut overlay: BTreeMap<ObjKey, Option<Arc<Stored>>> = BTreeMap::new();
         if let ReadAt::Exact(rv) = at {
             if rv < self.history_start {
-                return Err(TooOld { asked: rv, oldest: self.history_start });
+                return Err(TooOld {
+                    asked: rv,
+                    oldest: self.history_start,
+                });
             }
-            for ev in self.history.iter().filter(|e| e.rv > rv && e.resource == *res) {
-                overlay.entry(ev.key.clone()).or_insert_with(|| ev.prev.clone());
+            for ev in self
+                .history
+                .iter()
+                .filter(|e| e.rv > rv && e.resource == *res)
+            {
+                overlay
+                    .entry(ev.key.clone())
+                    .or_insert_with(|| ev.prev.clone());
             }
         }
         let in_ns = |k: &ObjKey| namespace.is_none_or(|ns| k.0 == ns);
@@ -285,8 +333,12 @@ impl Store {
                 None => std::ops::Bound::Unbounded,
             },
         };
-        let mut a = current.range((lower.clone(), std::ops::Bound::Unbounded)).peekable();
-        let mut b = overlay.range((lower, std::ops::Bound::Unbounded)).peekable();
+        let mut a = current
+            .range((lower.clone(), std::ops::Bound::Unbounded))
+            .peekable();
+        let mut b = overlay
+            .range((lower, std::ops::Bound::Unbounded))
+            .peekable();
         let mut out = Vec::new();
         let mut last_key: Option<ObjKey> = None;
         loop {
@@ -332,19 +384,28 @@ impl Store {
 
     /// Keys of every object of a resource.
     pub fn keys(&self, res: &ResourceKey) -> Vec<ObjKey> {
-        self.objects.get(res).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.objects
+            .get(res)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Objects (anywhere) that name `uid` among their owners.
     pub fn dependents(&self, uid: &str) -> Vec<(ResourceKey, ObjKey, Arc<Stored>)> {
-        let Some(set) = self.owned.get(uid) else { return Vec::new() };
-        set.iter().filter_map(|(r, k)| Some((r.clone(), k.clone(), self.get(r, k)?))).collect()
+        let Some(set) = self.owned.get(uid) else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter_map(|(r, k)| Some((r.clone(), k.clone(), self.get(r, k)?)))
+            .collect()
     }
 
     /// Whether any namespaced object lives in `namespace`.
     pub fn namespace_has_objects(&self, namespace: &str) -> bool {
         self.objects.iter().any(|(_, m)| {
-            m.range((namespace.to_string(), String::new())..).next().is_some_and(|(k, _)| k.0 == namespace)
+            m.range((namespace.to_string(), String::new())..)
+                .next()
+                .is_some_and(|(k, _)| k.0 == namespace)
         })
     }
 
@@ -352,7 +413,10 @@ impl Store {
     pub fn objects_in_namespace(&self, namespace: &str) -> Vec<(ResourceKey, ObjKey)> {
         let mut out = Vec::new();
         for (r, m) in &self.objects {
-            for (k, _) in m.range((namespace.to_string(), String::new())..).take_while(|(k, _)| k.0 == namespace) {
+            for (k, _) in m
+                .range((namespace.to_string(), String::new())..)
+                .take_while(|(k, _)| k.0 == namespace)
+            {
                 out.push((r.clone(), k.clone()));
             }
         }
@@ -376,19 +440,29 @@ impl Store {
         let mut backlog = Vec::new();
         if let Some(rv) = from {
             if rv < self.history_start {
-                return Err(TooOld { asked: rv, oldest: self.history_start });
+                return Err(TooOld {
+                    asked: rv,
+                    oldest: self.history_start,
+                });
             }
             backlog = self
                 .history
                 .iter()
-                .filter(|e| e.rv > rv && e.resource == *res && namespace.is_none_or(|ns| e.key.0 == ns))
+                .filter(|e| {
+                    e.rv > rv && e.resource == *res && namespace.is_none_or(|ns| e.key.0 == ns)
+                })
                 .cloned()
                 .collect();
         }
         let initial = if initial {
             self.objects
                 .get(res)
-                .map(|m| m.iter().filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns)).map(|(_, v)| v.clone()).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns))
+                        .map(|(_, v)| v.clone())
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             Vec::new()
@@ -401,7 +475,13 @@ impl Store {
             tx,
             expired: expired.clone(),
         });
-        Ok(WatchStart { initial, backlog, rv: self.rv, rx, expired })
+        Ok(WatchStart {
+            initial,
+            backlog,
+            rv: self.rv,
+            rx,
+            expired,
+        })
     }
 
     /// Ends every open watch cleanly (the stream closes without an error event).
@@ -438,7 +518,10 @@ mod tests {
     use serde_json::json;
 
     fn res() -> ResourceKey {
-        ResourceKey { group: String::new(), plural: "configmaps".into() }
+        ResourceKey {
+            group: String::new(),
+            plural: "configmaps".into(),
+        }
     }
 
     fn cm(name: &str, uid: &str) -> Value {
@@ -452,21 +535,37 @@ mod tests {
         let rv = s.current_rv();
         s.put(&res(), ("default".into(), "b".into()), cm("b", "2"));
         s.remove(&res(), &("default".into(), "a".into()));
-        let (now, _) = s.list(&res(), None, ReadAt::Latest, None, None, |_| true).expect("latest");
-        assert_eq!(now.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(), ["2"]);
-        let (then, _) = s.list(&res(), None, ReadAt::Exact(rv), None, None, |_| true).expect("in window");
-        assert_eq!(then.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(), ["1"]);
+        let (now, _) = s
+            .list(&res(), None, ReadAt::Latest, None, None, |_| true)
+            .expect("latest");
+        assert_eq!(
+            now.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(),
+            ["2"]
+        );
+        let (then, _) = s
+            .list(&res(), None, ReadAt::Exact(rv), None, None, |_| true)
+            .expect("in window");
+        assert_eq!(
+            then.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(),
+            ["1"]
+        );
     }
 
     #[test]
     fn history_window_expires_old_revisions() {
         let mut s = Store::new(2);
         for i in 0..5 {
-            s.put(&res(), ("default".into(), format!("o{i}")), cm(&format!("o{i}"), &i.to_string()));
+            s.put(
+                &res(),
+                ("default".into(), format!("o{i}")),
+                cm(&format!("o{i}"), &i.to_string()),
+            );
         }
         assert!(s.watch(&res(), None, Some(1), false).is_err());
         assert!(s.watch(&res(), None, Some(3), false).is_ok());
-        let page = s.list(&res(), None, ReadAt::Latest, None, Some(2), |_| true).expect("list");
+        let page = s
+            .list(&res(), None, ReadAt::Latest, None, Some(2), |_| true)
+            .expect("list");
         assert_eq!(page.0.len(), 2);
         assert_eq!(page.1, Some(("default".into(), "o1".into())));
     }

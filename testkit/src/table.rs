@@ -11,11 +11,20 @@ fn column(name: &str, type_: &str, format: &str, description: &str, priority: i6
 }
 
 fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
-    if let Some(c) = info.custom.as_ref().filter(|c| !c.printer_columns.is_empty()) {
+    if let Some(c) = info
+        .custom
+        .as_ref()
+        .filter(|c| !c.printer_columns.is_empty())
+    {
         return c.printer_columns.clone();
     }
     let mut out = Vec::new();
-    if info.group.is_empty() && matches!(info.kind.as_str(), "Pod" | "Namespace" | "PersistentVolumeClaim") {
+    if info.group.is_empty()
+        && matches!(
+            info.kind.as_str(),
+            "Pod" | "Namespace" | "PersistentVolumeClaim"
+        )
+    {
         out.push(PrinterColumn {
             name: "Status".into(),
             type_: "string".into(),
@@ -39,7 +48,11 @@ fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
 /// Evaluates the JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a[*].b`,
 /// `.a[?(@.type=="Ready")].status`. Several matches are joined with commas.
 pub fn json_path(obj: &Value, path: &str) -> Vec<Value> {
-    let path = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let path = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
     let mut cur = vec![obj.clone()];
     let mut rest = path;
     while !rest.is_empty() {
@@ -52,7 +65,9 @@ pub fn json_path(obj: &Value, path: &str) -> Vec<Value> {
             }
             cur = cur.iter().filter_map(|v| v.get(key).cloned()).collect();
         } else if let Some(r) = rest.strip_prefix('[') {
-            let Some(end) = r.find(']') else { return Vec::new() };
+            let Some(end) = r.find(']') else {
+                return Vec::new();
+            };
             let inner = &r[..end];
             rest = &r[end + 1..];
             cur = cur.iter().flat_map(|v| index(v, inner)).collect();
@@ -64,7 +79,9 @@ pub fn json_path(obj: &Value, path: &str) -> Vec<Value> {
 }
 
 fn index(v: &Value, inner: &str) -> Vec<Value> {
-    let Some(arr) = v.as_array() else { return Vec::new() };
+    let Some(arr) = v.as_array() else {
+        return Vec::new();
+    };
     if inner == "*" {
         return arr.clone();
     }
@@ -99,20 +116,36 @@ pub fn human_duration(secs: i64) -> String {
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        if secs % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", secs % 60) }
+        if secs % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", secs % 60)
+        }
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 192 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else if d < 365 * 8 {
         let y = d / 365;
-        if d % 365 == 0 { format!("{y}y") } else { format!("{y}y{}d", d % 365) }
+        if d % 365 == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{}d", d % 365)
+        }
     } else {
         format!("{}y", d / 365)
     }
@@ -120,7 +153,9 @@ pub fn human_duration(secs: i64) -> String {
 
 fn age(ts: &str) -> Option<String> {
     let t: jiff::Timestamp = ts.parse().ok()?;
-    Some(human_duration(jiff::Timestamp::now().as_second() - t.as_second()))
+    Some(human_duration(
+        jiff::Timestamp::now().as_second() - t.as_second(),
+    ))
 }
 
 fn cell(col: &PrinterColumn, obj: &Value) -> Value {
@@ -129,7 +164,11 @@ fn cell(col: &PrinterColumn, obj: &Value) -> Value {
         return Value::Null;
     }
     if col.type_ == "date" {
-        return found[0].as_str().and_then(age).map(Value::String).unwrap_or(Value::Null);
+        return found[0]
+            .as_str()
+            .and_then(age)
+            .map(Value::String)
+            .unwrap_or(Value::Null);
     }
     if found.len() == 1 {
         return match &found[0] {
@@ -137,16 +176,41 @@ fn cell(col: &PrinterColumn, obj: &Value) -> Value {
             other => Value::String(other.to_string()),
         };
     }
-    let parts: Vec<String> = found.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+    let parts: Vec<String> = found
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect();
     Value::String(parts.join(","))
 }
 
 /// A Table of `items`; `with_columns` is false for watch events after the first.
-pub fn table(info: &ResourceInfo, items: &[Value], rv: &str, cont: Option<&str>, with_columns: bool) -> Value {
+pub fn table(
+    info: &ResourceInfo,
+    items: &[Value],
+    rv: &str,
+    cont: Option<&str>,
+    with_columns: bool,
+) -> Value {
     let cols = columns(info);
-    let mut defs = vec![column("Name", "string", "name", "Name must be unique within a namespace.", 0)];
+    let mut defs = vec![column(
+        "Name",
+        "string",
+        "name",
+        "Name must be unique within a namespace.",
+        0,
+    )];
     for c in &cols {
-        defs.push(column(&c.name, &c.type_, &c.format, &c.description, c.priority));
+        defs.push(column(
+            &c.name,
+            &c.type_,
+            &c.format,
+            &c.description,
+            c.priority,
+        ));
     }
     let rows: Vec<Value> = items
         .iter()
@@ -179,8 +243,14 @@ mod tests {
     #[test]
     fn json_path_handles_filters_and_indexes() {
         let o = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "False"}]}, "spec": {"size": 3}});
-        assert_eq!(json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
-        assert_eq!(json_path(&o, ".status.conditions[1].type"), vec![json!("Synced")]);
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![json!("True")]
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[1].type"),
+            vec![json!("Synced")]
+        );
         assert_eq!(json_path(&o, ".spec.size"), vec![json!(3)]);
         assert!(json_path(&o, ".spec.missing").is_empty());
     }

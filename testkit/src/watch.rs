@@ -37,7 +37,11 @@ fn list_options_invalid(field: &str, message: &str) -> ApiError {
         "meta.k8s.io",
         "ListOptions",
         "",
-        vec![Cause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {message}"), field: field.into() }],
+        vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {message}"),
+            field: field.into(),
+        }],
     )
 }
 
@@ -68,14 +72,41 @@ fn params(ctx: &Ctx) -> ApiResult<Params> {
         (None, None) => {}
     }
     if send_initial == Some(true) && !bookmarks {
-        return Err(list_options_invalid("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+        return Err(list_options_invalid(
+            "allowWatchBookmarks",
+            "sendInitialEvents requires setting allowWatchBookmarks to true",
+        ));
     }
     Ok(match send_initial {
-        Some(true) => Params { from: None, initial: true, initial_end_bookmark: true, bookmarks, timeout },
-        Some(false) => Params { from: rv.filter(|r| *r > 0), initial: false, initial_end_bookmark: false, bookmarks, timeout },
+        Some(true) => Params {
+            from: None,
+            initial: true,
+            initial_end_bookmark: true,
+            bookmarks,
+            timeout,
+        },
+        Some(false) => Params {
+            from: rv.filter(|r| *r > 0),
+            initial: false,
+            initial_end_bookmark: false,
+            bookmarks,
+            timeout,
+        },
         None => match rv {
-            None | Some(0) => Params { from: None, initial: true, initial_end_bookmark: false, bookmarks, timeout },
-            Some(r) => Params { from: Some(r), initial: false, initial_end_bookmark: false, bookmarks, timeout },
+            None | Some(0) => Params {
+                from: None,
+                initial: true,
+                initial_end_bookmark: false,
+                bookmarks,
+                timeout,
+            },
+            Some(r) => Params {
+                from: Some(r),
+                initial: false,
+                initial_end_bookmark: false,
+                bookmarks,
+                timeout,
+            },
         },
     })
 }
@@ -89,7 +120,8 @@ fn visible(filter: &Filter, ev: &Event) -> Option<EventType> {
     let now = filter.matches(&ev.obj);
     match ev.kind {
         EventType::Added => now.then_some(EventType::Added),
-        EventType::Deleted => (now || ev.prev.as_ref().is_some_and(|p| filter.matches(p))).then_some(EventType::Deleted),
+        EventType::Deleted => (now || ev.prev.as_ref().is_some_and(|p| filter.matches(p)))
+            .then_some(EventType::Deleted),
         EventType::Modified => {
             let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
             match (before, now) {
@@ -116,7 +148,13 @@ impl Encoder {
             let mut v = obj.value();
             v["apiVersion"] = json!(want);
             if self.table {
-                let t = table::table(&self.info, &[v], &obj.rv.to_string(), None, !self.columns_sent);
+                let t = table::table(
+                    &self.info,
+                    &[v],
+                    &obj.rv.to_string(),
+                    None,
+                    !self.columns_sent,
+                );
                 self.columns_sent = true;
                 return value_line(kind, &t);
             }
@@ -136,7 +174,10 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        value_line("BOOKMARK", &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta}))
+        value_line(
+            "BOOKMARK",
+            &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta}),
+        )
     }
 }
 
@@ -172,27 +213,54 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
             .map_err(|e| ApiError::too_old(e.asked, e.oldest))?
     };
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
-    let enc = Encoder { info: ctx.info.clone(), table: ctx.wants_table(), columns_sent: false };
+    let enc = Encoder {
+        info: ctx.info.clone(),
+        table: ctx.wants_table(),
+        columns_sent: false,
+    };
     let shared = ctx.shared.clone();
     tokio::spawn(async move {
         run(shared, start, p, filter, enc, out_tx).await;
     });
-    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let stream = futures::stream::unfold(out_rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
     Ok(json_bytes(StatusCode::OK, Body::from_stream(stream)))
 }
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 /// The body of one watch stream.
-async fn run(shared: Arc<crate::server::Shared>, start: WatchStart, p: Params, filter: Filter, mut enc: Encoder, out: mpsc::Sender<Bytes>) {
-    let WatchStart { initial, backlog, rv: start_rv, mut rx, expired } = start;
+async fn run(
+    shared: Arc<crate::server::Shared>,
+    start: WatchStart,
+    p: Params,
+    filter: Filter,
+    mut enc: Encoder,
+    out: mpsc::Sender<Bytes>,
+) {
+    let WatchStart {
+        initial,
+        backlog,
+        rv: start_rv,
+        mut rx,
+        expired,
+    } = start;
     let mut last_rv = p.from.unwrap_or(start_rv);
     for obj in initial {
-        if (filter.is_everything() || filter.matches(&obj)) && out.send(enc.line("ADDED", &obj)).await.is_err() {
+        if (filter.is_everything() || filter.matches(&obj))
+            && out.send(enc.line("ADDED", &obj)).await.is_err()
+        {
             return;
         }
     }
@@ -265,7 +333,10 @@ mod tests {
     fn stored(labels: &[(&str, &str)]) -> Arc<Stored> {
         Arc::new(Stored {
             bytes: Bytes::from_static(b"{}"),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
             uid: "u".into(),
             api_version: "v1".into(),
             owners: vec![],
@@ -275,19 +346,30 @@ mod tests {
 
     #[test]
     fn objects_leaving_a_selector_are_deleted_and_entering_are_added() {
-        let info = crate::resources::Registry::default().get("", "v1", "configmaps").expect("configmaps");
+        let info = crate::resources::Registry::default()
+            .get("", "v1", "configmaps")
+            .expect("configmaps");
         let q = crate::query::Query::parse(Some("labelSelector=app%3Dweb"));
         let f = Filter::parse(&info, &q).expect("selector");
         let ev = |prev: Arc<Stored>, obj: Arc<Stored>| Event {
             rv: 2,
-            resource: ResourceKey { group: String::new(), plural: "configmaps".into() },
+            resource: ResourceKey {
+                group: String::new(),
+                plural: "configmaps".into(),
+            },
             key: ("default".into(), "x".into()),
             kind: EventType::Modified,
             obj,
             prev: Some(prev),
         };
-        assert_eq!(visible(&f, &ev(stored(&[("app", "web")]), stored(&[]))), Some(EventType::Deleted));
-        assert_eq!(visible(&f, &ev(stored(&[]), stored(&[("app", "web")]))), Some(EventType::Added));
+        assert_eq!(
+            visible(&f, &ev(stored(&[("app", "web")]), stored(&[]))),
+            Some(EventType::Deleted)
+        );
+        assert_eq!(
+            visible(&f, &ev(stored(&[]), stored(&[("app", "web")]))),
+            Some(EventType::Added)
+        );
         assert_eq!(visible(&f, &ev(stored(&[]), stored(&[]))), None);
     }
 }

@@ -58,7 +58,13 @@ impl Ctx {
         self.headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default()
     }
 }
@@ -67,7 +73,12 @@ impl Ctx {
 enum Route {
     /// Discovery, health, version, OpenAPI: answered without touching objects.
     Info(Response<Body>),
-    Resource { info: Arc<ResourceInfo>, namespace: Option<String>, name: Option<String>, sub: Option<String> },
+    Resource {
+        info: Arc<ResourceInfo>,
+        namespace: Option<String>,
+        name: Option<String>,
+        sub: Option<String>,
+    },
 }
 
 fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
@@ -97,7 +108,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     let watching = query.flag("watch").unwrap_or(false);
     let (verb, resource) = match &route {
         Route::Info(_) => ("get", None),
-        Route::Resource { info, name, .. } => (verb_of(&parts.method, name.is_some(), watching), Some(info.plural.clone())),
+        Route::Resource { info, name, .. } => (
+            verb_of(&parts.method, name.is_some(), watching),
+            Some(info.plural.clone()),
+        ),
     };
     tracing::debug!(method = %parts.method, %path, verb, "request");
     let latency = shared.faults.latency();
@@ -109,15 +123,34 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     }
     let (info, namespace, name, sub) = match route {
         Route::Info(resp) => return resp,
-        Route::Resource { info, namespace, name, sub } => (info, namespace, name, sub),
+        Route::Resource {
+            info,
+            namespace,
+            name,
+            sub,
+        } => (info, namespace, name, sub),
     };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return ApiError::new(413, "RequestEntityTooLarge", format!("failed to read the request body: {e}")).into_response();
+            return ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("failed to read the request body: {e}"),
+            )
+            .into_response();
         }
     };
-    let ctx = Ctx { shared, info, namespace, name, sub, query, headers: parts.headers, body };
+    let ctx = Ctx {
+        shared,
+        info,
+        namespace,
+        name,
+        sub,
+        query,
+        headers: parts.headers,
+        body,
+    };
     let result = match verb {
         "watch" => watch::serve(ctx).await,
         "get" => read::get(&ctx),
@@ -133,8 +166,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
 }
 
 /// Maps a path to what it addresses, or to the 404 the real server sends.
-fn resolve(shared: &Shared, method: &Method, headers: &HeaderMap, segs: &[&str]) -> ApiResult<Route> {
-    let get_only = || if *method == Method::GET || *method == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed()) };
+fn resolve(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    segs: &[&str],
+) -> ApiResult<Route> {
+    let get_only = || {
+        if *method == Method::GET || *method == Method::HEAD {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
+    };
     let store = shared.store.lock();
     let reg = &store.registry;
     let (group, version, rest) = match segs {
@@ -160,7 +204,10 @@ fn resolve(shared: &Shared, method: &Method, headers: &HeaderMap, segs: &[&str])
         }
         ["openapi", "v3", rest @ ..] => {
             get_only()?;
-            return Ok(Route::Info(openapi::v3_group_version(reg, &rest.join("/"))?));
+            return Ok(Route::Info(openapi::v3_group_version(
+                reg,
+                &rest.join("/"),
+            )?));
         }
         ["api"] => {
             get_only()?;
@@ -185,15 +232,23 @@ fn resolve(shared: &Shared, method: &Method, headers: &HeaderMap, segs: &[&str])
         get_only()?;
         return Ok(Route::Info(discovery::resource_list(reg, group, version)));
     }
-    let namespaced_path = rest[0] == "namespaces" && rest.len() >= 3 && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
-    let (namespace, rest) = if namespaced_path { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+    let namespaced_path = rest[0] == "namespaces"
+        && rest.len() >= 3
+        && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
+    let (namespace, rest) = if namespaced_path {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let (plural, name, sub) = match rest {
         [r] => (*r, None, None),
         [r, n] => (*r, Some(n.to_string()), None),
         [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::no_route()),
     };
-    let info = reg.get(group, version, plural).ok_or_else(ApiError::no_route)?;
+    let info = reg
+        .get(group, version, plural)
+        .ok_or_else(ApiError::no_route)?;
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_route());
     }
@@ -207,13 +262,21 @@ fn resolve(shared: &Shared, method: &Method, headers: &HeaderMap, segs: &[&str])
             return Err(ApiError::no_route());
         }
     }
-    Ok(Route::Resource { info, namespace, name, sub })
+    Ok(Route::Resource {
+        info,
+        namespace,
+        name,
+        sub,
+    })
 }
 
 pub(crate) fn text(code: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -221,7 +284,10 @@ pub(crate) fn text(code: StatusCode, body: &'static str) -> Response<Body> {
 pub(crate) fn json_bytes(code: StatusCode, body: impl Into<Body>) -> Response<Body> {
     let mut r = Response::new(body.into());
     *r.status_mut() = code;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
