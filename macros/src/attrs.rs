@@ -149,7 +149,6 @@ pub struct ValidationAttrs {
 )]
 pub struct SchemaAttrs {
     pub ident: Ident,
-    pub vis: syn::Visibility,
     pub generics: syn::Generics,
     pub attrs: Vec<syn::Attribute>,
     pub data: darling::ast::Data<SchemaVariant, SchemaField>,

@@ -20,10 +20,8 @@ pub fn resource(
     a: &ResourceAttrs,
     r: &Resource,
     krate: &Path,
-    spec_validations: &[Value],
     root_validations: &[Value],
 ) -> TokenStream {
-    let _ = spec_validations;
     let spec = &a.ident;
     let vis = &a.vis;
     let Resource {

@@ -99,12 +99,12 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
     let spec_validations: Vec<Value> = a
         .validation
         .iter()
-        .map(|v| model::validation_json(v, None, &mut errors))
+        .map(|v| model::validation_json(v, &mut errors))
         .collect();
     let root_validations: Vec<Value> = a
         .root_validation
         .iter()
-        .map(|v| model::validation_json(v, None, &mut errors))
+        .map(|v| model::validation_json(v, &mut errors))
         .collect();
     let manual = resource.as_ref().is_some_and(|r| r.manual_schema);
     if manual {
@@ -121,8 +121,6 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
         .crate_path
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::kubeforge));
-    let owned_fields: Vec<attrs::SchemaField> = Vec::new();
-    let _ = owned_fields;
     let schema_impl = if manual {
         proc_macro2::TokenStream::new()
     } else {
@@ -147,8 +145,7 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
             container_ext,
         })
     };
-    let resource_tokens =
-        emit::resource(&a, &resource, &krate, &spec_validations, &root_validations);
+    let resource_tokens = emit::resource(&a, &resource, &krate, &root_validations);
     Ok(quote! {
         #schema_impl
         #resource_tokens
@@ -208,7 +205,7 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
     let rules: Vec<Value> = a
         .validation
         .iter()
-        .map(|v| model::validation_json(v, None, &mut errors))
+        .map(|v| model::validation_json(v, &mut errors))
         .collect();
     if !rules.is_empty() {
         container_ext.insert("x-kubernetes-validations".into(), Value::Array(rules));
@@ -251,7 +248,6 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
         .crate_path
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::kubeforge));
-    let _ = &a.vis;
     Ok(schema::emit(&schema::SchemaImpl {
         krate: &krate,
         ident: &a.ident,

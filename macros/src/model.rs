@@ -259,9 +259,6 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             false
         }
     };
-    for v in a.validation.iter().chain(&a.root_validation) {
-        validation_json(v, None, errors);
-    }
     Some(Resource {
         group,
         version,
@@ -332,11 +329,7 @@ pub fn to_plural(word: &str) -> String {
 }
 
 /// A CEL rule as the JSON object Kubernetes expects.
-pub fn validation_json(
-    v: &ValidationAttrs,
-    field: Option<&str>,
-    errors: &mut darling::error::Accumulator,
-) -> Value {
+pub fn validation_json(v: &ValidationAttrs, errors: &mut darling::error::Accumulator) -> Value {
     let rule = v.rule.value();
     if rule.trim().is_empty() {
         errors.push(err(
@@ -386,7 +379,6 @@ pub fn validation_json(
     if v.optional_old_self.is_present() {
         out.insert("optionalOldSelf".into(), true.into());
     }
-    let _ = field;
     Value::Object(out)
 }
 
@@ -704,7 +696,7 @@ pub fn field_extensions(
     let mut rules: Vec<Value> = f
         .validation
         .iter()
-        .map(|v| validation_json(v, None, errors))
+        .map(|v| validation_json(v, errors))
         .collect();
     if f.immutable.is_present() {
         let name = f
@@ -892,57 +884,54 @@ pub fn json_name(field: &SchemaField, rename_all: Option<&str>) -> Option<String
 
 /// Whether a field carries `#[serde(flatten)]` (its keys land in the parent).
 pub fn is_flattened(field: &SchemaField) -> bool {
-    serde_flag(&field.attrs, "flatten")
+    serde_items(&field.attrs)
+        .iter()
+        .any(|(k, _)| k == "flatten")
 }
 
 /// Reads `#[serde(key = "value")]` from attributes.
 pub fn serde_value(attrs: &[syn::Attribute], key: &str) -> Option<String> {
-    let mut out = None;
+    serde_items(attrs)
+        .into_iter()
+        .find(|(k, v)| k == key && v.is_some())
+        .and_then(|(_, v)| v)
+}
+
+/// The top-level items of `#[serde(...)]` attributes: `(key, Some(string value))` for
+/// `key = "value"`, `(key, None)` for flags, lists and non-string values. serde reports
+/// malformed attributes itself, so parse errors are skipped here.
+pub fn serde_items(attrs: &[syn::Attribute]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
     for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let _ = a.parse_nested_meta(|m| {
-            if m.path.is_ident(key) {
-                if let Ok(v) = m.value()
-                    && let Ok(s) = v.parse::<LitStr>()
+            let key = m
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let mut value = None;
+            if m.input.peek(syn::Token![=]) {
+                if let Ok(expr) = m.value().and_then(|v| v.parse::<syn::Expr>())
+                    && let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = expr
                 {
-                    out = Some(s.value());
+                    value = Some(s.value());
                 }
-            } else if m.input.peek(syn::Token![=]) {
-                let _ = m.value().and_then(|v| v.parse::<syn::Expr>());
             } else if m.input.peek(syn::token::Paren) {
-                let _ = m.parse_nested_meta(|inner| {
+                m.parse_nested_meta(|inner| {
                     if inner.input.peek(syn::Token![=]) {
-                        let _ = inner.value().and_then(|v| v.parse::<syn::Expr>());
+                        inner.value()?.parse::<syn::Expr>()?;
                     }
                     Ok(())
-                });
+                })?;
             }
+            out.push((key, value));
             Ok(())
         });
     }
     out
-}
-
-fn serde_flag(attrs: &[syn::Attribute], key: &str) -> bool {
-    let mut found = false;
-    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
-        let _ = a.parse_nested_meta(|m| {
-            if m.path.is_ident(key) {
-                found = true;
-            }
-            if m.input.peek(syn::Token![=]) {
-                let _ = m.value().and_then(|v| v.parse::<syn::Expr>());
-            } else if m.input.peek(syn::token::Paren) {
-                let _ = m.parse_nested_meta(|inner| {
-                    if inner.input.peek(syn::Token![=]) {
-                        let _ = inner.value().and_then(|v| v.parse::<syn::Expr>());
-                    }
-                    Ok(())
-                });
-            }
-            Ok(())
-        });
-    }
-    found
 }
 
 fn apply_rename_all(ident: &str, rule: &str) -> String {

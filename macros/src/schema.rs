@@ -49,25 +49,9 @@ fn field_tokens(krate: &Path, f: &SchemaField, ext: &Map<String, Value>) -> Toke
 
 /// Whether the container has `#[serde(default)]` without a path (schemars then calls `Self::default()`).
 fn container_default_flag(attrs: &[Attribute]) -> bool {
-    let mut found = false;
-    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
-        let _ = a.parse_nested_meta(|m| {
-            if m.input.peek(syn::Token![=]) {
-                let _ = m.value().and_then(|v| v.parse::<syn::Expr>());
-            } else if m.input.peek(syn::token::Paren) {
-                let _ = m.parse_nested_meta(|inner| {
-                    if inner.input.peek(syn::Token![=]) {
-                        let _ = inner.value().and_then(|v| v.parse::<syn::Expr>());
-                    }
-                    Ok(())
-                });
-            } else if m.path.is_ident("default") {
-                found = true;
-            }
-            Ok(())
-        });
-    }
-    found
+    crate::model::serde_items(attrs)
+        .iter()
+        .any(|(k, v)| k == "default" && v.is_none())
 }
 
 /// Everything needed to emit the impl.

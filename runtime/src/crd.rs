@@ -91,6 +91,8 @@ pub struct Scale {
     pub label_selector_path: Option<&'static str>,
 }
 
+const CONVERSION_FAILED: &str = "kubeforge: the generated schema is not a JSONSchemaProps";
+
 /// The schema generator every derived CRD uses (JSON Schema 2020-12, rewritten by [`schema::structural`]).
 pub fn schema_generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12().into_generator()
@@ -105,7 +107,15 @@ pub fn build(
     status: Option<schemars::Schema>,
 ) -> CustomResourceDefinition {
     let schema = root_schema(d, generator, spec, status);
-    let schema: JSONSchemaProps = serde_json::from_value(schema).unwrap_or_default();
+    // The rewrite only emits keywords JSONSchemaProps knows; should that ever fail, the CRD
+    // says so and `check` (hence `registry::crds()`) reports it instead of applying a wrong schema.
+    let schema: JSONSchemaProps =
+        serde_json::from_value(schema).unwrap_or_else(|e| JSONSchemaProps {
+            type_: Some("object".into()),
+            description: Some(format!("{CONVERSION_FAILED}: {e}")),
+            x_kubernetes_preserve_unknown_fields: Some(true),
+            ..JSONSchemaProps::default()
+        });
     let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let non_empty = |xs: &[&str]| (!xs.is_empty()).then(|| strings(xs));
     let pairs = |xs: &[(&str, &str)]| {
@@ -250,6 +260,17 @@ pub fn check(crd: &CustomResourceDefinition) -> Vec<String> {
         else {
             continue;
         };
+        if let Some(d) = schema
+            .description
+            .as_deref()
+            .filter(|d| d.starts_with(CONVERSION_FAILED))
+        {
+            problems.push(format!(
+                "version {}: {d}; please report this with the Rust types involved",
+                v.name
+            ));
+            continue;
+        }
         let Ok(schema) = serde_json::to_value(schema) else {
             continue;
         };
