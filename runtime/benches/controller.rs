@@ -45,18 +45,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn run_once(server: &ApiServer, concurrency: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_once(
+    server: &ApiServer,
+    concurrency: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let probe = Arc::new(Probe::default());
-    let config = ManagerConfig { handle_signals: false, ..ManagerConfig::default() };
+    let config = ManagerConfig {
+        handle_signals: false,
+        ..ManagerConfig::default()
+    };
     let mut mgr = Manager::new(server.client(), config).await?;
     let stamp = probe.clone();
-    let enqueue_time = Predicate::new(move |change: &kubeforge::controller::Change<'_, ConfigMap>| {
-        if let kubeforge::controller::Change::Create(cm) = change {
-            let name = cm.metadata.name.clone().unwrap_or_default();
-            stamp.enqueued.lock().entry(name).or_insert_with(Instant::now);
-        }
-        true
-    });
+    let enqueue_time = Predicate::new(
+        move |change: &kubeforge::controller::Change<'_, ConfigMap>| {
+            if let kubeforge::controller::Change::Create(cm) = change {
+                let name = cm.metadata.name.clone().unwrap_or_default();
+                stamp
+                    .enqueued
+                    .lock()
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+            true
+        },
+    );
     Controller::managed_by(&mut mgr)
         .for_::<ConfigMap>(Watch::new().with_predicate(enqueue_time))
         .named(format!("bench-{concurrency}"))
@@ -67,7 +79,11 @@ async fn run_once(server: &ApiServer, concurrency: usize) -> Result<(), Box<dyn 
     let task = tokio::spawn(mgr.run());
     while probe.done.load(Ordering::Relaxed) < OBJECTS {
         if started.elapsed() > Duration::from_secs(600) {
-            return Err(format!("only {} of {OBJECTS} reconciled in 10 min", probe.done.load(Ordering::Relaxed)).into());
+            return Err(format!(
+                "only {} of {OBJECTS} reconciled in 10 min",
+                probe.done.load(Ordering::Relaxed)
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -88,7 +104,9 @@ async fn run_once(server: &ApiServer, concurrency: usize) -> Result<(), Box<dyn 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let server = ApiServer::start().await?;
         let objects = (0..OBJECTS)
@@ -102,7 +120,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         server.seed("v1", "ConfigMap", objects)?;
-        println!("controller benchmark: {OBJECTS} ConfigMaps on the embedded API server, no-op reconcile");
+        println!(
+            "controller benchmark: {OBJECTS} ConfigMaps on the embedded API server, no-op reconcile"
+        );
         for concurrency in [1, 4, 16] {
             run_once(&server, concurrency).await?;
         }

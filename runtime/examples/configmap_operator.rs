@@ -15,9 +15,15 @@ use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
 use kubeforge::kube::Api;
 use kubeforge::kube::api::{Patch, PatchParams};
 
-async fn annotate(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<(), kubeforge::kube::Error> {
+async fn annotate(
+    api: &Api<ConfigMap>,
+    name: &str,
+    key: &str,
+) -> Result<(), kubeforge::kube::Error> {
     let patch = serde_json::json!({ "metadata": { "annotations": { key: "true" } } });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<()>) -> Result<Action, ReconcileError> {
@@ -26,8 +32,14 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<()>) -> Result<Action, Recon
         return Ok(Action::await_change());
     }
     let name = cm.metadata.name.clone().unwrap_or_default();
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client().clone(), cm.metadata.namespace.as_deref().unwrap_or("default"));
-    let work_ms: u64 = annotations.get("kubeforge.io/work-ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let api: Api<ConfigMap> = Api::namespaced(
+        ctx.client().clone(),
+        cm.metadata.namespace.as_deref().unwrap_or("default"),
+    );
+    let work_ms: u64 = annotations
+        .get("kubeforge.io/work-ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     annotate(&api, &name, "kubeforge.io/started").await?;
     tokio::time::sleep(Duration::from_millis(work_ms)).await;
     annotate(&api, &name, "kubeforge.io/finished").await?;

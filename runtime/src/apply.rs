@@ -44,18 +44,25 @@ where
 
 /// Applies `status` to the status subresource of `name` as `field_manager`, forcing ownership
 /// of the fields (a controller is the only rightful writer of its status).
-pub async fn apply_status<K, S>(api: &Api<K>, name: &str, field_manager: &str, status: &S) -> Result<K, Error>
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    field_manager: &str,
+    status: &S,
+) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
     let body = status_apply_body::<K, S>(name, status)?;
     let params = PatchParams::apply(field_manager).force();
-    api.patch_status(name, &params, &Patch::Apply(&body)).await.map_err(|source| Error::Apply {
-        kind: K::kind(&()).into_owned(),
-        name: name.to_owned(),
-        source,
-    })
+    api.patch_status(name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: K::kind(&()).into_owned(),
+            name: name.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -65,7 +72,10 @@ mod tests {
 
     #[test]
     fn body_carries_only_identity_and_status() {
-        let status = DeploymentStatus { replicas: Some(3), ..DeploymentStatus::default() };
+        let status = DeploymentStatus {
+            replicas: Some(3),
+            ..DeploymentStatus::default()
+        };
         let body = status_apply_body::<Deployment, _>("web", &status).unwrap();
         assert_eq!(
             body,

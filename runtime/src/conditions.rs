@@ -41,7 +41,10 @@ pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) -> bool {
             } else {
                 new.last_transition_time.clone()
             };
-            let merged = Condition { last_transition_time: transition, ..new };
+            let merged = Condition {
+                last_transition_time: transition,
+                ..new
+            };
             let changed = *existing != merged;
             *existing = merged;
             changed
@@ -50,8 +53,12 @@ pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) -> bool {
 }
 
 /// Sets every condition of `new` in `conditions` (see [`set_condition`]); true if any changed.
-pub fn merge_conditions(conditions: &mut Vec<Condition>, new: impl IntoIterator<Item = Condition>) -> bool {
-    new.into_iter().fold(false, |changed, c| set_condition(conditions, c) | changed)
+pub fn merge_conditions(
+    conditions: &mut Vec<Condition>,
+    new: impl IntoIterator<Item = Condition>,
+) -> bool {
+    new.into_iter()
+        .fold(false, |changed, c| set_condition(conditions, c) | changed)
 }
 
 /// Removes the condition of `type_`; true if it was present.
@@ -76,27 +83,71 @@ mod tests {
     use super::*;
 
     fn at(secs: i64, cond: Condition) -> Condition {
-        Condition { last_transition_time: Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap()), ..cond }
+        Condition {
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap()),
+            ..cond
+        }
     }
 
     #[test]
     fn transition_time_changes_only_with_status() {
         let mut conds = Vec::new();
-        assert!(set_condition(&mut conds, at(100, new_condition("Ready", status::FALSE, "Creating", "starting"))));
-        assert!(set_condition(&mut conds, at(200, new_condition("Ready", status::FALSE, "Waiting", "pods pending"))));
+        assert!(set_condition(
+            &mut conds,
+            at(
+                100,
+                new_condition("Ready", status::FALSE, "Creating", "starting")
+            )
+        ));
+        assert!(set_condition(
+            &mut conds,
+            at(
+                200,
+                new_condition("Ready", status::FALSE, "Waiting", "pods pending")
+            )
+        ));
         assert_eq!(conds.len(), 1);
         assert_eq!(conds[0].reason, "Waiting", "reason updated");
-        assert_eq!(conds[0].last_transition_time, at(100, conds[0].clone()).last_transition_time, "same status keeps the time");
-        assert!(set_condition(&mut conds, at(300, new_condition("Ready", status::TRUE, "Running", "all up"))));
-        assert_eq!(conds[0].last_transition_time.0.as_second(), 300, "status change moves the time");
-        assert!(!set_condition(&mut conds, at(400, new_condition("Ready", status::TRUE, "Running", "all up"))), "no-op reports no change");
+        assert_eq!(
+            conds[0].last_transition_time,
+            at(100, conds[0].clone()).last_transition_time,
+            "same status keeps the time"
+        );
+        assert!(set_condition(
+            &mut conds,
+            at(
+                300,
+                new_condition("Ready", status::TRUE, "Running", "all up")
+            )
+        ));
+        assert_eq!(
+            conds[0].last_transition_time.0.as_second(),
+            300,
+            "status change moves the time"
+        );
+        assert!(
+            !set_condition(
+                &mut conds,
+                at(
+                    400,
+                    new_condition("Ready", status::TRUE, "Running", "all up")
+                )
+            ),
+            "no-op reports no change"
+        );
         assert!(is_condition_true(&conds, "Ready"));
     }
 
     #[test]
     fn merge_and_remove() {
         let mut conds = vec![new_condition("A", status::TRUE, "R", "")];
-        let changed = merge_conditions(&mut conds, [new_condition("B", status::FALSE, "R", ""), new_condition("A", status::TRUE, "R", "")]);
+        let changed = merge_conditions(
+            &mut conds,
+            [
+                new_condition("B", status::FALSE, "R", ""),
+                new_condition("A", status::TRUE, "R", ""),
+            ],
+        );
         assert!(changed);
         assert_eq!(conds.len(), 2);
         assert!(remove_condition(&mut conds, "A"));

@@ -68,9 +68,9 @@ use crate::informer::InformerOptions;
 use crate::key::ObjectKey;
 use crate::manager::{Manager, Runnable};
 use crate::metrics::{ControllerLabels, ReconcileResultLabels};
+pub use crate::reconcile::{Action, ReconcileError};
 use crate::store::Lister;
 use crate::workqueue::{RateLimiter, WorkQueue, default_controller_rate_limiter};
-pub use crate::reconcile::{Action, ReconcileError};
 pub use predicate::{Change, Predicate};
 
 /// Default number of concurrent reconciles per controller (controller-runtime's default).
@@ -80,7 +80,9 @@ pub const DEFAULT_CONCURRENCY: usize = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// Two controllers of one manager have the same name (metrics and logs would mix).
-    #[error("a controller named {0:?} is already registered with this manager; give one of them another name with `.named(..)`")]
+    #[error(
+        "a controller named {0:?} is already registered with this manager; give one of them another name with `.named(..)`"
+    )]
     DuplicateName(String),
     /// The name is empty.
     #[error("controller name must not be empty")]
@@ -89,7 +91,9 @@ pub enum BuildError {
     #[error("controller {0:?}: concurrency must be at least 1")]
     ZeroConcurrency(String),
     /// The same type is owned or watched twice with the same selectors (events would double).
-    #[error("controller {controller:?} watches {resource} twice with the same options; merge the two relations")]
+    #[error(
+        "controller {controller:?} watches {resource} twice with the same options; merge the two relations"
+    )]
     DuplicateWatch {
         /// Controller name.
         controller: String,
@@ -130,7 +134,12 @@ impl<K> fmt::Debug for Watch<K> {
 
 impl<K> Default for Watch<K> {
     fn default() -> Self {
-        Self { namespace: None, label_selector: None, field_selector: None, predicate: None }
+        Self {
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+            predicate: None,
+        }
     }
 }
 
@@ -186,13 +195,17 @@ struct ContextInner<T> {
 
 impl<T> Clone for Context<T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
 impl<T> fmt::Debug for Context<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context").field("controller", &self.inner.name).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("controller", &self.inner.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,7 +228,11 @@ impl<T> Context<T> {
     /// The shared cache of `K`, if this controller watches `K` (`for_`, `owns` or `watches`).
     /// With several watches of one type, the first one's cache.
     pub fn lister<K: 'static>(&self) -> Option<Lister<K>> {
-        self.inner.listers.get(&TypeId::of::<K>()).and_then(|l| l.downcast_ref::<Lister<K>>()).cloned()
+        self.inner
+            .listers
+            .get(&TypeId::of::<K>())
+            .and_then(|l| l.downcast_ref::<Lister<K>>())
+            .cloned()
     }
 }
 
@@ -233,8 +250,17 @@ impl<K> fmt::Debug for Primary<K> {
 }
 
 type Mapper<C> = Arc<dyn Fn(&C) -> Vec<ObjectKey> + Send + Sync>;
-type Relation = Box<dyn FnOnce(&mut Manager, &WorkQueue<ObjectKey>, &RelationScope) -> Result<RelationOut, BuildError> + Send>;
-type ReconcileFn<K, T> = Arc<dyn Fn(Arc<K>, Context<T>) -> BoxFuture<'static, Result<Action, ReconcileError>> + Send + Sync>;
+type Relation = Box<
+    dyn FnOnce(
+            &mut Manager,
+            &WorkQueue<ObjectKey>,
+            &RelationScope,
+        ) -> Result<RelationOut, BuildError>
+        + Send,
+>;
+type ReconcileFn<K, T> = Arc<
+    dyn Fn(Arc<K>, Context<T>) -> BoxFuture<'static, Result<Action, ReconcileError>> + Send + Sync,
+>;
 
 /// What a relation needs to know about the controller when it subscribes.
 struct RelationScope {
@@ -297,34 +323,58 @@ impl Controller {
 
 /// The informer options of a watch in a controller's scope.
 fn informer_options<C>(watch: &Watch<C>, scope: &RelationScope) -> InformerOptions {
-    let mut options = InformerOptions::default();
-    options.namespace = watch.namespace.clone().or_else(|| scope.namespace.clone());
-    options.label_selector = watch.label_selector.clone();
-    options.field_selector = watch.field_selector.clone();
-    options
+    InformerOptions {
+        namespace: watch.namespace.clone().or_else(|| scope.namespace.clone()),
+        label_selector: watch.label_selector.clone(),
+        field_selector: watch.field_selector.clone(),
+        ..InformerOptions::default()
+    }
 }
 
 /// Subscribes `queue` to changes of `C`, mapped to primary keys by `mapper`.
-fn subscribe<C>(manager: &mut Manager, queue: &WorkQueue<ObjectKey>, scope: &RelationScope, watch: Watch<C>, mapper: Mapper<C>) -> Result<RelationOut, BuildError>
+fn subscribe<C>(
+    manager: &mut Manager,
+    queue: &WorkQueue<ObjectKey>,
+    scope: &RelationScope,
+    watch: Watch<C>,
+    mapper: Mapper<C>,
+) -> Result<RelationOut, BuildError>
 where
     C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
     C::DynamicType: Default,
 {
     let options = informer_options(&watch, scope);
-    let dedup = format!("{}|{:?}|{:?}|{:?}", std::any::type_name::<C>(), options.namespace, options.label_selector, options.field_selector);
+    let dedup = format!(
+        "{}|{:?}|{:?}|{:?}",
+        std::any::type_name::<C>(),
+        options.namespace,
+        options.label_selector,
+        options.field_selector
+    );
     let informer = manager.informers().informer::<C>(options);
     let resource = informer.resource().to_owned();
     // Only effective before the informer starts; later calls keep the first hook, which records
     // into the same map.
     let _ = informer.set_watch_error_handler(manager.watch_error_hook(&resource));
-    let handler = EnqueueHandler { queue: queue.clone(), mapper, predicate: watch.predicate };
-    let registration = informer.add_event_handler(handler).map_err(|source| BuildError::Informer {
-        controller: scope.controller.clone(),
-        resource: resource.clone(),
-        source,
-    })?;
+    let handler = EnqueueHandler {
+        queue: queue.clone(),
+        mapper,
+        predicate: watch.predicate,
+    };
+    let registration =
+        informer
+            .add_event_handler(handler)
+            .map_err(|source| BuildError::Informer {
+                controller: scope.controller.clone(),
+                resource: resource.clone(),
+                source,
+            })?;
     manager.track_cache(&scope.controller, &resource, registration);
-    Ok(RelationOut { type_id: TypeId::of::<C>(), lister: Box::new(informer.lister()), dedup })
+    Ok(RelationOut {
+        type_id: TypeId::of::<C>(),
+        lister: Box::new(informer.lister()),
+        dedup,
+    })
 }
 
 impl<'m> Builder<'m, NoPrimary> {
@@ -384,22 +434,32 @@ where
             if owner.kind != kind || api_group(&owner.api_version) != group {
                 return Vec::new();
             }
-            let namespace = if cluster_scoped { None } else { child.meta().namespace.as_deref() };
+            let namespace = if cluster_scoped {
+                None
+            } else {
+                child.meta().namespace.as_deref()
+            };
             vec![ObjectKey::new(namespace, &owner.name)]
         });
-        self.relations.push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.relations
+            .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
         self
     }
 
     /// Anything else: a change of a `W` reconciles the primary keys `mapper` returns.
     #[must_use]
-    pub fn watches<W>(mut self, watch: Watch<W>, mapper: impl Fn(&W) -> Vec<ObjectKey> + Send + Sync + 'static) -> Self
+    pub fn watches<W>(
+        mut self,
+        watch: Watch<W>,
+        mapper: impl Fn(&W) -> Vec<ObjectKey> + Send + Sync + 'static,
+    ) -> Self
     where
         W: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         W::DynamicType: Default,
     {
         let mapper: Mapper<W> = Arc::new(mapper);
-        self.relations.push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.relations
+            .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
         self
     }
 
@@ -452,7 +512,10 @@ where
         Fut: Future<Output = Result<Action, E>> + Send + 'static,
         E: Into<ReconcileError> + 'static,
     {
-        let name = self.name.clone().unwrap_or_else(|| K::kind(&K::DynamicType::default()).to_lowercase());
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| K::kind(&K::DynamicType::default()).to_lowercase());
         if name.is_empty() {
             return Err(BuildError::EmptyName);
         }
@@ -463,11 +526,19 @@ where
             return Err(BuildError::DuplicateName(name));
         }
         let metrics = self.manager.metrics().clone();
-        let limiter = self.rate_limiter.unwrap_or_else(|| Box::new(default_controller_rate_limiter()));
-        let queue = WorkQueue::builder(name.clone()).rate_limiter(BoxedLimiter(limiter)).metrics(&metrics).build();
+        let limiter = self
+            .rate_limiter
+            .unwrap_or_else(|| Box::new(default_controller_rate_limiter()));
+        let queue = WorkQueue::builder(name.clone())
+            .rate_limiter(BoxedLimiter(limiter))
+            .metrics(&metrics)
+            .build();
         let scope = RelationScope {
             controller: name.clone(),
-            namespace: self.namespace.clone().or_else(|| self.manager.config().namespace.clone()),
+            namespace: self
+                .namespace
+                .clone()
+                .or_else(|| self.manager.config().namespace.clone()),
         };
         let mut listers: HashMap<TypeId, Box<dyn Any + Send + Sync>> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -475,7 +546,10 @@ where
         for relation in self.relations {
             let out = relation(self.manager, &queue, &scope)?;
             if !seen.insert(out.dedup.clone()) {
-                return Err(BuildError::DuplicateWatch { controller: name, resource: out.dedup });
+                return Err(BuildError::DuplicateWatch {
+                    controller: name,
+                    resource: out.dedup,
+                });
             }
             if primary.is_none() {
                 primary = out.lister.downcast_ref::<Lister<K>>().cloned();
@@ -489,9 +563,17 @@ where
             let fut = reconcile(obj, ctx);
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
-        let labels = ControllerLabels { controller: name.clone() };
+        let labels = ControllerLabels {
+            controller: name.clone(),
+        };
         let m = &metrics.controller;
-        let result = |r: &str| m.reconcile_total.get_or_create_owned(&ReconcileResultLabels { controller: name.clone(), result: r.to_owned() });
+        let result = |r: &str| {
+            m.reconcile_total
+                .get_or_create_owned(&ReconcileResultLabels {
+                    controller: name.clone(),
+                    result: r.to_owned(),
+                })
+        };
         let instruments = Instruments {
             success: result("success"),
             error: result("error"),
@@ -503,7 +585,12 @@ where
             max_concurrent: m.max_concurrent.get_or_create_owned(&labels),
         };
         let context = Context {
-            inner: Arc::new(ContextInner { name: name.clone(), client: self.manager.client().clone(), data, listers }),
+            inner: Arc::new(ContextInner {
+                name: name.clone(),
+                client: self.manager.client().clone(),
+                data,
+                listers,
+            }),
         };
         let runner = Runner {
             shared: Arc::new(Shared {
@@ -564,10 +651,21 @@ impl<C: Send + Sync + 'static> ResourceEventHandler<C> for EnqueueHandler<C> {
     }
 
     fn on_update(&self, old: Arc<C>, new: Arc<C>) {
-        if self.passes(&Change::Update { old: &old, new: &new }) {
-            // Both: a child whose owner changed must reconcile the old owner too.
-            self.enqueue(&old);
-            self.enqueue(&new);
+        if self.passes(&Change::Update {
+            old: &old,
+            new: &new,
+        }) {
+            // Both, once each: a child whose owner changed must reconcile the old owner too, and
+            // adding one key twice could queue it again behind a worker that already took it.
+            let mut keys = (self.mapper)(&old);
+            for key in (self.mapper)(&new) {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            for key in keys {
+                self.queue.add(key);
+            }
         }
     }
 
@@ -631,7 +729,10 @@ where
     fn start(self: Box<Self>, stop: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let shared = self.shared;
-            shared.instruments.max_concurrent.set(i64::try_from(self.concurrency).unwrap_or(i64::MAX));
+            shared
+                .instruments
+                .max_concurrent
+                .set(i64::try_from(self.concurrency).unwrap_or(i64::MAX));
             let mut workers = JoinSet::new();
             for _ in 0..self.concurrency {
                 workers.spawn(worker(shared.clone(), stop.clone()));

@@ -109,7 +109,9 @@ pub struct RunArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A bind address did not parse.
-    #[error("invalid {flag} {value:?}: expected host:port (e.g. 0.0.0.0:8080, :8080) or 0 to disable")]
+    #[error(
+        "invalid {flag} {value:?}: expected host:port (e.g. 0.0.0.0:8080, :8080) or 0 to disable"
+    )]
     BadAddress {
         /// The flag.
         flag: &'static str,
@@ -123,7 +125,10 @@ pub enum Error {
 
 /// Parses `host:port`, `:port` (all interfaces) or `0` (disabled).
 pub fn parse_bind_address(flag: &'static str, value: &str) -> Result<Option<SocketAddr>, Error> {
-    let bad = || Error::BadAddress { flag, value: value.to_owned() };
+    let bad = || Error::BadAddress {
+        flag,
+        value: value.to_owned(),
+    };
     match value.trim() {
         "0" | "" => Ok(None),
         v if v.starts_with(':') => format!("0.0.0.0{v}").parse().map(Some).map_err(|_| bad()),
@@ -133,8 +138,11 @@ pub fn parse_bind_address(flag: &'static str, value: &str) -> Result<Option<Sock
 
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`) in `format`.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A subscriber may already be installed (tests, embedding): keep it.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -145,12 +153,15 @@ pub fn init_logging(format: LogFormat) {
 async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Error> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::Kubeconfig(e.to_string()))?
         }
-        None => kube::Config::infer().await.map_err(|e| Error::Kubeconfig(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
     };
     kube::Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))
 }
@@ -158,14 +169,24 @@ async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Error>
 /// The [`ManagerConfig`] the flags describe (leader election lease: `<operator>-leader`).
 pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, Error> {
     let leader_election = args.leader_elect.then(|| {
-        let ns = args.leader_election_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".to_owned());
+        let ns = args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".to_owned());
         LeaderElectionConfig::new(ns, format!("{operator}-leader"))
     });
     Ok(ManagerConfig {
         namespace: args.namespace.clone(),
         leader_election,
-        metrics_bind_address: parse_bind_address("--metrics-bind-address", &args.metrics_bind_address)?,
-        health_probe_bind_address: parse_bind_address("--health-probe-bind-address", &args.health_probe_bind_address)?,
+        metrics_bind_address: parse_bind_address(
+            "--metrics-bind-address",
+            &args.metrics_bind_address,
+        )?,
+        health_probe_bind_address: parse_bind_address(
+            "--health-probe-bind-address",
+            &args.health_probe_bind_address,
+        )?,
         graceful_shutdown_timeout: Duration::from_secs(args.graceful_shutdown_timeout),
         ..ManagerConfig::default()
     })
@@ -173,15 +194,27 @@ pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, E
 
 /// Parses the process's arguments and runs the operator named `operator`; `setup` adds the
 /// controllers to the manager. Returns the process exit code (errors are printed).
-pub async fn run(operator: &str, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> ExitCode {
+pub async fn run(
+    operator: &str,
+    setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
+) -> ExitCode {
     run_cli(operator, Cli::parse(), setup).await
 }
 
 /// [`run`] with already parsed arguments (tests, custom `main`s).
-pub async fn run_cli(operator: &str, cli: Cli, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> ExitCode {
+pub async fn run_cli(
+    operator: &str,
+    cli: Cli,
+    setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
+) -> ExitCode {
     let result = match cli.command {
-        Some(Command::Crds) => crate::registry::crds_yaml().map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from),
-        Some(Command::Rbac { namespace, leader_elect }) => {
+        Some(Command::Crds) => crate::registry::crds_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(anyhow::Error::from),
+        Some(Command::Rbac {
+            namespace,
+            leader_elect,
+        }) => {
             let leader_elect = leader_elect || cli.run.leader_elect;
             let namespace = namespace.or(cli.run.namespace);
             crate::registry::rbac_yaml(operator, namespace.as_deref(), leader_elect)
@@ -199,7 +232,11 @@ pub async fn run_cli(operator: &str, cli: Cli, setup: impl AsyncFnOnce(&mut Mana
     }
 }
 
-async fn run_manager(operator: &str, args: &RunArgs, setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>) -> anyhow::Result<()> {
+async fn run_manager(
+    operator: &str,
+    args: &RunArgs,
+    setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let config = manager_config(operator, args)?;
     let client = client_for(args.kubeconfig.as_ref()).await?;
@@ -216,25 +253,48 @@ mod tests {
 
     #[test]
     fn run_is_the_default_and_flags_parse() {
-        let cli = Cli::try_parse_from(["op", "--namespace", "ns", "--leader-elect", "--log-format", "json", "--metrics-bind-address", ":9090"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "op",
+            "--namespace",
+            "ns",
+            "--leader-elect",
+            "--log-format",
+            "json",
+            "--metrics-bind-address",
+            ":9090",
+        ])
+        .unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.run.log_format, LogFormat::Json);
         let config = manager_config("op", &cli.run).unwrap();
         assert_eq!(config.namespace.as_deref(), Some("ns"));
-        assert_eq!(config.metrics_bind_address, Some("0.0.0.0:9090".parse().unwrap()));
+        assert_eq!(
+            config.metrics_bind_address,
+            Some("0.0.0.0:9090".parse().unwrap())
+        );
         let lease = config.leader_election.unwrap();
-        assert_eq!((lease.lease_namespace.as_str(), lease.lease_name.as_str()), ("ns", "op-leader"));
+        assert_eq!(
+            (lease.lease_namespace.as_str(), lease.lease_name.as_str()),
+            ("ns", "op-leader")
+        );
     }
 
     #[test]
     fn subcommands_and_disabled_addresses() {
         let cli = Cli::try_parse_from(["op", "rbac", "--namespace", "ns"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Rbac { namespace: Some(ref n), .. }) if n == "ns"));
+        assert!(
+            matches!(cli.command, Some(Command::Rbac { namespace: Some(ref n), .. }) if n == "ns")
+        );
         let cli = Cli::try_parse_from(["op", "crds"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Crds)));
         let cli = Cli::try_parse_from(["op", "run", "--health-probe-bind-address", "0"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Run)));
-        assert_eq!(manager_config("op", &cli.run).unwrap().health_probe_bind_address, None);
+        assert_eq!(
+            manager_config("op", &cli.run)
+                .unwrap()
+                .health_probe_bind_address,
+            None
+        );
         let err = parse_bind_address("--metrics-bind-address", "nonsense").unwrap_err();
         assert!(err.to_string().contains("--metrics-bind-address"), "{err}");
         assert!(Cli::try_parse_from(["op", "--log-format", "xml"]).is_err());

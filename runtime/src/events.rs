@@ -66,7 +66,10 @@ impl Reporter {
     /// A reporter named `controller`, with the host name as instance.
     pub fn new(controller: impl Into<String>) -> Self {
         let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "kubeforge".to_owned());
-        Self { controller: controller.into(), instance }
+        Self {
+            controller: controller.into(),
+            instance,
+        }
     }
 }
 
@@ -96,7 +99,9 @@ pub struct Recorder {
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("reporter", &self.reporter).finish_non_exhaustive()
+        f.debug_struct("Recorder")
+            .field("reporter", &self.reporter)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,15 +121,28 @@ pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReferen
 impl Recorder {
     /// A recorder reporting as `reporter`.
     pub fn new(client: Client, reporter: Reporter) -> Self {
-        Self { client, reporter, series: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            reporter,
+            series: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Publishes `record` about `regarding` (in its namespace, or `default` for cluster-scoped
     /// objects): creates an Event, or bumps the series of the same recent event.
-    pub async fn publish(&self, record: &EventRecord, regarding: &ObjectReference) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        record: &EventRecord,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
         let related = record.secondary.as_ref();
         let key = SeriesKey {
-            regarding: [regarding.kind.clone(), regarding.namespace.clone(), regarding.name.clone(), regarding.uid.clone()],
+            regarding: [
+                regarding.kind.clone(),
+                regarding.namespace.clone(),
+                regarding.name.clone(),
+                regarding.uid.clone(),
+            ],
             related: [
                 related.and_then(|r| r.kind.clone()),
                 related.and_then(|r| r.namespace.clone()),
@@ -147,18 +165,29 @@ impl Recorder {
         };
         if let Some((name, namespace, count)) = existing {
             let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-            let patch = json!({ "series": EventSeries { count, last_observed_time: MicroTime(now) } });
-            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            let patch =
+                json!({ "series": EventSeries { count, last_observed_time: MicroTime(now) } });
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => return Ok(()),
                 // The Event expired (TTL) or was deleted: start a new series below.
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(err) => return Err(err),
             }
         }
-        let namespace = regarding.namespace.clone().filter(|ns| !ns.is_empty()).unwrap_or_else(|| "default".to_owned());
+        let namespace = regarding
+            .namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", regarding.name.as_deref().unwrap_or("object"))),
+                generate_name: Some(format!(
+                    "{}.",
+                    regarding.name.as_deref().unwrap_or("object")
+                )),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },
@@ -175,7 +204,15 @@ impl Recorder {
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let created = api.create(&PostParams::default(), &event).await?;
-        self.series.lock().insert(key, Series { name: created.name_any(), namespace, count: 1, last: Instant::now() });
+        self.series.lock().insert(
+            key,
+            Series {
+                name: created.name_any(),
+                namespace,
+                count: 1,
+                last: Instant::now(),
+            },
+        );
         Ok(())
     }
 }

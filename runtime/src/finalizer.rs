@@ -91,7 +91,12 @@ fn object_ref<K: Resource>(obj: &K) -> String {
 
 /// Runs `reconcile` with [`Event::Apply`] or [`Event::Cleanup`] for `obj`, adding and removing
 /// the finalizer `name` around them as described in the [module docs](self).
-pub async fn finalizer<K, F, Fut, E>(api: &Api<K>, name: &str, obj: Arc<K>, reconcile: F) -> Result<Action, ReconcileError>
+pub async fn finalizer<K, F, Fut, E>(
+    api: &Api<K>,
+    name: &str,
+    obj: Arc<K>,
+    reconcile: F,
+) -> Result<Action, ReconcileError>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     F: FnOnce(Event<K>) -> Fut,
@@ -100,20 +105,36 @@ where
 {
     let index = obj.finalizers().iter().position(|f| f == name);
     let deleting = obj.meta().deletion_timestamp.is_some();
-    let obj_name = obj.meta().name.clone().ok_or_else(|| Error::UnnamedObject { finalizer: name.to_owned() })?;
+    let obj_name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or_else(|| Error::UnnamedObject {
+            finalizer: name.to_owned(),
+        })?;
     match (index, deleting) {
         (Some(_), false) => reconcile(Event::Apply(obj)).await.map_err(Into::into),
         (Some(index), true) => {
-            let action = reconcile(Event::Cleanup(obj.clone())).await.map_err(Into::into)?;
+            let action = reconcile(Event::Cleanup(obj.clone()))
+                .await
+                .map_err(Into::into)?;
             let path = format!("/metadata/finalizers/{index}");
             let patch: json_patch::Patch = serde_json::from_value(json!([
                 { "op": "test", "path": path, "value": name },
                 { "op": "remove", "path": path },
             ]))
             .map_err(|e| ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}")))?;
-            api.patch(&obj_name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                .await
-                .map_err(|source| Error::RemoveFinalizer { finalizer: name.to_owned(), object: object_ref(&*obj), source })?;
+            api.patch(
+                &obj_name,
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await
+            .map_err(|source| Error::RemoveFinalizer {
+                finalizer: name.to_owned(),
+                object: object_ref(&*obj),
+                source,
+            })?;
             Ok(action)
         }
         (None, false) => {
@@ -122,17 +143,28 @@ where
                     { "op": "test", "path": "/metadata/resourceVersion", "value": rv },
                     { "op": "add", "path": "/metadata/finalizers", "value": [name] },
                 ]),
-                (None, None) => json!([{ "op": "add", "path": "/metadata/finalizers", "value": [name] }]),
+                (None, None) => {
+                    json!([{ "op": "add", "path": "/metadata/finalizers", "value": [name] }])
+                }
                 (Some(current), _) => json!([
                     { "op": "test", "path": "/metadata/finalizers", "value": current },
                     { "op": "add", "path": "/metadata/finalizers/-", "value": name },
                 ]),
             };
-            let patch: json_patch::Patch = serde_json::from_value(ops)
-                .map_err(|e| ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}")))?;
-            api.patch(&obj_name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                .await
-                .map_err(|source| Error::AddFinalizer { finalizer: name.to_owned(), object: object_ref(&*obj), source })?;
+            let patch: json_patch::Patch = serde_json::from_value(ops).map_err(|e| {
+                ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}"))
+            })?;
+            api.patch(
+                &obj_name,
+                &PatchParams::default(),
+                &Patch::<()>::Json(patch),
+            )
+            .await
+            .map_err(|source| Error::AddFinalizer {
+                finalizer: name.to_owned(),
+                object: object_ref(&*obj),
+                source,
+            })?;
             // The patch is an update event, which reconciles the object again with the finalizer.
             Ok(Action::await_change())
         }

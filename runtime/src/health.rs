@@ -33,28 +33,44 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(checks): State<ReadyChecks>) -> (StatusCode, String) {
-    let failing: Vec<String> = checks.lock().iter().filter(|(_, ok)| !ok()).map(|(name, _)| name.clone()).collect();
+    let failing: Vec<String> = checks
+        .lock()
+        .iter()
+        .filter(|(_, ok)| !ok())
+        .map(|(name, _)| name.clone())
+        .collect();
     if failing.is_empty() {
         (StatusCode::OK, "ok".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: caches not synced: {}\n", failing.join(", ")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: caches not synced: {}\n", failing.join(", ")),
+        )
     }
 }
 
 /// The `/metrics` router.
 pub fn metrics_router(metrics: Metrics) -> Router {
-    Router::new().route("/metrics", get(serve_metrics)).with_state(metrics)
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(metrics)
 }
 
 /// The `/healthz` + `/readyz` router.
 pub fn probes_router(checks: ReadyChecks) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(checks)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(checks)
 }
 
 /// Serves `router` on `listener` until `stop` fires.
 pub(crate) async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
     let addr = listener.local_addr().ok();
-    if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+    if let Err(err) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
         tracing::error!(?addr, %err, "HTTP server failed");
     }
 }

@@ -91,7 +91,12 @@ impl LeaderElectionConfig {
 
     /// Sets the three durations (tests use short ones).
     #[must_use]
-    pub fn timing(mut self, lease_duration: Duration, renew_deadline: Duration, retry_period: Duration) -> Self {
+    pub fn timing(
+        mut self,
+        lease_duration: Duration,
+        renew_deadline: Duration,
+        retry_period: Duration,
+    ) -> Self {
         self.lease_duration = lease_duration;
         self.renew_deadline = renew_deadline;
         self.retry_period = retry_period;
@@ -106,7 +111,10 @@ impl LeaderElectionConfig {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        if self.lease_duration > self.renew_deadline && self.renew_deadline > self.retry_period && !self.retry_period.is_zero() {
+        if self.lease_duration > self.renew_deadline
+            && self.renew_deadline > self.retry_period
+            && !self.retry_period.is_zero()
+        {
             Ok(())
         } else {
             Err(Error::InvalidTiming {
@@ -135,7 +143,9 @@ pub struct LeaderElector {
 
 impl std::fmt::Debug for LeaderElector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaderElector").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("LeaderElector")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,9 +159,17 @@ enum Attempt {
 
 impl LeaderElector {
     /// An elector for `config`; reports `leader_election_master_status` into `metrics` if given.
-    pub fn new(client: kube::Client, config: LeaderElectionConfig, metrics: Option<&Metrics>) -> Result<Self, Error> {
+    pub fn new(
+        client: kube::Client,
+        config: LeaderElectionConfig,
+        metrics: Option<&Metrics>,
+    ) -> Result<Self, Error> {
         config.validate()?;
-        let status = metrics.map(|m| m.leader.get_or_create_owned(&LeaderLabels { name: config.lease_name.clone() }));
+        let status = metrics.map(|m| {
+            m.leader.get_or_create_owned(&LeaderLabels {
+                name: config.lease_name.clone(),
+            })
+        });
         if let Some(status) = &status {
             status.set(0);
         }
@@ -181,7 +199,9 @@ impl LeaderElector {
                 Ok(Attempt::HeldByOther(holder)) => {
                     tracing::debug!(lease = %self.lease_ref(), %holder, "lease held by another process");
                 }
-                Err(err) => tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to acquire lease"),
+                Err(err) => {
+                    tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to acquire lease")
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return false,
@@ -216,7 +236,9 @@ impl LeaderElector {
                     Ok(Ok(Attempt::HeldByOther(holder))) => {
                         tracing::warn!(lease = %self.lease_ref(), %holder, "lease was taken over");
                     }
-                    Ok(Err(err)) => tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to renew lease"),
+                    Ok(Err(err)) => {
+                        tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to renew lease")
+                    }
                     Err(_elapsed) => {}
                 }
                 if Instant::now() + self.config.retry_period > deadline {
@@ -262,9 +284,15 @@ impl LeaderElector {
                 ..LeaseSpec::default()
             }),
         };
-        match self.api.replace(&self.config.lease_name, &PostParams::default(), &released).await {
+        match self
+            .api
+            .replace(&self.config.lease_name, &PostParams::default(), &released)
+            .await
+        {
             Ok(_) => tracing::info!(lease = %self.lease_ref(), "released leadership"),
-            Err(err) => tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to release lease"),
+            Err(err) => {
+                tracing::warn!(lease = %self.lease_ref(), error = %err, "failed to release lease")
+            }
         }
     }
 
@@ -273,7 +301,8 @@ impl LeaderElector {
     /// that of two racing candidates only one wins.
     async fn try_acquire_or_renew(&self) -> Result<Attempt, kube::Error> {
         let now = k8s_openapi::jiff::Timestamp::now();
-        let duration_secs = i32::try_from(self.config.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
+        let duration_secs =
+            i32::try_from(self.config.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
         let Some(current) = self.api.get_opt(&self.config.lease_name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -295,7 +324,9 @@ impl LeaderElector {
                     self.observe(created.spec);
                     Ok(Attempt::Held)
                 }
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther("<racing creator>".into())),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    Ok(Attempt::HeldByOther("<racing creator>".into()))
+                }
                 Err(err) => Err(err),
             };
         };
@@ -304,7 +335,9 @@ impl LeaderElector {
         let observed_at = self.observe(Some(spec.clone()));
         let we_hold = holder.as_deref() == Some(self.config.identity.as_str());
         if let (Some(other), false) = (&holder, we_hold) {
-            let valid_for = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
+            let valid_for = Duration::from_secs(
+                u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
+            );
             if observed_at + valid_for > Instant::now() {
                 return Ok(Attempt::HeldByOther(other.clone()));
             }
@@ -312,7 +345,10 @@ impl LeaderElector {
         let (acquire_time, transitions) = if we_hold {
             (spec.acquire_time.clone(), spec.lease_transitions)
         } else {
-            (Some(MicroTime(now)), Some(spec.lease_transitions.unwrap_or(0) + 1))
+            (
+                Some(MicroTime(now)),
+                Some(spec.lease_transitions.unwrap_or(0) + 1),
+            )
         };
         let updated = Lease {
             metadata: current.metadata.clone(),
@@ -325,12 +361,18 @@ impl LeaderElector {
                 ..spec
             }),
         };
-        match self.api.replace(&self.config.lease_name, &PostParams::default(), &updated).await {
+        match self
+            .api
+            .replace(&self.config.lease_name, &PostParams::default(), &updated)
+            .await
+        {
             Ok(written) => {
                 self.observe(written.spec);
                 Ok(Attempt::Held)
             }
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther(holder.unwrap_or_default())),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Ok(Attempt::HeldByOther(holder.unwrap_or_default()))
+            }
             Err(err) => Err(err),
         }
     }
@@ -365,9 +407,16 @@ mod tests {
     fn timing_must_be_ordered() {
         let ok = LeaderElectionConfig::new("ns", "lease");
         assert!(ok.validate().is_ok(), "client-go defaults are valid");
-        let bad = ok.timing(Duration::from_secs(5), Duration::from_secs(10), Duration::from_secs(2));
+        let bad = ok.timing(
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        );
         let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("lease_duration (5s) > renew_deadline (10s)"), "{err}");
+        assert!(
+            err.contains("lease_duration (5s) > renew_deadline (10s)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A listen address could not be bound.
-    #[error("failed to bind the {what} address {addr}: {source}; pick a free port or `0` to disable it")]
+    #[error(
+        "failed to bind the {what} address {addr}: {source}; pick a free port or `0` to disable it"
+    )]
     Bind {
         /// `metrics` or `health probe`.
         what: &'static str,
@@ -127,7 +129,9 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     fn new() -> Self {
-        Self { requests: Arc::new(watch::Sender::new(0)) }
+        Self {
+            requests: Arc::new(watch::Sender::new(0)),
+        }
     }
 
     /// Requests a shutdown (a second call: stop waiting for in-flight reconciles).
@@ -179,7 +183,10 @@ impl std::fmt::Debug for Manager {
 async fn bind(what: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Error> {
     match addr {
         None => Ok(None),
-        Some(addr) => TcpListener::bind(addr).await.map(Some).map_err(|source| Error::Bind { what, addr, source }),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| Error::Bind { what, addr, source }),
     }
 }
 
@@ -190,7 +197,10 @@ impl Manager {
     pub async fn new(client: Client, config: ManagerConfig) -> Result<Self, Error> {
         let metrics_listener = bind("metrics", config.metrics_bind_address).await?;
         let health_listener = bind("health probe", config.health_probe_bind_address).await?;
-        let options = InformerOptions { namespace: config.namespace.clone(), ..InformerOptions::default() };
+        let options = InformerOptions {
+            namespace: config.namespace.clone(),
+            ..InformerOptions::default()
+        };
         Ok(Self {
             factory: Arc::new(InformerFactory::with_options(client.clone(), options)),
             client,
@@ -229,12 +239,16 @@ impl Manager {
 
     /// The bound `/metrics` address, if served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The bound `/healthz` `/readyz` address, if served.
     pub fn health_probe_addr(&self) -> Option<SocketAddr> {
-        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.health_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// A handle that shuts the manager down like SIGTERM does (tests, embedding).
@@ -248,8 +262,14 @@ impl Manager {
     }
 
     /// Adds a `/readyz` check.
-    pub fn add_ready_check(&self, name: impl Into<String>, check: impl Fn() -> bool + Send + Sync + 'static) {
-        self.ready_checks.lock().push((name.into(), Arc::new(check)));
+    pub fn add_ready_check(
+        &self,
+        name: impl Into<String>,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) {
+        self.ready_checks
+            .lock()
+            .push((name.into(), Arc::new(check)));
     }
 
     /// Reserves a controller name; false if taken.
@@ -260,7 +280,9 @@ impl Manager {
     /// Records that `controller` needs the cache of `resource` (readiness and sync timeout).
     pub(crate) fn track_cache(&self, controller: &str, resource: &str, registration: Registration) {
         let check = registration.clone();
-        self.add_ready_check(format!("{controller}/{resource}"), move || check.has_synced());
+        self.add_ready_check(format!("{controller}/{resource}"), move || {
+            check.has_synced()
+        });
         self.caches.lock().push(CacheCheck {
             controller: controller.to_owned(),
             resource: resource.to_owned(),
@@ -283,11 +305,19 @@ impl Manager {
         let mut server_tasks = JoinSet::new();
         if let Some(listener) = self.metrics_listener.take() {
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
-            server_tasks.spawn(serve(listener, metrics_router(self.metrics.clone()), servers.clone()));
+            server_tasks.spawn(serve(
+                listener,
+                metrics_router(self.metrics.clone()),
+                servers.clone(),
+            ));
         }
         if let Some(listener) = self.health_listener.take() {
             tracing::info!(addr = ?listener.local_addr().ok(), "serving /healthz and /readyz");
-            server_tasks.spawn(serve(listener, probes_router(self.ready_checks.clone()), servers.clone()));
+            server_tasks.spawn(serve(
+                listener,
+                probes_router(self.ready_checks.clone()),
+                servers.clone(),
+            ));
         }
         if self.config.handle_signals {
             spawn_signal_forwarder(self.shutdown.clone()).map_err(Error::Signals)?;
@@ -309,7 +339,11 @@ impl Manager {
             () = self.shutdown.requested(1) => return Ok(()),
         }
         let elector = match &self.config.leader_election {
-            Some(config) => Some(Arc::new(LeaderElector::new(self.client.clone(), config.clone(), Some(&self.metrics))?)),
+            Some(config) => Some(Arc::new(LeaderElector::new(
+                self.client.clone(),
+                config.clone(),
+                Some(&self.metrics),
+            )?)),
             None => None,
         };
         let not_leading = CancellationToken::new();
@@ -325,7 +359,9 @@ impl Manager {
                     return Ok(());
                 }
                 let (elector, release) = (elector.clone(), not_leading.clone());
-                Some(AbortOnDrop(tokio::spawn(async move { elector.hold(&release).await })))
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    elector.hold(&release).await
+                })))
             }
         };
 
@@ -362,10 +398,10 @@ impl Manager {
         }
         // Release the lease only now that no controller acts any more.
         not_leading.cancel();
-        if let Some(mut hold) = hold {
-            if let Ok(Err(err)) = (&mut hold.0).await {
-                return Err(err.into());
-            }
+        if let Some(mut hold) = hold
+            && let Ok(Err(err)) = (&mut hold.0).await
+        {
+            return Err(err.into());
         }
         match lost {
             Some(Err(err)) => Err(err.into()),
@@ -422,10 +458,16 @@ fn likely_cause(resource: &str, last_error: Option<&str>) -> String {
         format!(
             "RBAC forbids listing/watching {resource}: grant `list` and `watch` on it to the operator's service account (the `rbac` subcommand prints the ClusterRole)"
         )
-    } else if lower.contains("404") || lower.contains("not found") || lower.contains("could not find the requested resource") {
-        format!("the API server does not serve {resource}: is its CRD installed? (the `crds` subcommand prints them for `kubectl apply -f -`)")
+    } else if lower.contains("404")
+        || lower.contains("not found")
+        || lower.contains("could not find the requested resource")
+    {
+        format!(
+            "the API server does not serve {resource}: is its CRD installed? (the `crds` subcommand prints them for `kubectl apply -f -`)"
+        )
     } else if lower.contains("401") || lower.contains("unauthorized") {
-        "the API server rejected the credentials: check --kubeconfig / the service account token".to_owned()
+        "the API server rejected the credentials: check --kubeconfig / the service account token"
+            .to_owned()
     } else if lower.contains("connect") || lower.contains("dns") || lower.contains("timed out") {
         "the API server is unreachable: check --kubeconfig and the network".to_owned()
     } else {
@@ -447,7 +489,10 @@ fn spawn_signal_forwarder(handle: ShutdownHandle) -> std::io::Result<()> {
                     s = term.recv() => { if s.is_none() { return; } "SIGTERM" }
                     s = int.recv() => { if s.is_none() { return; } "SIGINT" }
                 };
-                tracing::info!(signal = name, "shutdown requested; a second signal aborts in-flight reconciles");
+                tracing::info!(
+                    signal = name,
+                    "shutdown requested; a second signal aborts in-flight reconciles"
+                );
                 handle.shutdown();
             }
         });
@@ -471,10 +516,18 @@ mod tests {
     fn cache_sync_cause_names_rbac_and_missing_crds() {
         let rbac = likely_cause(
             "configmaps",
-            Some("failed to list configmaps: ApiError: configmaps is forbidden: User cannot list resource (403)"),
+            Some(
+                "failed to list configmaps: ApiError: configmaps is forbidden: User cannot list resource (403)",
+            ),
         );
-        assert!(rbac.starts_with("RBAC forbids listing/watching configmaps"), "{rbac}");
-        let crd = likely_cause("widgets.example.com", Some("failed to list widgets: 404 page not found"));
+        assert!(
+            rbac.starts_with("RBAC forbids listing/watching configmaps"),
+            "{rbac}"
+        );
+        let crd = likely_cause(
+            "widgets.example.com",
+            Some("failed to list widgets: 404 page not found"),
+        );
         assert!(crd.contains("is its CRD installed?"), "{crd}");
         assert!(likely_cause("pods", None).contains("no list or watch error"));
     }
@@ -483,9 +536,17 @@ mod tests {
     async fn shutdown_handle_counts_requests() {
         let handle = ShutdownHandle::new();
         handle.shutdown();
-        tokio::time::timeout(Duration::from_secs(1), handle.requested(1)).await.unwrap();
-        assert!(tokio::time::timeout(Duration::from_millis(50), handle.requested(2)).await.is_err());
+        tokio::time::timeout(Duration::from_secs(1), handle.requested(1))
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), handle.requested(2))
+                .await
+                .is_err()
+        );
         handle.shutdown();
-        tokio::time::timeout(Duration::from_secs(1), handle.requested(2)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), handle.requested(2))
+            .await
+            .unwrap();
     }
 }

@@ -8,7 +8,9 @@ use kube::{Resource, ResourceExt};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// The owner has no uid: it was built locally, not read from the API server.
-    #[error("owner {kind} {name:?} has no metadata.uid; read it from the API server (or the cache) before owning objects with it")]
+    #[error(
+        "owner {kind} {name:?} has no metadata.uid; read it from the API server (or the cache) before owning objects with it"
+    )]
     OwnerWithoutUid {
         /// Owner kind.
         kind: String,
@@ -16,7 +18,9 @@ pub enum Error {
         name: String,
     },
     /// The child is already controlled by a different object.
-    #[error("object is already controlled by {kind} {name:?}; an object can have only one controller reference")]
+    #[error(
+        "object is already controlled by {kind} {name:?}; an object can have only one controller reference"
+    )]
     AlreadyControlled {
         /// Kind of the existing controller.
         kind: String,
@@ -24,7 +28,9 @@ pub enum Error {
         name: String,
     },
     /// A namespaced object cannot own an object in another namespace.
-    #[error("cross-namespace owner references are not allowed: owner in {owner_ns:?}, object in {object_ns:?}")]
+    #[error(
+        "cross-namespace owner references are not allowed: owner in {owner_ns:?}, object in {object_ns:?}"
+    )]
     CrossNamespace {
         /// Owner namespace.
         owner_ns: String,
@@ -62,14 +68,28 @@ where
     C: Resource,
 {
     let reference = controller_reference(owner)?;
-    if let (Some(owner_ns), Some(object_ns)) = (owner.meta().namespace.as_deref(), object.meta().namespace.as_deref()) {
-        if owner_ns != object_ns {
-            return Err(Error::CrossNamespace { owner_ns: owner_ns.into(), object_ns: object_ns.into() });
-        }
+    if let (Some(owner_ns), Some(object_ns)) = (
+        owner.meta().namespace.as_deref(),
+        object.meta().namespace.as_deref(),
+    ) && owner_ns != object_ns
+    {
+        return Err(Error::CrossNamespace {
+            owner_ns: owner_ns.into(),
+            object_ns: object_ns.into(),
+        });
     }
-    let refs = object.meta_mut().owner_references.get_or_insert_with(Vec::new);
-    if let Some(existing) = refs.iter().find(|r| r.controller == Some(true) && r.uid != reference.uid) {
-        return Err(Error::AlreadyControlled { kind: existing.kind.clone(), name: existing.name.clone() });
+    let refs = object
+        .meta_mut()
+        .owner_references
+        .get_or_insert_with(Vec::new);
+    if let Some(existing) = refs
+        .iter()
+        .find(|r| r.controller == Some(true) && r.uid != reference.uid)
+    {
+        return Err(Error::AlreadyControlled {
+            kind: existing.kind.clone(),
+            name: existing.name.clone(),
+        });
     }
     refs.retain(|r| r.uid != reference.uid);
     refs.push(reference);
@@ -78,7 +98,12 @@ where
 
 /// The controller owner reference of `object`, if any.
 pub fn controller_of<C: Resource>(object: &C) -> Option<&OwnerReference> {
-    object.meta().owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+    object
+        .meta()
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 #[cfg(test)]
@@ -102,14 +127,37 @@ mod tests {
 
     #[test]
     fn sets_replaces_and_refuses_a_second_controller() {
-        let mut cm = ConfigMap { metadata: ObjectMeta { namespace: Some("ns".into()), ..ObjectMeta::default() }, ..ConfigMap::default() };
+        let mut cm = ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
         set_controller_reference(&deploy("a", Some("u1")), &mut cm).unwrap();
         set_controller_reference(&deploy("a", Some("u1")), &mut cm).unwrap();
-        assert_eq!(cm.metadata.owner_references.as_ref().unwrap().len(), 1, "idempotent");
+        assert_eq!(
+            cm.metadata.owner_references.as_ref().unwrap().len(),
+            1,
+            "idempotent"
+        );
         let owner = controller_of(&cm).unwrap();
-        assert_eq!((owner.kind.as_str(), owner.api_version.as_str(), owner.name.as_str()), ("Deployment", "apps/v1", "a"));
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.api_version.as_str(),
+                owner.name.as_str()
+            ),
+            ("Deployment", "apps/v1", "a")
+        );
         let err = set_controller_reference(&deploy("b", Some("u2")), &mut cm).unwrap_err();
-        assert_eq!(err, Error::AlreadyControlled { kind: "Deployment".into(), name: "a".into() });
+        assert_eq!(
+            err,
+            Error::AlreadyControlled {
+                kind: "Deployment".into(),
+                name: "a".into()
+            }
+        );
         let err = set_controller_reference(&deploy("c", None), &mut cm).unwrap_err();
         assert!(err.to_string().contains("has no metadata.uid"), "{err}");
     }

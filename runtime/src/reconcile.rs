@@ -15,12 +15,16 @@ impl Action {
     /// Reconcile the key again after `after`, even if nothing changes (e.g. to poll external
     /// state). A change of the object before then reconciles it earlier.
     pub fn requeue(after: Duration) -> Self {
-        Self { requeue_after: Some(after) }
+        Self {
+            requeue_after: Some(after),
+        }
     }
 
     /// Do nothing until the object (or something mapped to it) changes.
     pub fn await_change() -> Self {
-        Self { requeue_after: None }
+        Self {
+            requeue_after: None,
+        }
     }
 
     /// The requested delay, if any.
@@ -43,12 +47,18 @@ pub struct ReconcileError {
 impl ReconcileError {
     /// A transient error: the key is requeued with per-key exponential backoff.
     pub fn transient(err: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
-        Self { source: err.into(), terminal: false }
+        Self {
+            source: err.into(),
+            terminal: false,
+        }
     }
 
     /// A terminal error: logged and counted, not retried.
     pub fn terminal(err: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
-        Self { source: err.into(), terminal: true }
+        Self {
+            source: err.into(),
+            terminal: true,
+        }
     }
 
     /// Whether the controller gives up on this key (until the object changes).

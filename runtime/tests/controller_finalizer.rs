@@ -26,8 +26,14 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<Arc<Seen>>) -> Result<Action
     let seen = ctx.data().clone();
     finalizer(&api, FINALIZER, cm, move |event| async move {
         match event {
-            Event::Apply(cm) => seen.applied.lock().push(cm.metadata.name.clone().unwrap_or_default()),
-            Event::Cleanup(cm) => seen.cleaned.lock().push(cm.metadata.name.clone().unwrap_or_default()),
+            Event::Apply(cm) => seen
+                .applied
+                .lock()
+                .push(cm.metadata.name.clone().unwrap_or_default()),
+            Event::Cleanup(cm) => seen
+                .cleaned
+                .lock()
+                .push(cm.metadata.name.clone().unwrap_or_default()),
         }
         Ok::<_, ReconcileError>(Action::await_change())
     })
@@ -39,26 +45,48 @@ async fn finalizer_is_added_cleanup_runs_on_delete_and_the_object_goes_away() {
     let server = server().await;
     let seen = Arc::new(Seen::default());
     let mut mgr = manager(&server, config()).await;
-    Controller::managed_by(&mut mgr).for_::<ConfigMap>(Watch::new()).complete(reconcile, seen.clone()).unwrap();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(reconcile, seen.clone())
+        .unwrap();
     let handle = mgr.shutdown_handle();
     let task = tokio::spawn(mgr.run());
 
     let api = configmaps(&server);
     create_cm(&server, "guarded", &[]).await;
-    eventually("apply ran", || seen.applied.lock().contains(&"guarded".to_owned())).await;
+    eventually("apply ran", || {
+        seen.applied.lock().contains(&"guarded".to_owned())
+    })
+    .await;
     let stored = api.get("guarded").await.unwrap();
-    assert_eq!(stored.metadata.finalizers, Some(vec![FINALIZER.to_owned()]), "finalizer added before apply");
+    assert_eq!(
+        stored.metadata.finalizers,
+        Some(vec![FINALIZER.to_owned()]),
+        "finalizer added before apply"
+    );
     assert!(seen.cleaned.lock().is_empty());
 
-    api.delete("guarded", &DeleteParams::default()).await.unwrap();
-    eventually("cleanup ran", || seen.cleaned.lock().contains(&"guarded".to_owned())).await;
+    api.delete("guarded", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("cleanup ran", || {
+        seen.cleaned.lock().contains(&"guarded".to_owned())
+    })
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while api.get_opt("guarded").await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "object still present after cleanup");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "object still present after cleanup"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(seen.cleaned.lock().len(), 1, "cleanup ran once");
 
     handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

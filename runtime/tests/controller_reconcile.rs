@@ -27,16 +27,32 @@ struct Log {
 impl Log {
     fn record(&self, cm: &ConfigMap) {
         let value = cm.data.as_ref().and_then(|d| d.get("v").cloned());
-        self.calls.lock().push((cm.metadata.name.clone().unwrap_or_default(), value, Instant::now()));
+        self.calls.lock().push((
+            cm.metadata.name.clone().unwrap_or_default(),
+            value,
+            Instant::now(),
+        ));
     }
     fn count(&self, name: &str) -> usize {
-        self.calls.lock().iter().filter(|(n, _, _)| n == name).count()
+        self.calls
+            .lock()
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .count()
     }
     fn saw(&self, name: &str, value: &str) -> bool {
-        self.calls.lock().iter().any(|(n, v, _)| n == name && v.as_deref() == Some(value))
+        self.calls
+            .lock()
+            .iter()
+            .any(|(n, v, _)| n == name && v.as_deref() == Some(value))
     }
     fn times(&self, name: &str) -> Vec<Instant> {
-        self.calls.lock().iter().filter(|(n, _, _)| n == name).map(|(_, _, t)| *t).collect()
+        self.calls
+            .lock()
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, t)| *t)
+            .collect()
     }
 }
 
@@ -45,7 +61,12 @@ async fn record(cm: Arc<ConfigMap>, ctx: Context<Arc<Log>>) -> Result<Action, Re
     Ok(Action::await_change())
 }
 
-fn start(manager: kubeforge::manager::Manager) -> (kubeforge::manager::ShutdownHandle, tokio::task::JoinHandle<()>) {
+fn start(
+    manager: kubeforge::manager::Manager,
+) -> (
+    kubeforge::manager::ShutdownHandle,
+    tokio::task::JoinHandle<()>,
+) {
     let handle = manager.shutdown_handle();
     let task = tokio::spawn(async move { manager.run().await.expect("manager runs cleanly") });
     (handle, task)
@@ -53,7 +74,10 @@ fn start(manager: kubeforge::manager::Manager) -> (kubeforge::manager::ShutdownH
 
 async fn stop(handle: kubeforge::manager::ShutdownHandle, task: tokio::task::JoinHandle<()>) {
     handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(20), task).await.expect("manager stops").expect("manager task");
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("manager stops")
+        .expect("manager task");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +85,10 @@ async fn reconciles_primary_on_create_and_update() {
     let server = server().await;
     let log = Arc::new(Log::default());
     let mut mgr = manager(&server, config()).await;
-    Controller::managed_by(&mut mgr).for_::<ConfigMap>(Watch::new()).complete(record, log.clone()).unwrap();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(record, log.clone())
+        .unwrap();
     let (handle, task) = start(mgr);
 
     create_cm(&server, "a", &[("v", "1")]).await;
@@ -85,22 +112,48 @@ async fn reconciles_owner_when_an_owned_child_changes() {
 
     let parent = create_cm(&server, "parent", &[("v", "p")]).await;
     create_cm(&server, "bystander", &[]).await;
-    eventually("initial reconcile", || log.count("parent") == 1 && log.count("bystander") == 1).await;
+    eventually("initial reconcile", || {
+        log.count("parent") == 1 && log.count("bystander") == 1
+    })
+    .await;
 
     let mut secret = Secret {
-        metadata: ObjectMeta { name: Some("child".into()), namespace: Some(NS.into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("child".into()),
+            namespace: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
         ..Secret::default()
     };
     kubeforge::owner::set_controller_reference(&parent, &mut secret).unwrap();
     let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
-    eventually("parent reconciled for its child's creation", || log.count("parent") >= 2).await;
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually("parent reconciled for its child's creation", || {
+        log.count("parent") >= 2
+    })
+    .await;
 
     // An unowned secret maps to nothing.
-    let orphan = Secret { metadata: ObjectMeta { name: Some("orphan".into()), ..ObjectMeta::default() }, ..Secret::default() };
-    secrets.create(&PostParams::default(), &orphan).await.unwrap();
+    let orphan = Secret {
+        metadata: ObjectMeta {
+            name: Some("orphan".into()),
+            ..ObjectMeta::default()
+        },
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &orphan)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(log.count("bystander"), 1, "children map only to their controller owner");
+    assert_eq!(
+        log.count("bystander"),
+        1,
+        "children map only to their controller owner"
+    );
     stop(handle, task).await;
 }
 
@@ -112,8 +165,16 @@ async fn reconciles_keys_returned_by_a_watch_mapper() {
     Controller::managed_by(&mut mgr)
         .for_::<ConfigMap>(Watch::new())
         .watches::<Secret>(Watch::new().labels("notify"), |s: &Secret| {
-            let target = s.metadata.labels.as_ref().and_then(|l| l.get("notify")).cloned();
-            target.map(|t| ObjectKey::new(s.metadata.namespace.as_deref(), &t)).into_iter().collect()
+            let target = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("notify"))
+                .cloned();
+            target
+                .map(|t| ObjectKey::new(s.metadata.namespace.as_deref(), &t))
+                .into_iter()
+                .collect()
         })
         .complete(record, log.clone())
         .unwrap();
@@ -130,8 +191,14 @@ async fn reconciles_keys_returned_by_a_watch_mapper() {
         },
         ..Secret::default()
     };
-    Api::<Secret>::namespaced(server.client(), NS).create(&PostParams::default(), &secret).await.unwrap();
-    eventually("target reconciled through the mapper", || log.count("target") >= 2).await;
+    Api::<Secret>::namespaced(server.client(), NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually("target reconciled through the mapper", || {
+        log.count("target") >= 2
+    })
+    .await;
     stop(handle, task).await;
 }
 
@@ -150,9 +217,20 @@ async fn predicate_filters_updates() {
     eventually("create passes", || log.count("p") == 1).await;
     set_cm_data(&server, "p", "v", "2").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(log.count("p"), 1, "a data change is filtered out by labels_changed");
+    assert_eq!(
+        log.count("p"),
+        1,
+        "a data change is filtered out by labels_changed"
+    );
     let patch = serde_json::json!({ "metadata": { "labels": { "x": "y" } } });
-    configmaps(&server).patch("p", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    configmaps(&server)
+        .patch(
+            "p",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
     eventually("a label change passes", || log.count("p") == 2).await;
     stop(handle, task).await;
 }
@@ -205,7 +283,13 @@ async fn never_reconciles_one_key_concurrently_under_load() {
             for round in 0..15 {
                 let patch = serde_json::json!({ "data": { "v": format!("{w}-{round}") } });
                 for i in 0..10 {
-                    api.patch(&format!("k{i}"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+                    api.patch(
+                        &format!("k{i}"),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await
+                    .unwrap();
                 }
             }
         }));
@@ -213,10 +297,21 @@ async fn never_reconciles_one_key_concurrently_under_load() {
     for w in writers {
         w.await.unwrap();
     }
-    eventually("the last updates are reconciled", || state.total.load(Ordering::SeqCst) >= 20 && state.current.load(Ordering::SeqCst) == 0).await;
+    eventually("the last updates are reconciled", || {
+        state.total.load(Ordering::SeqCst) >= 20 && state.current.load(Ordering::SeqCst) == 0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(state.overlaps.load(Ordering::SeqCst), 0, "a key was reconciled by two workers at once");
-    assert!(state.peak.load(Ordering::SeqCst) > 1, "different keys did run in parallel (peak {})", state.peak.load(Ordering::SeqCst));
+    assert_eq!(
+        state.overlaps.load(Ordering::SeqCst),
+        0,
+        "a key was reconciled by two workers at once"
+    );
+    assert!(
+        state.peak.load(Ordering::SeqCst) > 1,
+        "different keys did run in parallel (peak {})",
+        state.peak.load(Ordering::SeqCst)
+    );
     stop(handle, task).await;
 }
 
@@ -243,7 +338,11 @@ async fn errors_back_off_exponentially_per_key() {
     // Default limiter: 5 ms, 10 ms, 20 ms, 40 ms, 80 ms, 160 ms …
     for (i, gap) in gaps.iter().take(6).enumerate() {
         let expected = Duration::from_millis(5 << i);
-        assert!(*gap >= expected, "attempt {} came after {gap:?}, before its backoff {expected:?}; gaps {gaps:?}", i + 2);
+        assert!(
+            *gap >= expected,
+            "attempt {} came after {gap:?}, before its backoff {expected:?}; gaps {gaps:?}",
+            i + 2
+        );
     }
     assert!(gaps[5] >= gaps[0] * 8, "backoff grows: {gaps:?}");
     stop(handle, task).await;
@@ -270,8 +369,14 @@ async fn requeue_after_is_honoured() {
     let times = log.times("poll");
     for w in times.windows(2).take(2) {
         let gap = w[1] - w[0];
-        assert!(gap >= Duration::from_millis(400), "requeued after {gap:?}, before 400 ms");
-        assert!(gap < Duration::from_millis(3000), "requeue much later than asked: {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(400),
+            "requeued after {gap:?}, before 400 ms"
+        );
+        assert!(
+            gap < Duration::from_millis(3000),
+            "requeue much later than asked: {gap:?}"
+        );
     }
     stop(handle, task).await;
 }
@@ -301,7 +406,11 @@ async fn terminal_errors_are_not_retried_until_the_object_changes() {
     eventually("a change reconciles again", || log.saw("bad", "2")).await;
     let text = metrics.encode();
     let parsed = parse_metrics(&text);
-    assert_eq!(parsed.get("controller_runtime_reconcile_errors_total{controller=\"configmap\"}"), Some(&2.0), "{text}");
+    assert_eq!(
+        parsed.get("controller_runtime_reconcile_errors_total{controller=\"configmap\"}"),
+        Some(&2.0),
+        "{text}"
+    );
     stop(handle, task).await;
 }
 
@@ -325,12 +434,26 @@ async fn panics_are_caught_counted_and_retried() {
         .unwrap();
     let (handle, task) = start(mgr);
     create_cm(&server, "panicky", &[]).await;
-    eventually("third attempt succeeds", || attempts.load(Ordering::SeqCst) >= 3).await;
+    eventually("third attempt succeeds", || {
+        attempts.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 3, "no retry after the success");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "no retry after the success"
+    );
     let parsed = parse_metrics(&metrics.encode());
-    assert_eq!(parsed.get("controller_runtime_reconcile_panics_total{controller=\"configmap\"}"), Some(&2.0));
-    assert_eq!(parsed.get("controller_runtime_reconcile_total{controller=\"configmap\",result=\"success\"}"), Some(&1.0));
+    assert_eq!(
+        parsed.get("controller_runtime_reconcile_panics_total{controller=\"configmap\"}"),
+        Some(&2.0)
+    );
+    assert_eq!(
+        parsed
+            .get("controller_runtime_reconcile_total{controller=\"configmap\",result=\"success\"}"),
+        Some(&1.0)
+    );
     stop(handle, task).await;
 }
 
@@ -354,7 +477,10 @@ async fn hung_reconciles_time_out_and_retry() {
         .unwrap();
     let (handle, task) = start(mgr);
     create_cm(&server, "slow", &[]).await;
-    eventually("retried after the timeout", || attempts.load(Ordering::SeqCst) >= 2).await;
+    eventually("retried after the timeout", || {
+        attempts.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     stop(handle, task).await;
 }
 
@@ -363,8 +489,14 @@ async fn misuse_is_reported_at_build() {
     let server = server().await;
     let mut mgr = manager(&server, config()).await;
     let log = Arc::new(Log::default());
-    Controller::managed_by(&mut mgr).for_::<ConfigMap>(Watch::new()).complete(record, log.clone()).unwrap();
-    let err = Controller::managed_by(&mut mgr).for_::<ConfigMap>(Watch::new()).complete(record, log.clone()).unwrap_err();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(record, log.clone())
+        .unwrap();
+    let err = Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(record, log.clone())
+        .unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
     let err = Controller::managed_by(&mut mgr)
         .for_::<ConfigMap>(Watch::new())
@@ -372,7 +504,10 @@ async fn misuse_is_reported_at_build() {
         .concurrency(0)
         .complete(record, log.clone())
         .unwrap_err();
-    assert!(err.to_string().contains("concurrency must be at least 1"), "{err}");
+    assert!(
+        err.to_string().contains("concurrency must be at least 1"),
+        "{err}"
+    );
     let err = Controller::managed_by(&mut mgr)
         .for_::<ConfigMap>(Watch::new())
         .named("twice")

@@ -25,8 +25,17 @@ const RETRY: Duration = Duration::from_millis(300);
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 async fn elected_manager(server: &ApiServer, identity: &str, seen: &Seen) -> Manager {
-    let lease = LeaderElectionConfig::new(NS, "test-operator-leader").identity(identity).timing(LEASE, RENEW, RETRY);
-    let mut mgr = manager(server, ManagerConfig { leader_election: Some(lease), ..config() }).await;
+    let lease = LeaderElectionConfig::new(NS, "test-operator-leader")
+        .identity(identity)
+        .timing(LEASE, RENEW, RETRY);
+    let mut mgr = manager(
+        server,
+        ManagerConfig {
+            leader_election: Some(lease),
+            ..config()
+        },
+    )
+    .await;
     let who = identity.to_owned();
     Controller::managed_by(&mut mgr)
         .for_::<ConfigMap>(Watch::new())
@@ -34,7 +43,9 @@ async fn elected_manager(server: &ApiServer, identity: &str, seen: &Seen) -> Man
             move |cm: Arc<ConfigMap>, ctx: Context<Seen>| {
                 let who = who.clone();
                 async move {
-                    ctx.data().lock().push((who, cm.metadata.name.clone().unwrap_or_default()));
+                    ctx.data()
+                        .lock()
+                        .push((who, cm.metadata.name.clone().unwrap_or_default()));
                     Ok::<_, ReconcileError>(Action::await_change())
                 }
             },
@@ -60,7 +71,11 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over() {
     let leases: Api<Lease> = Api::namespaced(server.client(), NS);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let holder = leases.get_opt("test-operator-leader").await.unwrap().and_then(|l| l.spec?.holder_identity);
+        let holder = leases
+            .get_opt("test-operator-leader")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity);
         if holder.as_deref() == Some("a") {
             break;
         }
@@ -73,16 +88,26 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over() {
     }
     eventually("the leader reconciled all", || seen.lock().len() >= 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(reconcilers(&seen), vec!["a".to_owned()], "only the leader reconciles");
+    assert_eq!(
+        reconcilers(&seen),
+        vec!["a".to_owned()],
+        "only the leader reconciles"
+    );
 
     // The leader dies without releasing: nobody renews any more.
     a.abort();
     let died = Instant::now();
     seen.lock().clear();
     create_cm(&server, "after", &[]).await;
-    eventually("the follower reconciles", || seen.lock().iter().any(|(w, _)| w == "b")).await;
+    eventually("the follower reconciles", || {
+        seen.lock().iter().any(|(w, _)| w == "b")
+    })
+    .await;
     let takeover = died.elapsed();
-    assert!(takeover <= LEASE + RETRY * 2 + Duration::from_millis(500), "took over after {takeover:?}");
+    assert!(
+        takeover <= LEASE + RETRY * 2 + Duration::from_millis(500),
+        "took over after {takeover:?}"
+    );
     assert_eq!(reconcilers(&seen), vec!["b".to_owned()]);
     b.abort();
 }
@@ -101,14 +126,25 @@ async fn a_leader_that_loses_its_lease_stops_its_controllers() {
     let spec = lease.spec.get_or_insert_with(Default::default);
     spec.holder_identity = Some("intruder".into());
     spec.lease_duration_seconds = Some(3600);
-    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    leases.replace("test-operator-leader", &PostParams::default(), &lease).await.unwrap();
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases
+        .replace("test-operator-leader", &PostParams::default(), &lease)
+        .await
+        .unwrap();
 
-    let result = tokio::time::timeout(Duration::from_secs(20), a).await.expect("run returns after losing the lease").unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), a)
+        .await
+        .expect("run returns after losing the lease")
+        .unwrap();
     let err = result.unwrap_err();
     assert!(err.to_string().contains("lost leadership"), "{err}");
     seen.lock().clear();
     create_cm(&server, "second", &[]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(seen.lock().is_empty(), "no reconcile after losing the lease");
+    assert!(
+        seen.lock().is_empty(),
+        "no reconcile after losing the lease"
+    );
 }

@@ -18,7 +18,11 @@ struct Slow {
     finished: AtomicBool,
 }
 
-async fn run_with_slow_reconcile(work: Duration, config: ManagerConfig, requests: usize) -> (Arc<Slow>, Duration) {
+async fn run_with_slow_reconcile(
+    work: Duration,
+    config: ManagerConfig,
+    requests: usize,
+) -> (Arc<Slow>, Duration) {
     let server = server().await;
     let slow = Arc::new(Slow::default());
     let mut mgr = manager(&server, config).await;
@@ -37,19 +41,29 @@ async fn run_with_slow_reconcile(work: Duration, config: ManagerConfig, requests
     let handle = mgr.shutdown_handle();
     let task = tokio::spawn(mgr.run());
     create_cm(&server, "busy", &[]).await;
-    eventually("reconcile in flight", || slow.started.load(Ordering::SeqCst) == 1).await;
+    eventually("reconcile in flight", || {
+        slow.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let asked = Instant::now();
     for _ in 0..requests {
         handle.shutdown();
     }
-    tokio::time::timeout(Duration::from_secs(30), task).await.expect("run returns").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("run returns")
+        .unwrap()
+        .unwrap();
     (slow, asked.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_reconciles() {
     let (slow, took) = run_with_slow_reconcile(Duration::from_millis(800), config(), 1).await;
-    assert!(slow.finished.load(Ordering::SeqCst), "run returned before the in-flight reconcile finished");
+    assert!(
+        slow.finished.load(Ordering::SeqCst),
+        "run returned before the in-flight reconcile finished"
+    );
     assert!(took >= Duration::from_millis(500), "{took:?}");
 }
 
@@ -62,7 +76,10 @@ async fn a_second_shutdown_request_aborts_in_flight_reconciles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graceful_timeout_bounds_the_drain() {
-    let config = ManagerConfig { graceful_shutdown_timeout: Duration::from_millis(300), ..config() };
+    let config = ManagerConfig {
+        graceful_shutdown_timeout: Duration::from_millis(300),
+        ..config()
+    };
     let (slow, took) = run_with_slow_reconcile(Duration::from_secs(60), config, 1).await;
     assert!(!slow.finished.load(Ordering::SeqCst));
     assert!(took < Duration::from_secs(10), "{took:?}");

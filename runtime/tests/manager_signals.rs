@@ -18,16 +18,32 @@ fn example_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
-            let bin = profile_dir.join("examples").join(format!("configmap_operator{}", std::env::consts::EXE_SUFFIX));
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile>/deps");
+            let bin = profile_dir.join("examples").join(format!(
+                "configmap_operator{}",
+                std::env::consts::EXE_SUFFIX
+            ));
             if !bin.is_file() {
                 let status = Command::new(env!("CARGO"))
-                    .args(["build", "-p", "kubeforge", "--example", "configmap_operator"])
+                    .args([
+                        "build",
+                        "-p",
+                        "kubeforge",
+                        "--example",
+                        "configmap_operator",
+                    ])
                     .status()
                     .expect("cargo runs");
                 assert!(status.success(), "building the example failed");
             }
-            assert!(bin.is_file(), "{} missing after building the example", bin.display());
+            assert!(
+                bin.is_file(),
+                "{} missing after building the example",
+                bin.display()
+            );
             bin
         })
         .clone()
@@ -36,19 +52,40 @@ fn example_binary() -> PathBuf {
 #[test]
 fn rbac_and_crds_subcommands_print_manifests() {
     let out = Command::new(example_binary()).arg("rbac").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let yaml = String::from_utf8_lossy(&out.stdout);
-    assert!(yaml.contains("kind: ClusterRole") && yaml.contains("name: configmap-operator"), "{yaml}");
-    let out = Command::new(example_binary()).args(["rbac", "--namespace", "team-a"]).output().unwrap();
+    assert!(
+        yaml.contains("kind: ClusterRole") && yaml.contains("name: configmap-operator"),
+        "{yaml}"
+    );
+    let out = Command::new(example_binary())
+        .args(["rbac", "--namespace", "team-a"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("kind: Role"));
     let out = Command::new(example_binary()).arg("crds").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(example_binary()).args(["--log-format", "xml"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(example_binary())
+        .args(["--log-format", "xml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "a bad flag value is refused");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +99,12 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
     let mut child = tokio::process::Command::new(example_binary())
         .args(["run", "--kubeconfig"])
         .arg(&kubeconfig)
-        .args(["--metrics-bind-address", "0", "--health-probe-bind-address", &format!("127.0.0.1:{port}")])
+        .args([
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -70,7 +112,9 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
         .expect("operator starts");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() || http_get(addr, "/readyz").await.0 != 200 {
+    while tokio::net::TcpStream::connect(addr).await.is_err()
+        || http_get(addr, "/readyz").await.0 != 200
+    {
         assert!(Instant::now() < deadline, "operator never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -81,7 +125,10 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
     cm.metadata.annotations = Some([("kubeforge.io/work-ms".to_owned(), "1500".to_owned())].into());
     api.create(&PostParams::default(), &cm).await.unwrap();
     let has = |cm: &k8s_openapi::api::core::v1::ConfigMap, key: &str| {
-        cm.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(key))
+        cm.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(key))
     };
     loop {
         if has(&api.get("slow").await.unwrap(), "kubeforge.io/started") {
@@ -91,19 +138,37 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = child.id().expect("child pid");
-    let kill = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
     assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("operator exits").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("operator exits")
+        .unwrap();
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
-    assert!(has(&api.get("slow").await.unwrap(), "kubeforge.io/finished"), "the in-flight reconcile finished before exit");
+    assert!(
+        has(&api.get("slow").await.unwrap(), "kubeforge.io/finished"),
+        "the in-flight reconcile finished before exit"
+    );
 
     // Nothing reconciles any more: a new object stays untouched.
     let mut later = cm.clone();
     later.metadata.name = Some("later".into());
     later.metadata.resource_version = None;
     api.create(&PostParams::default(), &later).await.unwrap();
-    let _ = api.patch("later", &PatchParams::default(), &Patch::Merge(&serde_json::json!({}))).await;
+    let _ = api
+        .patch(
+            "later",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({})),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!has(&api.get("later").await.unwrap(), "kubeforge.io/started"));
+    assert!(!has(
+        &api.get("later").await.unwrap(),
+        "kubeforge.io/started"
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }

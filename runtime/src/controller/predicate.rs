@@ -3,7 +3,6 @@
 //! A predicate sees a [`Change`] and returns true to enqueue. Combine them with
 //! [`Predicate::and`], [`Predicate::or`] and `!` (`std::ops::Not`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,9 +24,12 @@ pub enum Change<'a, K> {
     Delete(&'a K),
 }
 
+/// The function inside a [`Predicate`].
+type PredicateFn<K> = dyn Fn(&Change<'_, K>) -> bool + Send + Sync;
+
 /// A filter on changes. Cheap to clone.
 pub struct Predicate<K> {
-    f: Arc<dyn Fn(&Change<'_, K>) -> bool + Send + Sync>,
+    f: Arc<PredicateFn<K>>,
 }
 
 impl<K> Clone for Predicate<K> {
@@ -105,7 +107,7 @@ pub fn labels_changed<K: Resource + 'static>() -> Predicate<K> {
 
 /// Updates that change the annotations.
 pub fn annotations_changed<K: Resource + 'static>() -> Predicate<K> {
-    on_update(|k: &K| k.meta().annotations.clone().unwrap_or_else(BTreeMap::new))
+    on_update(|k: &K| k.meta().annotations.clone().unwrap_or_default())
 }
 
 /// Updates that change the resourceVersion: drops resyncs, which re-deliver an unchanged object.
@@ -143,7 +145,10 @@ mod tests {
         assert!(generation_changed().matches(&upd2));
         assert!(labels_changed().matches(&upd2));
         assert!(!annotations_changed().matches(&upd2));
-        assert!(generation_changed::<ConfigMap>().matches(&Change::Create(&a)), "creates pass");
+        assert!(
+            generation_changed::<ConfigMap>().matches(&Change::Create(&a)),
+            "creates pass"
+        );
     }
 
     #[test]

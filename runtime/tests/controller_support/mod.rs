@@ -17,7 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const NS: &str = "default";
 
 pub async fn server() -> ApiServer {
-    ApiServer::start().await.expect("embedded API server starts")
+    ApiServer::start()
+        .await
+        .expect("embedded API server starts")
 }
 
 /// Test defaults: no signal handlers, short timeouts.
@@ -31,13 +33,23 @@ pub fn config() -> ManagerConfig {
 }
 
 pub async fn manager(server: &ApiServer, config: ManagerConfig) -> Manager {
-    Manager::new(server.client(), config).await.expect("manager builds")
+    Manager::new(server.client(), config)
+        .await
+        .expect("manager builds")
 }
 
 pub fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta { name: Some(name.into()), namespace: Some(NS.into()), ..ObjectMeta::default() },
-        data: Some(data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>()),
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
         ..ConfigMap::default()
     }
 }
@@ -47,41 +59,68 @@ pub fn configmaps(server: &ApiServer) -> Api<ConfigMap> {
 }
 
 pub async fn create_cm(server: &ApiServer, name: &str, data: &[(&str, &str)]) -> ConfigMap {
-    configmaps(server).create(&PostParams::default(), &cm(name, data)).await.expect("configmap created")
+    configmaps(server)
+        .create(&PostParams::default(), &cm(name, data))
+        .await
+        .expect("configmap created")
 }
 
 pub async fn set_cm_data(server: &ApiServer, name: &str, key: &str, value: &str) {
     let patch = serde_json::json!({ "data": { key: value } });
-    configmaps(server).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("configmap patched");
+    configmaps(server)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("configmap patched");
 }
 
 /// Waits (up to 20 s) until `cond` holds, polling every 10 ms.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// `GET path` on `addr`; returns (status code, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to manager endpoint");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to manager endpoint");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send request");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read response");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
