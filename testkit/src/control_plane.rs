@@ -1,7 +1,7 @@
 //! A real `kube-apiserver` and `etcd` for tests: controller-runtime's envtest, for Rust.
 //!
-//! The embedded [`ApiServer`](crate) is fast and can inject faults, but it is only as good as its
-//! fidelity. [`ControlPlane`] runs the real thing: etcd and kube-apiserver as child processes on
+//! The embedded [`ApiServer`](crate::ApiServer) is fast and can inject faults, but it is only
+//! as good as its fidelity. [`ControlPlane`] runs the real thing: etcd and kube-apiserver as child processes on
 //! free loopback ports, with their own CA and serving certificate, a `system:masters` admin
 //! identity (a static bearer token), RBAC authorization, and a kubeconfig in a temp dir. When
 //! `kube-controller-manager` was built too, it runs the garbage collector and the namespace
@@ -12,6 +12,10 @@
 //! binaries), then `KUBEBUILDER_ASSETS` (a directory holding both, as for envtest), then the
 //! cache that `bash scripts/control-plane.sh` fills
 //! (`~/.cache/kubeforge/control-plane/<version>/`, or `$KUBEFORGE_CACHE/control-plane/...`).
+//!
+//! Suites share one plane per test process through [`ControlPlane::shared`];
+//! [`TestCluster::from_env`](crate::TestCluster::from_env) uses it when
+//! `KUBEFORGE_TEST_BACKEND=control-plane`, so the conformance suite runs against both servers.
 //!
 //! No orphans: the children are killed when the [`ControlPlane`] is dropped (also while a test
 //! panics), and they are started through `setpriv --pdeathsig KILL`, so the kernel kills them
