@@ -957,3 +957,77 @@ fn apply_rename_all(ident: &str, rule: &str) -> String {
         _ => ident.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals_follow_kube_derive() {
+        assert_eq!(to_plural("memcached"), "memcacheds");
+        assert_eq!(to_plural("policy"), "policies");
+        assert_eq!(to_plural("gateway"), "gateways");
+        assert_eq!(to_plural("ingress"), "ingresses");
+        assert_eq!(to_plural("mailbox"), "mailboxes");
+        assert_eq!(to_plural("patch"), "patches");
+    }
+
+    #[test]
+    fn serde_rename_all_rules_give_the_json_names() {
+        assert_eq!(
+            apply_rename_all("max_surge_count", "camelCase"),
+            "maxSurgeCount"
+        );
+        assert_eq!(apply_rename_all("max_surge", "PascalCase"), "MaxSurge");
+        assert_eq!(apply_rename_all("max_surge", "kebab-case"), "max-surge");
+        assert_eq!(
+            apply_rename_all("max_surge", "SCREAMING_SNAKE_CASE"),
+            "MAX_SURGE"
+        );
+    }
+
+    #[test]
+    fn cel_syntax_problems_are_found_without_false_alarms() {
+        assert_eq!(cel_syntax_problem("size(self.name) > 0"), None);
+        assert_eq!(
+            cel_syntax_problem("self.name.matches('^[a-z(]+$')"),
+            None,
+            "brackets inside strings"
+        );
+        assert_eq!(
+            cel_syntax_problem("size(self.name > 0").as_deref(),
+            Some("unclosed `(`")
+        );
+        assert_eq!(
+            cel_syntax_problem("self.a]").as_deref(),
+            Some("unbalanced `]`")
+        );
+        assert_eq!(
+            cel_syntax_problem("self == 'x").as_deref(),
+            Some("unterminated string literal")
+        );
+    }
+
+    #[test]
+    fn field_type_shapes_drive_default_checks() {
+        let ty = |s: &str| syn::parse_str::<Type>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(shape_of(&ty("i32")), Some(Shape::Integer));
+        assert_eq!(
+            shape_of(&ty("Option<String>")),
+            Some(Shape::Nullable(Box::new(Some(Shape::String))))
+        );
+        assert_eq!(
+            shape_of(&ty("Vec<u8>")),
+            Some(Shape::Array(Box::new(Some(Shape::Integer))))
+        );
+        assert_eq!(shape_of(&ty("MyStruct")), None);
+        assert!(json_matches(&json!(3), &shape_of(&ty("Option<i64>"))));
+        assert!(json_matches(&json!("50%"), &shape_of(&ty("IntOrString"))));
+        assert!(!json_matches(&json!("3"), &shape_of(&ty("u16"))));
+        assert!(!json_matches(&json!(1.5), &shape_of(&ty("i32"))));
+        assert!(json_matches(
+            &json!(["a"]),
+            &shape_of(&ty("BTreeSet<String>"))
+        ));
+    }
+}
