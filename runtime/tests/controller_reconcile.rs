@@ -517,3 +517,58 @@ async fn misuse_is_reported_at_build() {
         .unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_and_label_scoping_limit_what_is_reconciled() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let server = server().await;
+    let namespaces: Api<Namespace> = Api::all(server.client());
+    let team = Namespace {
+        metadata: ObjectMeta {
+            name: Some("team-a".into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &team)
+        .await
+        .unwrap();
+    let log = Arc::new(Log::default());
+    let mut mgr = manager(&server, config()).await;
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new().labels("managed=yes"))
+        .namespace("team-a")
+        .complete(record, log.clone())
+        .unwrap();
+    let (handle, task) = start(mgr);
+    let in_team = Api::<ConfigMap>::namespaced(server.client(), "team-a");
+    let labelled = |name: &str, ns: &str| {
+        let mut c = cm(name, &[]);
+        c.metadata.namespace = Some(ns.into());
+        c.metadata.labels = Some([("managed".to_owned(), "yes".to_owned())].into());
+        c
+    };
+    in_team
+        .create(&PostParams::default(), &labelled("in-scope", "team-a"))
+        .await
+        .unwrap();
+    let mut unlabelled = labelled("unlabelled", "team-a");
+    unlabelled.metadata.labels = None;
+    in_team
+        .create(&PostParams::default(), &unlabelled)
+        .await
+        .unwrap();
+    configmaps(&server)
+        .create(&PostParams::default(), &labelled("other-ns", NS))
+        .await
+        .unwrap();
+    eventually("the in-scope object is reconciled", || {
+        log.count("in-scope") == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log.count("unlabelled"), 0, "the label selector applies");
+    assert_eq!(log.count("other-ns"), 0, "the namespace applies");
+    stop(handle, task).await;
+}

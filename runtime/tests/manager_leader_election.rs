@@ -148,3 +148,55 @@ async fn a_leader_that_loses_its_lease_stops_its_controllers() {
         "no reconcile after losing the lease"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_shutting_down_releases_the_lease_for_an_immediate_takeover() {
+    let server = server().await;
+    let seen: Seen = Arc::default();
+    let a = elected_manager(&server, "a", &seen).await;
+    let a_metrics = a.metrics().clone();
+    let a_handle = a.shutdown_handle();
+    let a_task = tokio::spawn(a.run());
+    create_cm(&server, "first", &[]).await;
+    eventually("a leads and reconciles", || !seen.lock().is_empty()).await;
+    let status = "leader_election_master_status{name=\"test-operator-leader\"}";
+    assert_eq!(parse_metrics(&a_metrics.encode()).get(status), Some(&1.0));
+
+    let b = tokio::spawn(elected_manager(&server, "b", &seen).await.run());
+    tokio::time::sleep(RETRY * 2).await;
+    a_handle.shutdown();
+    let released = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), a_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(parse_metrics(&a_metrics.encode()).get(status), Some(&0.0));
+    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    eventually_async_holder(&leases, "b").await;
+    let takeover = released.elapsed();
+    assert!(
+        takeover < LEASE,
+        "released lease taken over after {takeover:?}, not after expiry"
+    );
+    b.abort();
+}
+
+async fn eventually_async_holder(leases: &Api<Lease>, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holder = leases
+            .get_opt("test-operator-leader")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity);
+        if holder.as_deref() == Some(who) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} never acquired the lease (holder {holder:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
