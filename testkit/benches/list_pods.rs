@@ -46,8 +46,15 @@ fn pod(i: usize) -> Value {
 }
 
 fn main() {
-    let n: usize = std::env::var("KUBEFORGE_BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let n: usize = std::env::var("KUBEFORGE_BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async move {
         let server = ApiServer::start().await.expect("server");
         let pods: Vec<Value> = (0..n).map(pod).collect();

@@ -249,10 +249,9 @@ pub fn apply(
     if let Some(rv) = applied["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
+        && rv != existing.rv.to_string()
     {
-        if rv != existing.rv.to_string() {
-            return Err(ApiError::stale(&info.group_resource(), name));
-        }
+        return Err(ApiError::stale(&info.group_resource(), name));
     }
     let (mut owners, others) = apply_owners(&live);
     // Conflicts: another apply manager owns a field this configuration changes.
@@ -342,10 +341,12 @@ pub fn apply(
         }),
     }
     merged["metadata"]["managedFields"] = managed_fields(&owners, others, subresource);
-    if merged["metadata"]["managedFields"].as_array().is_some_and(Vec::is_empty) {
-        if let Some(m) = merged["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
+    if merged["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+        && let Some(m) = merged["metadata"].as_object_mut()
+    {
+        m.remove("managedFields");
     }
     merged["metadata"]["resourceVersion"] = json!(existing.rv.to_string());
     let stored = objects::update(store, info, namespace, name, merged, part, opts)?;

@@ -66,10 +66,10 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Stored) -> bool {
-        if let Some(l) = &self.labels {
-            if !l.matches(&obj.labels) {
-                return false;
-            }
+        if let Some(l) = &self.labels
+            && !l.matches(&obj.labels)
+        {
+            return false;
         }
         match &self.fields {
             None => true,

@@ -116,29 +116,29 @@ pub fn delete(
     let Some(existing) = store.get(&res, key) else {
         return Err(ApiError::not_found(&info.group_resource(), &key.1));
     };
-    if let Some(uid) = &opts.precondition_uid {
-        if *uid != existing.uid {
-            return Err(ApiError::conflict(
-                &info.group_resource(),
-                &key.1,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    existing.uid
-                ),
-            ));
-        }
+    if let Some(uid) = &opts.precondition_uid
+        && *uid != existing.uid
+    {
+        return Err(ApiError::conflict(
+            &info.group_resource(),
+            &key.1,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                existing.uid
+            ),
+        ));
     }
-    if let Some(rv) = &opts.precondition_rv {
-        if *rv != existing.rv.to_string() {
-            return Err(ApiError::conflict(
-                &info.group_resource(),
-                &key.1,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    existing.rv
-                ),
-            ));
-        }
+    if let Some(rv) = &opts.precondition_rv
+        && *rv != existing.rv.to_string()
+    {
+        return Err(ApiError::conflict(
+            &info.group_resource(),
+            &key.1,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                existing.rv
+            ),
+        ));
     }
     if opts.dry_run {
         return Ok(existing);
@@ -161,10 +161,10 @@ pub fn delete(
         obj["metadata"]["deletionTimestamp"] = json!(objects::now());
         obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         obj["metadata"]["finalizers"] = json!(fins);
-        if fins.is_empty() {
-            if let Some(m) = obj["metadata"].as_object_mut() {
-                m.remove("finalizers");
-            }
+        if fins.is_empty()
+            && let Some(m) = obj["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
         }
         if is_namespace {
             obj["status"]["phase"] = json!("Terminating");
@@ -239,10 +239,10 @@ fn drop_owner_ref(store: &mut Store, res: &ResourceKey, key: &ObjKey, owner_uid:
     let mut v = dep.value();
     if let Some(refs) = v["metadata"]["ownerReferences"].as_array_mut() {
         refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
-        if refs.is_empty() {
-            if let Some(m) = v["metadata"].as_object_mut() {
-                m.remove("ownerReferences");
-            }
+        if refs.is_empty()
+            && let Some(m) = v["metadata"].as_object_mut()
+        {
+            m.remove("ownerReferences");
         }
     }
     store.put(res, key.clone(), v);

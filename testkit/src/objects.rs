@@ -195,10 +195,10 @@ fn stamp_new(info: &ResourceInfo, obj: &mut Value) {
         m.remove("deletionGracePeriodSeconds");
         m.remove("selfLink");
     }
-    if info.status {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if info.status
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     if info.group.is_empty() {
         match info.kind.as_str() {
@@ -334,10 +334,9 @@ pub fn update(
     if let Some(rv) = new["metadata"]["resourceVersion"]
         .as_str()
         .filter(|rv| !rv.is_empty())
+        && rv != existing.rv.to_string()
     {
-        if rv != existing.rv.to_string() {
-            return Err(ApiError::stale(&info.group_resource(), name));
-        }
+        return Err(ApiError::stale(&info.group_resource(), name));
     }
     let old = existing.value();
     let mut next = match part {
@@ -384,10 +383,10 @@ pub fn update(
             }
         }
     }
-    if next["metadata"].get("managedFields").is_none() {
-        if let Some(mf) = old["metadata"].get("managedFields") {
-            next["metadata"]["managedFields"] = mf.clone();
-        }
+    if next["metadata"].get("managedFields").is_none()
+        && let Some(mf) = old["metadata"].get("managedFields")
+    {
+        next["metadata"]["managedFields"] = mf.clone();
     }
     let deleting = old["metadata"]["deletionTimestamp"].is_string();
     if deleting {

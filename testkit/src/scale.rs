@@ -124,10 +124,9 @@ pub fn update(
     if let Some(rv) = scale["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
+        && rv != existing.rv.to_string()
     {
-        if rv != existing.rv.to_string() {
-            return Err(ApiError::stale(&info.group_resource(), name));
-        }
+        return Err(ApiError::stale(&info.group_resource(), name));
     }
     let mut obj = existing.value();
     write(&mut obj, &paths.spec_replicas, json!(replicas));

@@ -89,20 +89,20 @@ fn index(v: &Value, inner: &str) -> Vec<Value> {
         let i = if i < 0 { arr.len() as i64 + i } else { i };
         return arr.get(i as usize).cloned().into_iter().collect();
     }
-    if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
-        if let Some((field, want)) = f.split_once("==") {
-            let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
-            let field = field.trim();
-            return arr
-                .iter()
-                .filter(|item| match item.get(field) {
-                    Some(Value::String(s)) => s == want,
-                    Some(other) => other.to_string() == want,
-                    None => false,
-                })
-                .cloned()
-                .collect();
-        }
+    if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+        && let Some((field, want)) = f.split_once("==")
+    {
+        let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
+        let field = field.trim();
+        return arr
+            .iter()
+            .filter(|item| match item.get(field) {
+                Some(Value::String(s)) => s == want,
+                Some(other) => *other == want,
+                None => false,
+            })
+            .cloned()
+            .collect();
     }
     Vec::new()
 }

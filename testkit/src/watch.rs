@@ -269,10 +269,10 @@ async fn run(
     }
     let skip_upto = p.from.unwrap_or(0);
     for ev in backlog {
-        if let Some(kind) = visible(&filter, &ev) {
-            if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
-                return;
-            }
+        if let Some(kind) = visible(&filter, &ev)
+            && out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err()
+        {
+            return;
         }
         last_rv = last_rv.max(ev.rv);
     }
@@ -289,10 +289,8 @@ async fn run(
                     continue;
                 }
                 last_rv = last_rv.max(ev.rv);
-                if let Some(kind) = visible(&filter, &ev) {
-                    if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
-                        return;
-                    }
+                if let Some(kind) = visible(&filter, &ev) && out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
+                    return;
                 }
             }
             _ = tick.tick(), if p.bookmarks => {
@@ -300,12 +298,11 @@ async fn run(
                 let now = shared.store.lock().current_rv();
                 while let Ok(ev) = rx.try_recv() {
                     last_rv = last_rv.max(ev.rv);
-                    if ev.rv > skip_upto {
-                        if let Some(kind) = visible(&filter, &ev) {
-                            if out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err() {
-                                return;
-                            }
-                        }
+                    if ev.rv > skip_upto
+                        && let Some(kind) = visible(&filter, &ev)
+                        && out.send(enc.line(kind.as_str(), &ev.obj)).await.is_err()
+                    {
+                        return;
                     }
                 }
                 let rv = now.max(last_rv).max(skip_upto);

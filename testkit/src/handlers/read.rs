@@ -78,7 +78,7 @@ impl ContinueToken {
                 "continue key is not valid: {token:?}; use the continue value of the previous list response"
             ))
         };
-        if token.len() % 2 != 0 {
+        if !token.len().is_multiple_of(2) {
             return Err(bad());
         }
         let bytes: Option<Vec<u8>> = (0..token.len())
@@ -222,14 +222,18 @@ fn list_body(
     // and a page of 500 objects goes out as one body with a Content-Length.
     const FLUSH_AT: usize = 1 << 20;
     let mut chunks: Vec<Bytes> = Vec::new();
-    let mut buf = BytesMut::with_capacity(FLUSH_AT.min(head.len() + items.iter().map(|s| s.bytes.len() + 1).sum::<usize>() + 2));
+    let mut buf = BytesMut::with_capacity(
+        FLUSH_AT.min(head.len() + items.iter().map(|s| s.bytes.len() + 1).sum::<usize>() + 2),
+    );
     buf.extend_from_slice(head.as_bytes());
     for (i, s) in items.iter().enumerate() {
         if i > 0 {
             buf.extend_from_slice(b",");
         }
         if s.api_version != want {
-            buf.extend_from_slice(&serde_json::to_vec(&with_version(info, s.value())).unwrap_or_default());
+            buf.extend_from_slice(
+                &serde_json::to_vec(&with_version(info, s.value())).unwrap_or_default(),
+            );
         } else {
             buf.extend_from_slice(&s.bytes);
         }

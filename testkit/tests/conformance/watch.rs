@@ -27,7 +27,13 @@ fn summary(e: &WatchEvent<ConfigMap>) -> (String, String) {
 }
 
 async fn label(api: &Api<ConfigMap>, name: &str, app: &str) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": app}}}))).await.expect("relabel");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})),
+    )
+    .await
+    .expect("relabel");
 }
 
 #[tokio::test]
@@ -35,20 +41,44 @@ async fn watch_from_a_resource_version_replays_added_modified_deleted_in_order()
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
-    api.create(&PostParams::default(), &cm("w", &[])).await.expect("create");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    api.create(&PostParams::default(), &cm("w", &[]))
+        .await
+        .expect("create");
     label(&api, "w", "x").await;
     api.delete("w", &Default::default()).await.expect("delete");
-    let events: Vec<_> = within(10, api.watch(&WatchParams::default().disable_bookmarks().timeout(1), &rv).await.expect("watch").take(3).try_collect::<Vec<_>>())
-        .await
-        .expect("events");
+    let events: Vec<_> = within(
+        10,
+        api.watch(&WatchParams::default().disable_bookmarks().timeout(1), &rv)
+            .await
+            .expect("watch")
+            .take(3)
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("events");
     let got: Vec<_> = events.iter().map(summary).collect();
-    assert_eq!(got, [("ADDED".to_string(), "w".to_string()), ("MODIFIED".into(), "w".into()), ("DELETED".into(), "w".into())]);
+    assert_eq!(
+        got,
+        [
+            ("ADDED".to_string(), "w".to_string()),
+            ("MODIFIED".into(), "w".into()),
+            ("DELETED".into(), "w".into())
+        ]
+    );
     // Every event's object carries a newer resourceVersion than the previous one.
     let rvs: Vec<u64> = events
         .iter()
         .filter_map(|e| match e {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o.metadata.resource_version.as_ref()?.parse().ok(),
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+                o.metadata.resource_version.as_ref()?.parse().ok()
+            }
             _ => None,
         })
         .collect();
@@ -60,10 +90,25 @@ async fn live_watch_sees_changes_made_after_it_started() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
-    let mut stream = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.expect("watch").boxed();
-    api.create(&PostParams::default(), &cm("live", &[])).await.expect("create");
-    let first = within(10, stream.next()).await.expect("an event").expect("ok");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().disable_bookmarks(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    api.create(&PostParams::default(), &cm("live", &[]))
+        .await
+        .expect("create");
+    let first = within(10, stream.next())
+        .await
+        .expect("an event")
+        .expect("ok");
     assert_eq!(summary(&first), ("ADDED".into(), "live".into()));
 }
 
@@ -72,15 +117,39 @@ async fn objects_leaving_a_label_selector_are_deleted_and_entering_are_added() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    api.create(&PostParams::default(), &cm("s", &[("app", "web")])).await.expect("create");
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    api.create(&PostParams::default(), &cm("s", &[("app", "web")]))
+        .await
+        .expect("create");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     label(&api, "s", "db").await;
     label(&api, "s", "web").await;
-    let events: Vec<_> = within(10, api.watch(&WatchParams::default().labels("app=web").disable_bookmarks(), &rv).await.expect("watch").take(2).try_collect::<Vec<_>>())
+    let events: Vec<_> = within(
+        10,
+        api.watch(
+            &WatchParams::default().labels("app=web").disable_bookmarks(),
+            &rv,
+        )
         .await
-        .expect("events");
+        .expect("watch")
+        .take(2)
+        .try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("events");
     let got: Vec<_> = events.iter().map(summary).collect();
-    assert_eq!(got, [("DELETED".to_string(), "s".to_string()), ("ADDED".into(), "s".into())]);
+    assert_eq!(
+        got,
+        [
+            ("DELETED".to_string(), "s".to_string()),
+            ("ADDED".into(), "s".into())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -88,11 +157,20 @@ async fn watches_without_resource_version_start_with_the_current_state() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    api.create(&PostParams::default(), &cm("existing", &[])).await.expect("create");
-    let first = within(10, api.watch(&WatchParams::default().disable_bookmarks(), "0").await.expect("watch").boxed().next())
+    api.create(&PostParams::default(), &cm("existing", &[]))
         .await
-        .expect("event")
-        .expect("ok");
+        .expect("create");
+    let first = within(
+        10,
+        api.watch(&WatchParams::default().disable_bookmarks(), "0")
+            .await
+            .expect("watch")
+            .boxed()
+            .next(),
+    )
+    .await
+    .expect("event")
+    .expect("ok");
     assert_eq!(summary(&first), ("ADDED".into(), "existing".into()));
 }
 
@@ -101,12 +179,27 @@ async fn bookmarks_arrive_periodically_when_allowed() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     // The real server sends bookmarks about once a minute; the embedded one every second.
     let wait = if c.faults().is_some() { 10 } else { 120 };
-    let mut stream = api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
-    let ev = within(wait, stream.next()).await.expect("event").expect("ok");
-    let WatchEvent::Bookmark(b) = ev else { panic!("expected a bookmark, got {ev:?}") };
+    let mut stream = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let ev = within(wait, stream.next())
+        .await
+        .expect("event")
+        .expect("ok");
+    let WatchEvent::Bookmark(b) = ev else {
+        panic!("expected a bookmark, got {ev:?}")
+    };
     let brv: u64 = b.metadata.resource_version.parse().expect("numeric");
     assert!(brv >= rv.parse::<u64>().expect("numeric"));
 }
@@ -116,9 +209,22 @@ async fn timeout_seconds_ends_the_stream() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     let started = std::time::Instant::now();
-    let events: Vec<_> = within(30, api.watch(&WatchParams::default().disable_bookmarks().timeout(1), &rv).await.expect("watch").collect::<Vec<_>>()).await;
+    let events: Vec<_> = within(
+        30,
+        api.watch(&WatchParams::default().disable_bookmarks().timeout(1), &rv)
+            .await
+            .expect("watch")
+            .collect::<Vec<_>>(),
+    )
+    .await;
     assert!(events.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
@@ -129,15 +235,27 @@ async fn send_initial_events_streams_state_then_an_annotated_bookmark() {
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
     for n in ["i1", "i2"] {
-        api.create(&PostParams::default(), &cm(n, &[])).await.expect("create");
+        api.create(&PostParams::default(), &cm(n, &[]))
+            .await
+            .expect("create");
     }
-    let mut stream = api.watch(&WatchParams::streaming_lists(), "").await.expect("watch").boxed();
+    let mut stream = api
+        .watch(&WatchParams::streaming_lists(), "")
+        .await
+        .expect("watch")
+        .boxed();
     let mut added = Vec::new();
     loop {
         match within(10, stream.next()).await.expect("event").expect("ok") {
             WatchEvent::Added(o) => added.push(name_of(&o)),
             WatchEvent::Bookmark(b) => {
-                assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
                 break;
             }
             other => panic!("unexpected {other:?}"),
@@ -153,13 +271,22 @@ async fn send_initial_events_streams_state_then_an_annotated_bookmark() {
 #[tokio::test]
 async fn kube_runtime_watcher_works_with_list_watch_and_streaming_lists() {
     let c = cluster().await;
-    for strategy in [watcher::InitialListStrategy::ListWatch, watcher::InitialListStrategy::StreamingList] {
+    for strategy in [
+        watcher::InitialListStrategy::ListWatch,
+        watcher::InitialListStrategy::StreamingList,
+    ] {
         let ns = namespace(&c.client()).await;
         let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
         for n in ["one", "two", "three"] {
-            api.create(&PostParams::default(), &cm(n, &[])).await.expect("create");
+            api.create(&PostParams::default(), &cm(n, &[]))
+                .await
+                .expect("create");
         }
-        let cfg = watcher::Config { initial_list_strategy: strategy.clone(), page_size: Some(2), ..Default::default() };
+        let cfg = watcher::Config {
+            initial_list_strategy: strategy.clone(),
+            page_size: Some(2),
+            ..Default::default()
+        };
         let mut s = watcher(api.clone(), cfg).boxed();
         let mut seen = Vec::new();
         loop {
@@ -172,15 +299,12 @@ async fn kube_runtime_watcher_works_with_list_watch_and_streaming_lists() {
         }
         seen.sort();
         assert_eq!(seen, ["one", "three", "two"], "{strategy:?}");
-        api.create(&PostParams::default(), &cm("after", &[])).await.expect("create");
-        loop {
-            match within(10, s.next()).await.expect("event").expect("ok") {
-                watcher::Event::Apply(o) => {
-                    assert_eq!(name_of(&o), "after");
-                    break;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
+        api.create(&PostParams::default(), &cm("after", &[]))
+            .await
+            .expect("create");
+        match within(10, s.next()).await.expect("event").expect("ok") {
+            watcher::Event::Apply(o) => assert_eq!(name_of(&o), "after"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 }
@@ -188,48 +312,96 @@ async fn kube_runtime_watcher_works_with_list_watch_and_streaming_lists() {
 #[tokio::test]
 async fn a_resource_version_older_than_history_is_410_gone() {
     let c = cluster().await;
-    let Some(faults) = c.faults() else { return skip("a_resource_version_older_than_history_is_410_gone") };
+    let Some(faults) = c.faults() else {
+        return skip("a_resource_version_older_than_history_is_410_gone");
+    };
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
-    api.create(&PostParams::default(), &cm("x", &[])).await.expect("create");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    api.create(&PostParams::default(), &cm("x", &[]))
+        .await
+        .expect("create");
     faults.compact();
     let s = api_err(api.watch(&WatchParams::default(), &rv).await.map(|_| ()));
     assert_eq!((s.code, s.reason.as_str()), (410, "Expired"));
-    assert!(s.message.starts_with("too old resource version"), "{}", s.message);
+    assert!(
+        s.message.starts_with("too old resource version"),
+        "{}",
+        s.message
+    );
 }
 
 #[tokio::test]
 async fn a_history_window_overflow_expires_old_resource_versions() {
-    let server = kubeforge_testkit::ApiServer::builder().history_window(5).start().await.expect("server");
+    let server = kubeforge_testkit::ApiServer::builder()
+        .history_window(5)
+        .start()
+        .await
+        .expect("server");
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     for i in 0..10 {
-        api.create(&PostParams::default(), &cm(&format!("o{i}"), &[])).await.expect("create");
+        api.create(&PostParams::default(), &cm(&format!("o{i}"), &[]))
+            .await
+            .expect("create");
     }
-    assert_eq!(code(api.watch(&WatchParams::default(), &rv).await.map(|_| ())), 410);
+    assert_eq!(
+        code(api.watch(&WatchParams::default(), &rv).await.map(|_| ())),
+        410
+    );
 }
 
 #[tokio::test]
 async fn expired_watches_end_with_an_error_event_carrying_410() {
     let c = cluster().await;
-    let Some(faults) = c.faults() else { return skip("expired_watches_end_with_an_error_event_carrying_410") };
+    let Some(faults) = c.faults() else {
+        return skip("expired_watches_end_with_an_error_event_carrying_410");
+    };
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
-    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.expect("watch").boxed();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut s = api
+        .watch(&WatchParams::default().disable_bookmarks(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
     tokio::time::sleep(Duration::from_millis(100)).await;
     faults.expire_watches();
     let ev = within(10, s.next()).await.expect("event").expect("ok");
-    let WatchEvent::Error(e) = ev else { panic!("expected ERROR, got {ev:?}") };
+    let WatchEvent::Error(e) = ev else {
+        panic!("expected ERROR, got {ev:?}")
+    };
     assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
-    assert!(within(10, s.next()).await.is_none(), "the stream ends after the error");
+    assert!(
+        within(10, s.next()).await.is_none(),
+        "the stream ends after the error"
+    );
 }
 
 #[tokio::test]
 async fn watcher_recovers_from_closed_watches_and_compaction() {
     let c = cluster().await;
-    let Some(faults) = c.faults() else { return skip("watcher_recovers_from_closed_watches_and_compaction") };
+    let Some(faults) = c.faults() else {
+        return skip("watcher_recovers_from_closed_watches_and_compaction");
+    };
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -248,28 +420,49 @@ async fn watcher_recovers_from_closed_watches_and_compaction() {
         }
     })
     .await;
-    api.create(&PostParams::default(), &cm("before-faults", &[])).await.expect("create");
+    api.create(&PostParams::default(), &cm("before-faults", &[]))
+        .await
+        .expect("create");
     tokio::time::sleep(Duration::from_millis(100)).await;
     faults.close_watches();
     faults.compact();
-    api.create(&PostParams::default(), &cm("after-faults", &[])).await.expect("create");
-    assert!(wait_for(&mut rx, "after-faults").await, "the watcher rewatched and saw the new object");
-    assert!(faults.request_count("watch", Some("configmaps")) >= 2, "a closed watch is reopened");
+    api.create(&PostParams::default(), &cm("after-faults", &[]))
+        .await
+        .expect("create");
+    assert!(
+        wait_for(&mut rx, "after-faults").await,
+        "the watcher rewatched and saw the new object"
+    );
+    assert!(
+        faults.request_count("watch", Some("configmaps")) >= 2,
+        "a closed watch is reopened"
+    );
     // An ERROR 410 event makes the watcher relist.
     faults.expire_watches();
-    api.create(&PostParams::default(), &cm("after-expiry", &[])).await.expect("create");
-    assert!(wait_for(&mut rx, "after-expiry").await, "the watcher relisted and saw the new object");
-    assert!(faults.request_count("list", Some("configmaps")) >= 2, "the watcher relisted after 410");
+    api.create(&PostParams::default(), &cm("after-expiry", &[]))
+        .await
+        .expect("create");
+    assert!(
+        wait_for(&mut rx, "after-expiry").await,
+        "the watcher relisted and saw the new object"
+    );
+    assert!(
+        faults.request_count("list", Some("configmaps")) >= 2,
+        "the watcher relisted after 410"
+    );
     pump.abort();
 }
 
-async fn wait_for(rx: &mut tokio::sync::mpsc::UnboundedReceiver<watcher::Result<watcher::Event<ConfigMap>>>, name: &str) -> bool {
+async fn wait_for(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<watcher::Result<watcher::Event<ConfigMap>>>,
+    name: &str,
+) -> bool {
     within(20, async {
         while let Some(ev) = rx.recv().await {
-            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev {
-                if name_of(&o) == name {
-                    return true;
-                }
+            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev
+                && name_of(&o) == name
+            {
+                return true;
             }
         }
         false
