@@ -30,7 +30,7 @@ use std::fmt;
 
 pub use defaults::apply_defaults;
 pub use prune::prune;
-pub use structural::{check_structural, check_structural_at};
+pub use structural::{check_crd_spec_schemas, check_structural, check_structural_at};
 pub use validate::validate;
 
 /// The kind of a field error, as apimachinery's `field.ErrorType`.

@@ -23,6 +23,10 @@ pub fn check_structural(schema: &Value) -> Result<(), Vec<FieldError>> {
 
 /// [`check_structural`] with error paths starting at `root`.
 ///
+/// Which root the apiserver names: when every version of a CRD has the same schema it reports
+/// the errors once, under `spec.validation.openAPIV3Schema` (the internal, hoisted form); when
+/// the versions' schemas differ, under `spec.versions[i].schema.openAPIV3Schema` per version.
+///
 /// Beyond the apiserver: every `x-kubernetes-list-map-keys` entry must be a required item
 /// property or have a default, the documented contract of list-type `map` (the apiserver leaves
 /// it to server-side apply to fail later). CEL rules are checked for shape, not compiled.
@@ -55,6 +59,39 @@ pub fn check_structural_at(schema: &Value, root: &str) -> Result<(), Vec<FieldEr
         defaults(schema, root, true, false, &mut errs);
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// Checks the schemas of all versions of a CRD `spec` (`apiextensions.k8s.io/v1` JSON) with
+/// the paths the apiserver uses: when every version has the same schema, once under
+/// `spec.validation.openAPIV3Schema` (the apiserver's internal form hoists identical schemas);
+/// otherwise each under `spec.versions[i].schema.openAPIV3Schema`. Versions without a schema
+/// are skipped (requiring one is the caller's CRD validation).
+pub fn check_crd_spec_schemas(spec: &Value) -> Vec<FieldError> {
+    let schemas: Vec<Option<&Value>> = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .map(|versions| {
+            versions
+                .iter()
+                .map(|v| v.pointer("/schema/openAPIV3Schema"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let first = schemas.first().copied().flatten();
+    if let Some(first) = first
+        && schemas.iter().all(|s| *s == Some(first))
+    {
+        return check_structural(first).err().unwrap_or_default();
+    }
+    schemas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let root = format!("spec.versions[{i}].schema.openAPIV3Schema");
+            check_structural_at((*s)?, &root).err()
+        })
+        .flatten()
+        .collect()
 }
 
 fn str_of<'a>(s: &'a Value, key: &str) -> Option<&'a str> {

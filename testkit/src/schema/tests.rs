@@ -91,6 +91,35 @@ fn check_structural_paths_start_at_the_contract_root() {
     );
 }
 
+#[test]
+fn crd_versions_with_one_schema_are_reported_at_the_hoisted_path() {
+    let bad = json!({"type": "object", "properties": {"a": {}}});
+    let good = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let spec = |schemas: &[&Value]| {
+        json!({"versions": schemas.iter().enumerate().map(|(i, s)| json!({
+            "name": format!("v{}", i + 1), "schema": {"openAPIV3Schema": s}})).collect::<Vec<_>>()})
+    };
+    let paths = |spec: Value| -> Vec<String> {
+        check_crd_spec_schemas(&spec)
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    };
+    // As kube-apiserver 1.37 answers these three CRDs.
+    assert_eq!(
+        paths(spec(&[&bad, &bad])),
+        ["spec.validation.openAPIV3Schema.properties[a].type"]
+    );
+    assert_eq!(
+        paths(spec(&[&bad, &good])),
+        ["spec.versions[0].schema.openAPIV3Schema.properties[a].type"]
+    );
+    assert_eq!(
+        paths(spec(&[&good, &bad])),
+        ["spec.versions[1].schema.openAPIV3Schema.properties[a].type"]
+    );
+}
+
 /// (what is wrong, schema, expected errors in order)
 fn structural_cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
     vec![
