@@ -103,6 +103,28 @@ mod via_reexport {
     }
 }
 
+/// A spec that brings its own `JsonSchema` (here schemars' derive) with `schema = "manual"`.
+mod manual {
+    use super::*;
+
+    #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug)]
+    #[kubeforge(group = "manual.example.com", version = "v1", schema = "manual")]
+    pub struct HandmadeSpec {
+        #[schemars(range(min = 2))]
+        pub size: Option<i32>,
+    }
+}
+
+#[test]
+fn a_manual_schema_is_still_made_structural() {
+    let crds = registry::merge_crds([entry("manual::Handmade")]).expect("crd");
+    let schema = serde_json::to_value(&crds[0].spec.versions[0].schema).expect("json");
+    let size = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"];
+    assert_eq!(size["minimum"], 2.0);
+    assert_eq!(size["nullable"], true);
+    assert_eq!(size["type"], "integer");
+}
+
 #[controller(for = via_reexport::Pathed, crate_path = crate::reexported::kf)]
 #[allow(dead_code)]
 async fn reconcile_pathed() {}
