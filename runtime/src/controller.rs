@@ -62,6 +62,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{Recorder, Reporter};
 use crate::fifo::DeletedObject;
 use crate::handler::ResourceEventHandler;
 use crate::informer::InformerOptions;
@@ -189,6 +190,7 @@ pub struct Context<T> {
 struct ContextInner<T> {
     name: String,
     client: Client,
+    recorder: Recorder,
     data: T,
     listers: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
@@ -213,6 +215,12 @@ impl<T> Context<T> {
     /// The client (for writes, and reads the cache does not serve).
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+
+    /// Publishes `events.k8s.io/v1` Events reported by this controller (repeats fold into a
+    /// series).
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
     }
 
     /// The user data passed to `complete`.
@@ -588,6 +596,7 @@ where
             inner: Arc::new(ContextInner {
                 name: name.clone(),
                 client: self.manager.client().clone(),
+                recorder: Recorder::new(self.manager.client().clone(), Reporter::new(name.clone())),
                 data,
                 listers,
             }),

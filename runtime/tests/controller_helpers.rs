@@ -123,3 +123,59 @@ async fn repeated_events_become_one_event_with_a_series() {
         .unwrap();
     assert!(normal.series.is_none(), "a single event has no series");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_context_recorder_reports_as_the_controller() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+    use std::sync::Arc;
+    let server = server().await;
+    let mut mgr = manager(&server, config()).await;
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .named("notifier")
+        .complete(
+            |cm: Arc<ConfigMap>, ctx: Context<()>| async move {
+                let record = EventRecord {
+                    type_: EventType::Normal,
+                    reason: "Seen".into(),
+                    note: None,
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                ctx.recorder()
+                    .publish(&record, &object_reference(&*cm))
+                    .await?;
+                Ok::<_, ReconcileError>(Action::await_change())
+            },
+            (),
+        )
+        .unwrap();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+    create_cm(&server, "watched", &[]).await;
+    let events: Api<Event> = Api::namespaced(server.client(), NS);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let event = loop {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        if let Some(e) = list
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Seen"))
+        {
+            break e;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event published");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(event.reporting_controller.as_deref(), Some("notifier"));
+    assert_eq!(
+        event.regarding.and_then(|r| r.kind).as_deref(),
+        Some("ConfigMap")
+    );
+    handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
