@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub store: Mutex<Store>,
     pub faults: FaultState,
     pub bookmark_interval: Duration,
+    /// Answer a watch from a too-old resourceVersion with 200 + an ERROR event instead of 410.
+    pub expired_watch_as_event: bool,
     /// Sends `()` to every watch stream on shutdown.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -36,6 +38,7 @@ pub struct ApiServerBuilder {
     port: u16,
     history_window: usize,
     bookmark_interval: Duration,
+    expired_watch_as_event: bool,
 }
 
 impl Default for ApiServerBuilder {
@@ -44,6 +47,7 @@ impl Default for ApiServerBuilder {
             port: 0,
             history_window: DEFAULT_HISTORY_WINDOW,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+            expired_watch_as_event: false,
         }
     }
 }
@@ -64,6 +68,15 @@ impl ApiServerBuilder {
     /// How often a watch with `allowWatchBookmarks=true` receives a BOOKMARK.
     pub fn bookmark_interval(mut self, every: Duration) -> Self {
         self.bookmark_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How a watch from a resourceVersion older than the history window is refused: `false`
+    /// (default) answers HTTP 410 Gone before the stream starts; `true` answers 200 with one
+    /// `ERROR` event carrying a 410 Status, as kube-apiserver's watch cache does. Clients must
+    /// handle both.
+    pub fn expired_watch_as_event(mut self, yes: bool) -> Self {
+        self.expired_watch_as_event = yes;
         self
     }
 
@@ -88,6 +101,7 @@ impl ApiServerBuilder {
             store: Mutex::new(store),
             faults: FaultState::default(),
             bookmark_interval: self.bookmark_interval,
+            expired_watch_as_event: self.expired_watch_as_event,
             shutdown,
         });
         let app = crate::handlers::router(shared.clone());

@@ -208,9 +208,16 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
     }
     let start = {
         let mut store = ctx.shared.store.lock();
-        store
-            .watch(&ctx.info.key(), ctx.namespace.as_deref(), p.from, p.initial)
-            .map_err(|e| ApiError::too_old(e.asked, e.oldest))?
+        store.watch(&ctx.info.key(), ctx.namespace.as_deref(), p.from, p.initial)
+    };
+    let start = match start {
+        Ok(s) => s,
+        Err(e) if ctx.shared.expired_watch_as_event => {
+            // kube-apiserver's watch cache answers 200 and a single ERROR event.
+            let line = value_line("ERROR", &ApiError::too_old(e.asked, e.oldest).to_status());
+            return Ok(json_bytes(StatusCode::OK, line));
+        }
+        Err(e) => return Err(ApiError::too_old(e.asked, e.oldest)),
     };
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
     let enc = Encoder {

@@ -6,6 +6,7 @@
 mod common;
 mod crds;
 mod crud;
+mod discovery;
 mod faults;
 mod fuzz;
 mod kubectl;

@@ -469,3 +469,70 @@ async fn wait_for(
     })
     .await
 }
+
+#[tokio::test]
+async fn the_watch_cache_form_of_too_old_is_an_error_event() {
+    let server = kubeforge_testkit::ApiServer::builder()
+        .history_window(2)
+        .expired_watch_as_event(true)
+        .start()
+        .await
+        .expect("server");
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    for i in 0..5 {
+        api.create(&PostParams::default(), &cm(&format!("o{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    let mut s = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("200, not 410")
+        .boxed();
+    let ev = within(10, s.next()).await.expect("event").expect("ok");
+    let WatchEvent::Error(e) = ev else {
+        panic!("expected ERROR, got {ev:?}")
+    };
+    assert_eq!(e.code, 410);
+}
+
+#[tokio::test]
+async fn a_watch_on_one_object_path_sees_only_that_object() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    api.create(&PostParams::default(), &cm("mine", &[]))
+        .await
+        .expect("create");
+    api.create(&PostParams::default(), &cm("other", &[]))
+        .await
+        .expect("create");
+    let (code_, _) = raw(
+        &c.client(),
+        "GET",
+        &format!("/api/v1/namespaces/{ns}/configmaps/mine?watch=1&timeoutSeconds=1"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code_, 200);
+    let mut s = api
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=mine")
+                .disable_bookmarks(),
+            "0",
+        )
+        .await
+        .expect("watch")
+        .boxed();
+    let first = within(10, s.next()).await.expect("event").expect("ok");
+    assert_eq!(summary(&first), ("ADDED".into(), "mine".into()));
+}
