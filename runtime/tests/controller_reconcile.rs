@@ -572,3 +572,35 @@ async fn namespace_and_label_scoping_limit_what_is_reconciled() {
     assert_eq!(log.count("other-ns"), 0, "the namespace applies");
     stop(handle, task).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_of_one_manager_share_one_informer_per_type() {
+    let server = server().await;
+    let (first, second) = (Arc::new(Log::default()), Arc::new(Log::default()));
+    let mut mgr = manager(&server, config()).await;
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .named("first")
+        .complete(record, first.clone())
+        .unwrap();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .named("second")
+        .owns::<Secret>(Watch::new())
+        .complete(record, second.clone())
+        .unwrap();
+    let (handle, task) = start(mgr);
+    create_cm(&server, "shared", &[]).await;
+    eventually("both controllers reconcile", || {
+        first.count("shared") == 1 && second.count("shared") == 1
+    })
+    .await;
+    let faults = server.faults();
+    assert_eq!(
+        faults.request_count("list", Some("configmaps")),
+        1,
+        "one list for two controllers"
+    );
+    assert_eq!(faults.request_count("list", Some("secrets")), 1);
+    stop(handle, task).await;
+}
