@@ -809,6 +809,77 @@ mod tests {
         }
     }
 
+    /// Pod-spec lists, each with its patch tag; expectations as kube-apiserver 1.37 merged them.
+    #[test]
+    fn pod_spec_lists_use_their_merge_keys() {
+        let pod = json!({"spec": {
+            "initContainers": [{"name": "init", "image": "i"}],
+            "containers": [{"name": "app", "image": "a",
+                "envFrom": [{"configMapRef": {"name": "a"}}],
+                "volumeMounts": [{"name": "v", "mountPath": "/a"}, {"name": "v", "mountPath": "/b"}],
+                "command": ["x"]}],
+            "imagePullSecrets": [{"name": "s1"}],
+            "hostAliases": [{"ip": "1.1.1.1", "hostnames": ["a"]}],
+            "topologySpreadConstraints": [{"topologyKey": "zone", "maxSkew": 1}],
+            "readinessGates": [{"conditionType": "a"}],
+            "volumes": [{"name": "v", "emptyDir": {}}]
+        }});
+        let cases: Vec<(&str, Value, &str, Value)> = vec![
+            (
+                "envFrom is atomic",
+                json!({"spec": {"containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "b"}}]}]}}),
+                "/spec/containers/0/envFrom",
+                json!([{"secretRef": {"name": "b"}}]),
+            ),
+            (
+                "volumeMounts merge by mountPath",
+                json!({"spec": {"containers": [{"name": "app", "volumeMounts": [{"name": "w", "mountPath": "/b"}, {"name": "v", "mountPath": "/c"}]}]}}),
+                "/spec/containers/0/volumeMounts",
+                json!([{"name": "v", "mountPath": "/a"}, {"name": "w", "mountPath": "/b"}, {"name": "v", "mountPath": "/c"}]),
+            ),
+            (
+                "initContainers merge by name",
+                json!({"spec": {"initContainers": [{"name": "init2", "image": "j"}]}}),
+                "/spec/initContainers",
+                json!([{"name": "init2", "image": "j"}, {"name": "init", "image": "i"}]),
+            ),
+            (
+                "imagePullSecrets merge by name",
+                json!({"spec": {"imagePullSecrets": [{"name": "s2"}]}}),
+                "/spec/imagePullSecrets",
+                json!([{"name": "s2"}, {"name": "s1"}]),
+            ),
+            (
+                "hostAliases merge by ip",
+                json!({"spec": {"hostAliases": [{"ip": "1.1.1.1", "hostnames": ["b"]}, {"ip": "2.2.2.2"}]}}),
+                "/spec/hostAliases",
+                json!([{"ip": "1.1.1.1", "hostnames": ["b"]}, {"ip": "2.2.2.2"}]),
+            ),
+            (
+                "topologySpreadConstraints merge by topologyKey",
+                json!({"spec": {"topologySpreadConstraints": [{"topologyKey": "zone", "maxSkew": 2}, {"topologyKey": "host", "maxSkew": 1}]}}),
+                "/spec/topologySpreadConstraints",
+                json!([{"topologyKey": "zone", "maxSkew": 2}, {"topologyKey": "host", "maxSkew": 1}]),
+            ),
+            (
+                "readinessGates are atomic",
+                json!({"spec": {"readinessGates": [{"conditionType": "b"}]}}),
+                "/spec/readinessGates",
+                json!([{"conditionType": "b"}]),
+            ),
+            (
+                "volumes honour $retainKeys",
+                json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "cm"}, "$retainKeys": ["name", "configMap"]}]}}),
+                "/spec/volumes",
+                json!([{"name": "v", "configMap": {"name": "cm"}}]),
+            ),
+        ];
+        for (what, patch, pointer, want) in cases {
+            let got = strategic_merge(&pod, &patch, "v1/Pod").expect("patch applies");
+            assert_eq!(got.pointer(pointer), Some(&want), "{what}: {got:#}");
+        }
+    }
+
     #[test]
     fn service_ports_merge_by_port_and_pod_status_by_type() {
         let svc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}});
