@@ -97,7 +97,10 @@ mod tests {
         let lows: Vec<u64> = (0..8)
             .map(|_| b.next_delay_at(t0, 0.0).as_millis() as u64)
             .collect();
-        assert_eq!(lows, vec![800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+        assert_eq!(
+            lows,
+            vec![800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
+        );
         let mut b = Backoff::new(BackoffConfig::default());
         let high = b.next_delay_at(t0, 0.999_999);
         assert!(high < Duration::from_millis(1600) && high > Duration::from_millis(1599));
@@ -117,12 +120,24 @@ mod tests {
         let s = Duration::from_secs;
         let mut b = Backoff::new(BackoffConfig::default());
         assert_eq!(b.next_delay_at(t0, 0.0), Duration::from_millis(800));
-        assert_eq!(b.next_delay_at(t0 + s(60), 0.0), Duration::from_millis(1600));
+        assert_eq!(
+            b.next_delay_at(t0 + s(60), 0.0),
+            Duration::from_millis(1600)
+        );
         // 121 s since the reset at the first call: back to the start, even though the last
         // failure was only 61 s ago (client-go HEAD's rule).
-        assert_eq!(b.next_delay_at(t0 + s(121), 0.0), Duration::from_millis(800));
-        assert_eq!(b.next_delay_at(t0 + s(122), 0.0), Duration::from_millis(1600));
+        assert_eq!(
+            b.next_delay_at(t0 + s(121), 0.0),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            b.next_delay_at(t0 + s(122), 0.0),
+            Duration::from_millis(1600)
+        );
         b.reset();
-        assert_eq!(b.next_delay_at(t0 + s(123), 0.0), Duration::from_millis(800));
+        assert_eq!(
+            b.next_delay_at(t0 + s(123), 0.0),
+            Duration::from_millis(800)
+        );
     }
 }

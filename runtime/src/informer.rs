@@ -262,7 +262,7 @@ where
             .started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let config = self.reflector_config();
-        info!(resource = %self.inner.resource, "informer starting");
+        info!(resource = %self.inner.resource, streaming_list = self.inner.options.streaming_list, "informer starting");
         let reflector_stop = self.inner.stop.child_token();
         let reflector = start(config, self.inner.fifo.clone(), reflector_stop.clone());
         let inner = self.inner.clone();
@@ -459,6 +459,14 @@ where
     }
 }
 
+fn pick<T: PartialEq>(given: T, plain: T, factory_default: T) -> T {
+    if given == plain {
+        factory_default
+    } else {
+        given
+    }
+}
+
 /// Identifies a shared informer in a factory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FactoryKey {
@@ -511,13 +519,36 @@ impl InformerFactory {
         }
     }
 
+    /// Fields of `options` left at their `InformerOptions::default()` value take the factory's.
+    fn merge_defaults(&self, options: InformerOptions) -> InformerOptions {
+        let plain = InformerOptions::default();
+        let d = &self.default_options;
+        InformerOptions {
+            resync_period: pick(options.resync_period, plain.resync_period, d.resync_period),
+            page_size: pick(options.page_size, plain.page_size, d.page_size),
+            streaming_list: pick(
+                options.streaming_list,
+                plain.streaming_list,
+                d.streaming_list,
+            ),
+            min_watch_timeout: pick(
+                options.min_watch_timeout,
+                plain.min_watch_timeout,
+                d.min_watch_timeout,
+            ),
+            backoff: pick(options.backoff, plain.backoff, d.backoff.clone()),
+            ..options
+        }
+    }
+
     /// The client informers use.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
     /// The shared informer for full objects of `K` (a k8s-openapi or derived type) in
-    /// `options.namespace` with `options`' selectors; created on first request.
+    /// `options.namespace` with `options`' selectors; created on first request, whose other
+    /// settings win (those left at their default take the factory's).
     pub fn informer<K>(&self, options: InformerOptions) -> SharedIndexInformer<K>
     where
         K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
@@ -580,12 +611,7 @@ impl InformerFactory {
         {
             return inf.clone();
         }
-        let options = InformerOptions {
-            namespace: options.namespace,
-            label_selector: options.label_selector,
-            field_selector: options.field_selector,
-            ..self.default_options.clone()
-        };
+        let options = self.merge_defaults(options);
         let lw = make(self.client.clone(), options.namespace.as_deref());
         let informer = SharedIndexInformer::from_list_watch(lw, options);
         let (a, b, c) = (informer.clone(), informer.clone(), informer.clone());
@@ -665,13 +691,20 @@ mod tests {
         let name = |o: &ConfigMap| o.metadata.name.clone().unwrap_or_default();
         let (a, u, d) = (log.clone(), log.clone(), log.clone());
         HandlerFns::new()
-            .on_add(move |o, initial| a.lock().push(format!("add {}@{} {initial}", name(&o), rv(&o))))
+            .on_add(move |o, initial| {
+                a.lock()
+                    .push(format!("add {}@{} {initial}", name(&o), rv(&o)))
+            })
             .on_update(move |old, new| {
                 u.lock()
                     .push(format!("update {}@{}->{}", name(&new), rv(&old), rv(&new)))
             })
             .on_delete(move |gone: DeletedObject<ConfigMap>| {
-                let kind = if gone.is_tombstone() { "tombstone" } else { "delete" };
+                let kind = if gone.is_tombstone() {
+                    "tombstone"
+                } else {
+                    "delete"
+                };
                 d.lock().push(format!("{kind} {}", gone.key().unwrap()))
             })
     }
@@ -695,7 +728,9 @@ mod tests {
         let s = Script::default();
         let mut with_mf = cm("a", 1);
         with_mf.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
-        s.lists.lock().push_back(page(vec![with_mf, cm("b", 2)], 2, None));
+        s.lists
+            .lock()
+            .push_back(page(vec![with_mf, cm("b", 2)], 2, None));
         s.watches.lock().push_back(Ok(vec![
             Ok(WatchEvent::Modified(cm("a", 3))),
             Ok(WatchEvent::Deleted(cm("b", 4))),
@@ -709,7 +744,10 @@ mod tests {
         inf.add_event_handler(HandlerFns::new().on_update(move |_, new: Arc<ConfigMap>| {
             // Notify after cache update: the cache already holds `new` (the very same Arc).
             let cached = l2.get(Some("ns"), "a").unwrap();
-            seen.lock().push(Arc::ptr_eq(&cached, &new) || cached.metadata.resource_version != new.metadata.resource_version);
+            seen.lock().push(
+                Arc::ptr_eq(&cached, &new)
+                    || cached.metadata.resource_version != new.metadata.resource_version,
+            );
         }))
         .unwrap();
         assert!(!reg.has_synced());
@@ -718,27 +756,51 @@ mod tests {
             async move { inf.run().await }
         });
         assert!(inf.wait_for_sync().await);
-        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced())
+            .await
+            .unwrap();
         until("watch events", || log.lock().len() == 4).await;
         // Per key, in order (the FIFO groups a key's deltas, so keys may interleave).
         let of = |k: &str| -> Vec<String> {
-            log.lock().iter().filter(|e| e.contains(k)).cloned().collect()
+            log.lock()
+                .iter()
+                .filter(|e| e.contains(k))
+                .cloned()
+                .collect()
         };
         assert_eq!(of(" a"), vec!["add a@1 true", "update a@1->3"]);
         assert_eq!(of("b"), vec!["add b@2 true", "delete ns/b"]);
-        assert_eq!(lister.list_keys(), vec![crate::key::ObjectKey::new(Some("ns"), "a")]);
-        assert!(lister.get(Some("ns"), "a").unwrap().metadata.managed_fields.is_none());
-        until("update seen by cache checker", || !seen_in_cache.lock().is_empty()).await;
+        assert_eq!(
+            lister.list_keys(),
+            vec![crate::key::ObjectKey::new(Some("ns"), "a")]
+        );
+        assert!(
+            lister
+                .get(Some("ns"), "a")
+                .unwrap()
+                .metadata
+                .managed_fields
+                .is_none()
+        );
+        until("update seen by cache checker", || {
+            !seen_in_cache.lock().is_empty()
+        })
+        .await;
         assert!(seen_in_cache.lock().iter().all(|ok| *ok));
         inf.stop();
         run.await.unwrap();
-        assert!(matches!(inf.add_event_handler(HandlerFns::new()), Err(Error::Stopped(_))));
+        assert!(matches!(
+            inf.add_event_handler(HandlerFns::new()),
+            Err(Error::Stopped(_))
+        ));
     }
 
     #[tokio::test]
     async fn a_late_handler_gets_the_cache_as_initial_adds_then_live_events() {
         let s = Script::default();
-        s.lists.lock().push_back(page(vec![cm("a", 1), cm("b", 2)], 2, None));
+        s.lists
+            .lock()
+            .push_back(page(vec![cm("a", 1), cm("b", 2)], 2, None));
         let inf = informer(s, InformerOptions::default());
         let run = tokio::spawn({
             let inf = inf.clone();
@@ -747,7 +809,9 @@ mod tests {
         assert!(inf.wait_for_sync().await);
         let log: Log = Arc::default();
         let reg = inf.add_event_handler(recorder(&log)).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), reg.wait_synced())
+            .await
+            .unwrap();
         let mut got = log.lock().clone();
         got.sort();
         assert_eq!(got, vec!["add a@1 true", "add b@2 true"]);
@@ -772,10 +836,31 @@ mod tests {
             async move { inf.run().await }
         });
         // The 10 ms request is raised to the 1 s minimum.
-        until("a resync", || fast.lock().iter().any(|e| e == "update a@1->1")).await;
+        until("a resync", || {
+            fast.lock().iter().any(|e| e == "update a@1->1")
+        })
+        .await;
         assert_eq!(*never.lock(), vec!["add a@1 true".to_string()]);
         inf.stop();
         run.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn factory_shares_by_scope_and_keeps_explicit_options_over_its_defaults() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let factory = InformerFactory::with_options(
+            client,
+            InformerOptions::default().resync(Duration::from_secs(30)),
+        );
+        let a = factory.informer::<ConfigMap>(InformerOptions::default().streaming_list(true));
+        let b = factory.informer::<ConfigMap>(InformerOptions::default());
+        let c = factory.informer::<ConfigMap>(InformerOptions::default().namespace("x"));
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+        assert!(!Arc::ptr_eq(&a.inner, &c.inner));
+        assert!(a.inner.options.streaming_list);
+        assert_eq!(a.inner.options.resync_period, Duration::from_secs(30));
+        assert_eq!(c.resource(), "/api/v1/namespaces/x/configmaps");
     }
 
     #[tokio::test]
@@ -787,11 +872,16 @@ mod tests {
             let inf = inf.clone();
             async move { inf.run().await }
         });
-        until("start", || inf.inner.started.load(std::sync::atomic::Ordering::SeqCst)).await;
+        until("start", || {
+            inf.inner.started.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
         let err = inf.set_transform(None).unwrap_err();
         assert!(err.to_string().contains("already started"), "{err}");
         // A second run returns at once.
-        tokio::time::timeout(Duration::from_secs(5), inf.run()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), inf.run())
+            .await
+            .unwrap();
         inf.stop();
         run.await.unwrap();
     }

@@ -1178,7 +1178,11 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn page(items: Vec<ConfigMap>, rv: u32, cont: Option<&str>) -> Result<ObjectList<ConfigMap>, kube::Error> {
+    pub(crate) fn page(
+        items: Vec<ConfigMap>,
+        rv: u32,
+        cont: Option<&str>,
+    ) -> Result<ObjectList<ConfigMap>, kube::Error> {
         Ok(ObjectList {
             types: TypeMeta::default(),
             metadata: ListMeta {
@@ -1191,7 +1195,9 @@ pub(crate) mod tests {
     }
 
     fn status(code: u16, reason: &str) -> kube::Error {
-        kube::Error::Api(Box::new(Status::failure("scripted", reason).with_code(code)))
+        kube::Error::Api(Box::new(
+            Status::failure("scripted", reason).with_code(code),
+        ))
     }
 
     fn bookmark(rv: u32, end: bool) -> Result<WatchEvent<ConfigMap>, kube::Error> {
@@ -1288,18 +1294,26 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn first_list_pages_from_rv_0_then_watches_from_the_list_version() {
         let s = Script::default();
-        s.lists
-            .lock()
-            .extend([page(vec![cm("a", 1)], 10, Some("tok")), page(vec![cm("b", 2)], 10, None)]);
+        s.lists.lock().extend([
+            page(vec![cm("a", 1)], 10, Some("tok")),
+            page(vec![cm("b", 2)], 10, None),
+        ]);
         let h = start(s, false).settle(2, 1).await;
         let lists = h.lists();
         assert_eq!(lists.len(), 2);
         assert_eq!(
-            (lists[0].resource_version.as_str(), lists[0].limit, lists[0].continue_token.as_deref()),
+            (
+                lists[0].resource_version.as_str(),
+                lists[0].limit,
+                lists[0].continue_token.as_deref()
+            ),
             ("0", Some(500), None)
         );
         assert_eq!(
-            (lists[1].resource_version.as_str(), lists[1].continue_token.as_deref()),
+            (
+                lists[1].resource_version.as_str(),
+                lists[1].continue_token.as_deref()
+            ),
             ("", Some("tok"))
         );
         let w = &h.watches()[0];
@@ -1320,12 +1334,17 @@ pub(crate) mod tests {
     async fn a_normal_close_rewatches_from_the_last_event_without_relisting() {
         let s = Script::default();
         s.lists.lock().push_back(page(vec![], 5, None));
-        s.watches
-            .lock()
-            .push_back(Ok(vec![Ok(WatchEvent::Added(cm("a", 6))), bookmark(9, false)]));
+        s.watches.lock().push_back(Ok(vec![
+            Ok(WatchEvent::Added(cm("a", 6))),
+            bookmark(9, false),
+        ]));
         let h = start(s, false).settle(1, 2).await;
         assert_eq!(h.lists().len(), 1);
-        let rvs: Vec<String> = h.watches().into_iter().map(|w| w.resource_version).collect();
+        let rvs: Vec<String> = h
+            .watches()
+            .into_iter()
+            .map(|w| w.resource_version)
+            .collect();
         assert_eq!(rvs, vec!["5", "9"]);
     }
 
@@ -1343,12 +1362,18 @@ pub(crate) mod tests {
         let h = start(s, false).settle(2, 2).await;
         let lists = h.lists();
         assert_eq!(lists[1].resource_version, "7");
-        assert_eq!(lists[1].limit, None, "a relist at a known version is served whole");
+        assert_eq!(
+            lists[1].limit, None,
+            "a relist at a known version is served whole"
+        );
         assert_eq!(h.watches()[1].resource_version, "12");
         // The relist found `a` gone: its last state comes back as a tombstone.
         let got = h.drain().await;
         assert_eq!(got[0].0, "ns/a");
-        assert!(got[0].1.last().unwrap().starts_with("Deleted(Tombstone"), "{got:?}");
+        assert!(
+            got[0].1.last().unwrap().starts_with("Deleted(Tombstone"),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]
@@ -1359,7 +1384,10 @@ pub(crate) mod tests {
         let h = start(s, false).settle(2, 1).await;
         let lists = h.lists();
         assert_eq!(lists[0].resource_version, "0");
-        assert_eq!((lists[1].resource_version.as_str(), lists[1].limit), ("", Some(500)));
+        assert_eq!(
+            (lists[1].resource_version.as_str(), lists[1].limit),
+            ("", Some(500))
+        );
         assert_eq!(h.watches()[0].resource_version, "8");
     }
 
@@ -1367,7 +1395,9 @@ pub(crate) mod tests {
     async fn too_many_requests_on_watch_backs_off_and_rewatches_without_relisting() {
         let s = Script::default();
         s.lists.lock().push_back(page(vec![], 3, None));
-        s.watches.lock().push_back(Err(status(429, "TooManyRequests")));
+        s.watches
+            .lock()
+            .push_back(Err(status(429, "TooManyRequests")));
         let h = start(s, false).settle(1, 2).await;
         assert_eq!(h.lists().len(), 1);
         assert_eq!(h.watches()[1].resource_version, "3");
@@ -1377,9 +1407,11 @@ pub(crate) mod tests {
     async fn an_internal_error_event_backs_off_and_relists() {
         let s = Script::default();
         s.lists.lock().push_back(page(vec![], 3, None));
-        s.watches.lock().push_back(Ok(vec![Ok(WatchEvent::Error(Box::new(
-            Status::failure("boom", "InternalError").with_code(500),
-        )))]));
+        s.watches
+            .lock()
+            .push_back(Ok(vec![Ok(WatchEvent::Error(Box::new(
+                Status::failure("boom", "InternalError").with_code(500),
+            )))]));
         s.lists.lock().push_back(page(vec![], 4, None));
         let h = start(s, false).settle(2, 2).await;
         assert_eq!(h.lists()[1].resource_version, "3");
@@ -1426,7 +1458,10 @@ pub(crate) mod tests {
         assert!(!w[1].send_initial_events);
         assert_eq!(w[1].resource_version, "6");
         let got = h.drain().await;
-        assert_eq!(got[0], ("ns/a".into(), vec!["Replaced".into(), "Updated".into()]));
+        assert_eq!(
+            got[0],
+            ("ns/a".into(), vec!["Replaced".into(), "Updated".into()])
+        );
         assert!(h.fifo.has_synced());
     }
 
@@ -1444,10 +1479,14 @@ pub(crate) mod tests {
 
     #[test]
     fn too_large_resource_version_is_recognised_from_message_or_cause() {
-        let s = Status::failure("Too large resource version: 9, current: 5", "Timeout").with_code(504);
+        let s =
+            Status::failure("Too large resource version: 9, current: 5", "Timeout").with_code(504);
         assert_eq!(classify_status(&s), ErrorClass::TooLargeVersion);
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert_eq!(classify(&kube::Error::Service(Box::new(io))), ErrorClass::RetrySame);
+        assert_eq!(
+            classify(&kube::Error::Service(Box::new(io))),
+            ErrorClass::RetrySame
+        );
         assert_eq!(classify(&status(500, "InternalError")), ErrorClass::Other);
     }
 }

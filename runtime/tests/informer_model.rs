@@ -81,7 +81,9 @@ impl ModelServer {
     fn mutate(&self, change_of: impl FnOnce(&mut Model, u64) -> Option<Change>) {
         let mut m = self.0.lock();
         let rv = m.rv + 1;
-        let Some(change) = change_of(&mut m, rv) else { return };
+        let Some(change) = change_of(&mut m, rv) else {
+            return;
+        };
         m.rv = rv;
         m.history.push((rv, change.clone()));
         let ev = event(&change);
@@ -314,7 +316,9 @@ async fn run_schedule(seed: u64) -> Result<(), String> {
         }
         if i == ops / 2 {
             let c = Arc::new(Checker::default());
-            informer.add_event_handler(c.clone()).map_err(|e| e.to_string())?;
+            informer
+                .add_event_handler(c.clone())
+                .map_err(|e| e.to_string())?;
             late = Some(c);
         }
         if rng.random_bool(0.3) {
@@ -322,7 +326,10 @@ async fn run_schedule(seed: u64) -> Result<(), String> {
         }
     }
     let want = server.view();
-    let checkers: Vec<Arc<Checker>> = [Some(early), Some(slow), late].into_iter().flatten().collect();
+    let checkers: Vec<Arc<Checker>> = [Some(early), Some(slow), late]
+        .into_iter()
+        .flatten()
+        .collect();
     let lister = informer.lister();
     let converged = eventually(Duration::from_secs(10), || {
         cache_view(&lister) == want && checkers.iter().all(|c| c.view() == want)
@@ -340,7 +347,9 @@ async fn run_schedule(seed: u64) -> Result<(), String> {
     for c in &checkers {
         let v = c.violations();
         if !v.is_empty() {
-            return Err(format!("seed {seed}: handler saw an inconsistent sequence: {v:?}"));
+            return Err(format!(
+                "seed {seed}: handler saw an inconsistent sequence: {v:?}"
+            ));
         }
     }
     Ok(())

@@ -80,11 +80,13 @@ impl<K: Resource + Send + Sync + 'static> ResourceEventHandler<K> for Checker {
         let (_, new_rv) = key_rv(&*new);
         let mut view = self.view.lock();
         match view.get(&k) {
-            None => self.violations.lock().push(format!("update of {k} before add")),
-            Some(seen) if *seen != old_rv => self
+            None => self
                 .violations
                 .lock()
-                .push(format!("update of {k} from {old_rv} but last delivered {seen}")),
+                .push(format!("update of {k} before add")),
+            Some(seen) if *seen != old_rv => self.violations.lock().push(format!(
+                "update of {k} from {old_rv} but last delivered {seen}"
+            )),
             Some(_) => {}
         }
         view.insert(k, new_rv);
@@ -130,4 +132,12 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=kubeforge=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
 }
