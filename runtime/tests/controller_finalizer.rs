@@ -90,3 +90,55 @@ async fn finalizer_is_added_cleanup_runs_on_delete_and_the_object_goes_away() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_finalizer_patch_is_retried_and_keeps_other_finalizers() {
+    let server = server().await;
+    let seen = Arc::new(Seen::default());
+    let mut mgr = manager(&server, config()).await;
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .complete(reconcile, seen.clone())
+        .unwrap();
+    // The first finalizer patch fails as if another writer had changed the object meanwhile.
+    server.faults().fail_next(
+        1,
+        kubeforge_testkit::RequestMatch::new("patch", "configmaps"),
+        409,
+        None,
+    );
+    let metrics = mgr.metrics().clone();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+
+    let api = configmaps(&server);
+    let mut guarded = cm("shared-owner", &[]);
+    guarded.metadata.finalizers = Some(vec!["example.com/other".to_owned()]);
+    api.create(&kube::api::PostParams::default(), &guarded)
+        .await
+        .unwrap();
+    eventually("apply ran after the retried patch", || {
+        seen.applied.lock().contains(&"shared-owner".to_owned())
+    })
+    .await;
+    let stored = api.get("shared-owner").await.unwrap();
+    assert_eq!(
+        stored.metadata.finalizers,
+        Some(vec!["example.com/other".to_owned(), FINALIZER.to_owned()]),
+        "appended after the other writer's finalizer, not replacing it"
+    );
+    let errors = parse_metrics(&metrics.encode())
+        .get("controller_runtime_reconcile_errors_total{controller=\"configmap\"}")
+        .copied();
+    assert_eq!(
+        errors,
+        Some(1.0),
+        "the conflict surfaced as one retried error"
+    );
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
