@@ -172,3 +172,72 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_without_waiting_for_the_reconcile() {
+    let server = server().await;
+    let dir = std::env::temp_dir().join(format!("kubeforge-signals2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(example_binary())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("operator starts");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err()
+        || http_get(addr, "/readyz").await.0 != 200
+    {
+        assert!(Instant::now() < deadline, "operator never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = configmaps(&server);
+    let mut cm = cm("stuck", &[]);
+    cm.metadata.labels = Some([("kubeforge.io/demo".to_owned(), "yes".to_owned())].into());
+    cm.metadata.annotations =
+        Some([("kubeforge.io/work-ms".to_owned(), "600000".to_owned())].into());
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let started = |cm: &k8s_openapi::api::core::v1::ConfigMap| {
+        cm.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubeforge.io/started"))
+    };
+    while !started(&api.get("stuck").await.unwrap()) {
+        assert!(Instant::now() < deadline, "reconcile never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("child pid").to_string();
+    let signalled = Instant::now();
+    for _ in 0..2 {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the second signal ends the process without waiting 30 s for the reconcile")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(15));
+    let _ = std::fs::remove_dir_all(&dir);
+}
