@@ -560,9 +560,9 @@ async fn pipeline(
 }
 
 async fn steady_watch() -> (f64, f64, f64, usize) {
-    // Throughput: 200k Modified events over 2k objects, as fast as the pipeline takes them.
-    let objects = 2000;
-    let total = 200_000;
+    // Throughput: 100k Modified events over 1k objects, as fast as the pipeline takes them.
+    let objects = 1000;
+    let total = 100_000;
     let base: Vec<Pod> = (0..objects).map(|i| typed_pod(i, 0)).collect();
     let events: Vec<Result<WatchEvent<Pod>, kube::Error>> = (0..total)
         .map(|i| {

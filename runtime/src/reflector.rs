@@ -143,6 +143,35 @@ pub trait ListWatch: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<WatchStream<Self::Object>, kube::Error>>;
     /// A short name for logs and errors, e.g. `pods in namespace default`.
     fn describe(&self) -> String;
+    /// One list page as undecoded JSON with its decoder, if the source can provide it: the
+    /// reflector then decodes each page on a blocking thread while the next one downloads.
+    /// The default (`None`) makes the reflector call [`list`](Self::list).
+    fn list_raw<'a>(
+        &'a self,
+        _req: &'a ListRequest,
+    ) -> Option<BoxFuture<'a, Result<RawPage<Self::Object>, kube::Error>>> {
+        None
+    }
+}
+
+/// An undecoded list page (see [`ListWatch::list_raw`]).
+pub struct RawPage<K: Clone> {
+    /// The response body.
+    pub json: String,
+    /// Decodes `json` into the list.
+    pub decode: fn(&str) -> Result<ObjectList<K>, serde_json::Error>,
+}
+
+impl<K: Clone> fmt::Debug for RawPage<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawPage")
+            .field("bytes", &self.json.len())
+            .finish()
+    }
+}
+
+fn decode_json<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(json)
 }
 
 /// List/watch of full objects through a `kube::Api<K>` (any namespace scoping it has).
@@ -281,6 +310,24 @@ where
     fn describe(&self) -> String {
         self.describe.clone()
     }
+    fn list_raw<'a>(
+        &'a self,
+        req: &'a ListRequest,
+    ) -> Option<BoxFuture<'a, Result<RawPage<K>, kube::Error>>> {
+        Some(
+            async move {
+                let r = Request::new(&self.url)
+                    .list(&list_params(req))
+                    .map_err(kube::Error::BuildRequest)?;
+                let json = self.client.request_text(fix_list_rv!(r, req)).await?;
+                Ok(RawPage {
+                    json,
+                    decode: decode_json::<ObjectList<K>>,
+                })
+            }
+            .boxed(),
+        )
+    }
 }
 
 impl<K> ListWatch for MetadataListWatch<K>
@@ -319,6 +366,24 @@ where
     }
     fn describe(&self) -> String {
         format!("{} (metadata only)", self.inner.describe)
+    }
+    fn list_raw<'a>(
+        &'a self,
+        req: &'a ListRequest,
+    ) -> Option<BoxFuture<'a, Result<RawPage<PartialObjectMeta<K>>, kube::Error>>> {
+        Some(
+            async move {
+                let r = Request::new(&self.inner.url)
+                    .list_metadata(&list_params(req))
+                    .map_err(kube::Error::BuildRequest)?;
+                let json = self.inner.client.request_text(fix_list_rv!(r, req)).await?;
+                Ok(RawPage {
+                    json,
+                    decode: decode_json::<ObjectList<PartialObjectMeta<K>>>,
+                })
+            }
+            .boxed(),
+        )
     }
 }
 
@@ -1053,10 +1118,17 @@ async fn run_pager<L: ListWatch>(
 ) {
     let mut req = base.clone();
     let mut fell_back = false;
+    // The previous page, decoding on a blocking thread while the next one downloads.
+    let mut decoding: Option<tokio::task::JoinHandle<Result<Page<L::Object>, kube::Error>>> = None;
     loop {
-        let result = lw.list(&req).await;
-        let list = match result {
-            Ok(l) => l,
+        let fetched = fetch_page(&*lw, &req).await;
+        if let Some(previous) = decoding.take()
+            && !forward(previous, &tx).await
+        {
+            return;
+        }
+        let fetched = match fetched {
+            Ok(f) => f,
             Err(e)
                 if req.continue_token.is_some()
                     && !fell_back
@@ -1076,31 +1148,108 @@ async fn run_pager<L: ListWatch>(
                 return;
             }
         };
-        let continue_token = list.metadata.continue_.filter(|c| !c.is_empty());
-        let resource_version = list.metadata.resource_version.unwrap_or_default();
-        let items = list
-            .items
-            .into_iter()
-            .map(|mut o| {
-                if let Some(t) = &transform {
-                    t(&mut o);
-                }
-                Arc::new(o)
-            })
-            .collect();
+        let (meta, decode) = match fetched.split() {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let continue_token = meta.continue_.filter(|c| !c.is_empty());
+        let resource_version = meta.resource_version.unwrap_or_default();
         let last = continue_token.is_none();
         if let Some(token) = &continue_token {
             req.continue_token = Some(token.clone());
             req.resource_version = String::new();
         }
-        let page = Page {
-            items,
-            continue_token,
-            resource_version,
-        };
-        if tx.send(Ok(page)).await.is_err() || last {
+        let transform = transform.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let items = decode()?
+                .into_iter()
+                .map(|mut o| {
+                    if let Some(t) = &transform {
+                        t(&mut o);
+                    }
+                    Arc::new(o)
+                })
+                .collect();
+            Ok(Page {
+                items,
+                continue_token,
+                resource_version,
+            })
+        });
+        if last {
+            forward(task, &tx).await;
             return;
         }
+        decoding = Some(task);
+    }
+}
+
+/// Sends a decoded page on; false if the consumer is gone or decoding failed (error sent).
+async fn forward<K>(
+    task: tokio::task::JoinHandle<Result<Page<K>, kube::Error>>,
+    tx: &mpsc::Sender<Result<Page<K>, kube::Error>>,
+) -> bool {
+    let page = match task.await {
+        Ok(page) => page,
+        Err(join) => Err(kube::Error::Service(
+            format!("list page decoding task failed: {join}").into(),
+        )),
+    };
+    let ok = page.is_ok();
+    tx.send(page).await.is_ok() && ok
+}
+
+/// A fetched page: decoded by the source, or raw JSON to decode here.
+enum Fetched<K: Clone> {
+    Decoded(ObjectList<K>),
+    Raw(RawPage<K>),
+}
+
+type DecodeFn<K> = Box<dyn FnOnce() -> Result<Vec<K>, kube::Error> + Send>;
+
+/// Just the list metadata of a page (serde skips `items` without allocating).
+#[derive(serde::Deserialize)]
+struct ListHead {
+    #[serde(default)]
+    metadata: kube::core::ListMeta,
+}
+
+impl<K: Clone + Send + 'static> Fetched<K> {
+    /// The page's metadata now, and the work to get its items.
+    fn split(self) -> Result<(kube::core::ListMeta, DecodeFn<K>), kube::Error> {
+        match self {
+            Self::Decoded(list) => {
+                let items = list.items;
+                Ok((list.metadata, Box::new(move || Ok(items))))
+            }
+            Self::Raw(raw) => {
+                let head: ListHead =
+                    serde_json::from_str(&raw.json).map_err(kube::Error::SerdeError)?;
+                let decode = raw.decode;
+                let json = raw.json;
+                Ok((
+                    head.metadata,
+                    Box::new(move || {
+                        decode(&json)
+                            .map(|l| l.items)
+                            .map_err(kube::Error::SerdeError)
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+async fn fetch_page<L: ListWatch>(
+    lw: &L,
+    req: &ListRequest,
+) -> Result<Fetched<L::Object>, kube::Error> {
+    match lw.list_raw(req) {
+        Some(raw) => raw.await.map(Fetched::Raw),
+        None => lw.list(req).await.map(Fetched::Decoded),
     }
 }
 

@@ -370,8 +370,8 @@ impl<K> Inner<K> {
                 }
                 None => Vec::new(),
             };
-            // Fast path (client-go): one unchanged value.
-            if old_values.len() == 1 && new_values.len() == 1 && old_values[0] == new_values[0] {
+            // Fast path: unchanged values (client-go checks only the single-value case).
+            if old.is_some() && new.is_some() && old_values == new_values {
                 continue;
             }
             for v in old_values {
