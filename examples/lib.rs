@@ -1,1 +1,0 @@
-//! Runnable operators on the kubeforge runtime; each lives in its own module.
