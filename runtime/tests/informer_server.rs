@@ -106,6 +106,13 @@ async fn cache_and_handlers_converge_through_dropped_watches_compaction_and_erro
 
     let factory = InformerFactory::with_options(client.clone(), fast_backoff());
     let informer = factory.informer::<ConfigMap>(InformerOptions::default());
+    let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hc = hook_calls.clone();
+    informer
+        .set_watch_error_handler(Arc::new(move |_err| {
+            hc.fetch_add(1, Ordering::Relaxed);
+        }))
+        .expect("hook before start");
     informer
         .add_indexers(Indexers::new().with(LABEL_INDEX, label_index::<ConfigMap>))
         .expect("add the label index");
@@ -322,4 +329,73 @@ async fn scoped_metadata_dynamic_and_streaming_informers_see_their_slice() {
         .unwrap();
     assert!(eventually(Duration::from_secs(10), || s.lister().len() == 4).await);
     streaming.shutdown().await;
+}
+
+/// A custom resource type from `kube::CustomResource`, as an operator defines it.
+#[derive(
+    kube::CustomResource, serde::Serialize, serde::Deserialize, Clone, Debug, schemars::JsonSchema,
+)]
+#[kube(
+    group = "example.kubeforge.dev",
+    version = "v1",
+    kind = "Widget",
+    namespaced
+)]
+pub struct WidgetSpec {
+    size: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_custom_resources_are_informed_like_built_in_kinds() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    informer_support::init_tracing();
+    let server = ApiServer::start().await.expect("start");
+    let client = server.client();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Widget::crd())
+        .await
+        .expect("install the Widget CRD");
+    let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
+    let mut created = false;
+    for _ in 0..100 {
+        if widgets
+            .create(
+                &PostParams::default(),
+                &Widget::new("w1", WidgetSpec { size: 3 }),
+            )
+            .await
+            .is_ok()
+        {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(created, "the CRD never became servable");
+    let factory = InformerFactory::new(client.clone());
+    let informer = factory.informer::<Widget>(InformerOptions::default());
+    let seen = Arc::new(Checker::default());
+    informer.add_event_handler(seen.clone()).unwrap();
+    factory.start();
+    assert!(factory.wait_for_cache_sync(Duration::from_secs(20)).await);
+    let w = informer
+        .lister()
+        .get(Some("default"), "w1")
+        .expect("cached widget");
+    assert_eq!(w.spec.size, 3);
+    widgets
+        .delete("w1", &DeleteParams::default())
+        .await
+        .expect("delete widget");
+    assert!(eventually(Duration::from_secs(10), || informer.lister().is_empty()).await);
+    assert!(
+        eventually(Duration::from_secs(10), || seen
+            .deletes
+            .load(Ordering::Relaxed)
+            == 1)
+        .await
+    );
+    assert_eq!(seen.violations(), Vec::<String>::new());
+    factory.shutdown().await;
 }
