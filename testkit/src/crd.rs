@@ -101,6 +101,9 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
             ),
         ));
     }
+    let same_schema = versions
+        .windows(2)
+        .all(|w| w[0]["schema"] == w[1]["schema"]);
     for (i, v) in versions.iter().enumerate() {
         let vname = v["name"].as_str().unwrap_or_default();
         if vname.is_empty() {
@@ -112,7 +115,16 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
                 format!("Invalid value: {vname:?}: {e}"),
             ));
         }
-        let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        // With one schema shared by every version, the real server reports paths under the
+        // internal `spec.validation` field it hoists the schema to.
+        let path = if same_schema {
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("spec.versions[{i}].schema.openAPIV3Schema")
+        };
+        if same_schema && i > 0 {
+            continue;
+        }
         match v["schema"].get("openAPIV3Schema") {
             None => causes.push(required(&path)),
             Some(s) => {

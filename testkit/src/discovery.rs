@@ -105,7 +105,7 @@ pub fn api_group(reg: &Registry, group: &str) -> ApiResult<Response<Body>> {
     let (_, versions) = groups
         .iter()
         .find(|(g, _)| g == group)
-        .ok_or_else(ApiError::no_route)?;
+        .ok_or_else(ApiError::page_not_found)?;
     let mut g = group_json(group, versions);
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");

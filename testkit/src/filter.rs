@@ -41,19 +41,30 @@ impl Filter {
         }
         if let Some(s) = query.get("fieldSelector") {
             let sel = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message))?;
-            sel.check_supported(|field| {
+            let supported = |field: &str| {
                 field == "metadata.name"
                     || field == "metadata.namespace"
                     || info.field_selectors.iter().any(|x| x == field)
-            })
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Unable to find {:?} that match label selector {:?}, field selector {s:?}: {}",
-                    format!("{}, Resource={}", info.api_version(), info.plural),
-                    query.get("labelSelector").unwrap_or_default(),
-                    e.message
-                ))
-            })?;
+            };
+            if let Some(bad) = sel.fields().find(|f| !supported(f)) {
+                // Kinds with their own field label conversion (Pods, Events, …) answer with
+                // apimachinery's message; the generic store (ConfigMaps, custom resources) lists
+                // what it knows.
+                let message = if info.custom.is_none() && !info.field_selectors.is_empty() {
+                    format!("field label not supported: {bad}")
+                } else {
+                    let mut known = vec![
+                        "\"metadata.name\"".to_string(),
+                        "\"metadata.namespace\"".to_string(),
+                    ];
+                    known.extend(info.field_selectors.iter().map(|f| format!("{f:?}")));
+                    format!(
+                        "{bad:?} is not a known field selector: only {}",
+                        known.join(", ")
+                    )
+                };
+                return Err(ApiError::bad_request(message));
+            }
             if !sel.is_everything() {
                 f.fields = Some(sel);
             }

@@ -23,6 +23,9 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Sent as the `Retry-After` header and `details.retryAfterSeconds`.
     pub retry_after: Option<u32>,
+    /// Sent as the plain-text `404 page not found` of paths no API group serves, as the real
+    /// server's fallback handler does, instead of a Status.
+    pub plain: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -59,6 +62,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            plain: false,
         }
     }
 
@@ -75,6 +79,14 @@ impl ApiError {
     }
 
     /// The reply to a path no resource is served at.
+    /// The reply to a path outside every served group/version: plain text, as the real server.
+    pub fn page_not_found() -> Self {
+        ApiError {
+            plain: true,
+            ..Self::no_route()
+        }
+    }
+
     pub fn no_route() -> Self {
         ApiError {
             details: Some(json!({})),
@@ -263,6 +275,7 @@ impl ApiError {
             message: message.to_string(),
             details,
             retry_after,
+            plain: false,
         }
     }
 
@@ -284,6 +297,15 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
+        if self.plain {
+            let mut resp = Response::new(Body::from("404 page not found\n"));
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return resp;
+        }
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() =

@@ -223,10 +223,17 @@ fn resolve(
             return Ok(Route::Info(discovery::api_group(reg, g)?));
         }
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(ApiError::no_route()),
+        _ => return Err(ApiError::page_not_found()),
     };
     if !reg.has_group_version(group, version) {
-        return Err(ApiError::no_route());
+        // A served group answers for its unknown versions with a Status; a path under no served
+        // group falls through to the plain-text handler.
+        let known_group = group.is_empty() || reg.groups().iter().any(|(g, _)| g == group);
+        return Err(if known_group {
+            ApiError::no_route()
+        } else {
+            ApiError::page_not_found()
+        });
     }
     if rest.is_empty() {
         get_only()?;

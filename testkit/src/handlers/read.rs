@@ -102,6 +102,20 @@ impl ContinueToken {
 
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
+/// A 422 about ListOptions, as the real server validates them.
+pub(crate) fn list_options_invalid(field: &str, reason: &str, message: &str) -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![crate::status::Cause {
+            reason: reason.into(),
+            message: message.into(),
+            field: field.into(),
+        }],
+    )
+}
+
 /// Where to read a list from, per `resourceVersion`, `resourceVersionMatch` and `continue`.
 fn read_point(ctx: &Ctx, current: u64) -> ApiResult<(ReadAt, Option<ObjKey>)> {
     let q = &ctx.query;
@@ -129,19 +143,25 @@ fn read_point(ctx: &Ctx, current: u64) -> ApiResult<(ReadAt, Option<ObjKey>)> {
         e
     };
     match (q.get("resourceVersionMatch"), rv) {
-        (Some(_), None) => Err(ApiError::bad_request(
-            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        (Some(_), None) => Err(list_options_invalid(
+            "resourceVersionMatch",
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
         )),
-        (Some("Exact"), Some(0)) => Err(ApiError::bad_request(
-            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        (Some("Exact"), Some(0)) => Err(list_options_invalid(
+            "resourceVersionMatch",
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
         )),
         (Some("Exact"), Some(r)) if r > current => Err(too_large(r)),
         (Some("Exact"), Some(r)) => Ok((ReadAt::Exact(r), None)),
         (Some("NotOlderThan"), Some(r)) if r > current => Err(too_large(r)),
         (Some("NotOlderThan"), Some(_)) => Ok((ReadAt::Latest, None)),
-        (Some(m), Some(_)) => Err(ApiError::bad_request(format!(
-            "unsupported resourceVersionMatch {m:?}: supported values: \"Exact\", \"NotOlderThan\""
-        ))),
+        (Some(m), Some(_)) => Err(list_options_invalid(
+            "resourceVersionMatch",
+            "FieldValueNotSupported",
+            &format!("Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""),
+        )),
         (None, None | Some(0)) => Ok((ReadAt::Latest, None)),
         (None, Some(r)) if r > current => Err(too_large(r)),
         (None, Some(r)) if limit.is_some() => Ok((ReadAt::Exact(r), None)),

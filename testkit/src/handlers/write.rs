@@ -142,7 +142,16 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let existing = store.get(&ctx.info.key(), &key);
     if kind == patch::PatchType::Apply {
         let manager = ctx.query.get("fieldManager").ok_or_else(|| {
-            ApiError::bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter (e.g. ?fieldManager=my-controller)")
+            ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![crate::status::Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
+            )
         })?;
         let force = ctx.query.flag("force")?;
         let applied = apply::parse(&ctx.body)?;

@@ -127,7 +127,7 @@ async fn server_side_apply_creates_updates_and_reports_conflicts() {
         b"apiVersion: v1\nkind: ConfigMap\n".to_vec(),
     )
     .await;
-    assert_eq!(code_, 400, "fieldManager is required for apply");
+    assert_eq!(code_, 422, "fieldManager is required for apply");
 }
 
 #[tokio::test]
