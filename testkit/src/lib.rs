@@ -18,9 +18,20 @@
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
 //! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
-//! Built-in kinds are not schema-validated beyond their names. Objects are stored in the
-//! version they were written through; other served versions of a CRD see them with only
-//! `apiVersion` rewritten (conversion strategy `None`).
+//! Built-in kinds are neither schema-validated beyond their names nor defaulted (a Deployment
+//! gets no default `strategy`, a Pod no default `restartPolicy`). Request bodies are JSON or
+//! YAML; protobuf bodies get a 415 that says so. Objects are stored in the version they were
+//! written through; other served versions of a CRD see them with only `apiVersion` rewritten
+//! (conversion strategy `None`). CEL validation rules of CRDs are not evaluated.
+//!
+//! Where the two forms of an answer exist, the default is the one tests most need and the
+//! other is a builder option: a watch from a resourceVersion older than the history window gets
+//! HTTP 410 (or, with [`ApiServerBuilder::expired_watch_as_event`], 200 and an `ERROR` event,
+//! as kube-apiserver's watch cache answers). Bookmarks come every second by default
+//! ([`ApiServerBuilder::bookmark_interval`]); the real server sends one about every minute.
+//!
+//! Fidelity is checked by running the conformance suite (`tests/conformance/`) against a real
+//! kube-apiserver too: `KUBEFORGE_TEST_BACKEND=control-plane` or `KUBEFORGE_TEST_KUBECONFIG`.
 
 pub mod apply;
 pub mod cluster;
