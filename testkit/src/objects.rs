@@ -155,10 +155,48 @@ fn check_namespace(info: &ResourceInfo, namespace: Option<&str>, obj: &mut Value
 fn check_name(info: &ResourceInfo, name: &str) -> ApiResult<()> {
     let checked = if info.kind == "Namespace" && info.group.is_empty() {
         names::is_dns1123_label(name)
+    } else if info.group == "rbac.authorization.k8s.io" {
+        // RBAC names are path segments: `system:controller:foo` is valid.
+        names::is_valid_path_segment_name(name)
     } else {
         names::is_dns1123_subdomain(name)
     };
     checked.map_err(|why| invalid(info, name, vec![field_invalid("metadata.name", name, &why)]))
+}
+
+/// Label keys and values, and annotation keys, as apimachinery's ObjectMeta validation checks them.
+fn check_metadata_maps(info: &ResourceInfo, name: &str, obj: &Value) -> ApiResult<()> {
+    let mut causes = Vec::new();
+    for (field, values_too) in [("labels", true), ("annotations", false)] {
+        let Some(map) = obj["metadata"][field].as_object() else {
+            if !obj["metadata"][field].is_null() {
+                return Err(ApiError::bad_request(format!(
+                    "metadata.{field} must be an object of strings"
+                )));
+            }
+            continue;
+        };
+        let path = format!("metadata.{field}");
+        for (k, v) in map {
+            if let Err(why) = names::is_qualified_name(k) {
+                causes.push(field_invalid(&path, k, &why));
+            }
+            let Some(v) = v.as_str() else {
+                return Err(ApiError::bad_request(format!(
+                    "json: cannot unmarshal {} into Go struct field ObjectMeta.metadata.{field} of type string",
+                    crate::handlers::json_type_name(v)
+                )));
+            };
+            if values_too && let Err(why) = names::is_valid_label_value(v) {
+                causes.push(field_invalid(&path, v, &why));
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(info, name, causes))
+    }
 }
 
 fn namespace_usable(store: &Store, info: &ResourceInfo, namespace: Option<&str>) -> ApiResult<()> {
@@ -266,6 +304,7 @@ pub fn create(
         },
     };
     check_name(info, &name)?;
+    check_metadata_maps(info, &name, &obj)?;
     namespace_usable(store, info, namespace)?;
     let key = obj_key(info, namespace, &name);
     if store.get(&info.key(), &key).is_some() {
@@ -420,6 +459,7 @@ pub fn update(
         }
     }
     if part == Part::Main {
+        check_metadata_maps(info, name, &next)?;
         crd::prepare_object(store, info, name, &mut next, opts)?;
     }
     if spec_part(&next) != spec_part(&old) {

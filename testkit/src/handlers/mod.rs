@@ -301,3 +301,15 @@ pub(crate) fn json_bytes(code: StatusCode, body: impl Into<Body>) -> Response<Bo
 pub(crate) fn json_value(code: StatusCode, v: &serde_json::Value) -> Response<Body> {
     json_bytes(code, serde_json::to_vec(v).unwrap_or_default())
 }
+
+/// Go's name for a JSON value's type in decoding errors.
+pub(crate) fn json_type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}

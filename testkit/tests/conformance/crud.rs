@@ -247,3 +247,58 @@ async fn an_unchanged_update_keeps_the_resource_version() {
         .expect("no-op update");
     assert_eq!(a.metadata.resource_version, b.metadata.resource_version);
 }
+
+#[tokio::test]
+async fn label_keys_and_values_are_validated() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    let s = api_err(
+        api.create(&PostParams::default(), &cm("l", &[("app", "not valid!")]))
+            .await,
+    );
+    assert_eq!(s.code, 422);
+    let causes = s.details.expect("details").causes;
+    assert_eq!(causes[0].field, "metadata.labels");
+    assert!(
+        causes[0]
+            .message
+            .starts_with("Invalid value: \"not valid!\""),
+        "{}",
+        causes[0].message
+    );
+    let s = api_err(
+        api.create(&PostParams::default(), &cm("k", &[("Bad Key", "v")]))
+            .await,
+    );
+    assert_eq!(s.code, 422);
+    api.create(
+        &PostParams::default(),
+        &cm("ok", &[("example.com/app", "web-1.0")]),
+    )
+    .await
+    .expect("valid labels");
+}
+
+#[tokio::test]
+async fn rbac_names_may_contain_colons() {
+    let c = cluster().await;
+    let api: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(c.client());
+    let name = format!(
+        "kubeforge:test:{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let role = k8s_openapi::api::rbac::v1::ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &role)
+        .await
+        .expect("colons are valid in RBAC names");
+    api.delete(&name, &Default::default())
+        .await
+        .expect("delete");
+}
