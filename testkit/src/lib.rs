@@ -18,8 +18,8 @@
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
 //! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
-//! Built-in kinds are neither schema-validated beyond their names nor defaulted (a Deployment
-//! gets no default `strategy`, a Pod no default `restartPolicy`). Request bodies are JSON or
+//! Built-in kinds are not schema-validated beyond their metadata, and only the common defaults
+//! are applied (see [`defaults`]). Request bodies are JSON or
 //! YAML; protobuf bodies get a 415 that says so. Objects are stored in the version they were
 //! written through; other served versions of a CRD see them with only `apiVersion` rewritten
 //! (conversion strategy `None`). CEL validation rules of CRDs are not evaluated.
@@ -37,6 +37,7 @@ pub mod apply;
 pub mod cluster;
 pub mod control_plane;
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod faults;

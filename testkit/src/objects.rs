@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{ObjKey, Store, Stored};
-use crate::{crd, gc, names};
+use crate::{crd, defaults, gc, names};
 
 /// Per-request write options from the query string.
 #[derive(Debug, Clone, Default)]
@@ -311,6 +311,7 @@ pub fn create(
         return Err(ApiError::already_exists(&info.group_resource(), &name));
     }
     stamp_new(info, &mut obj);
+    defaults::apply(info, &mut obj);
     crd::prepare_object(store, info, &name, &mut obj, opts)?;
     if opts.dry_run {
         return Ok(Arc::new(dry(obj)));
@@ -460,6 +461,7 @@ pub fn update(
     }
     if part == Part::Main {
         check_metadata_maps(info, name, &next)?;
+        defaults::apply(info, &mut next);
         crd::prepare_object(store, info, name, &mut next, opts)?;
     }
     if spec_part(&next) != spec_part(&old) {

@@ -302,3 +302,34 @@ async fn rbac_names_may_contain_colons() {
         .await
         .expect("delete");
 }
+
+#[tokio::test]
+async fn built_in_kinds_get_their_common_defaults() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<Deployment> = Api::namespaced(c.client(), &ns);
+    let mut d = deployment("defaults", 1);
+    d.spec.replicas = None;
+    let d = api
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    assert_eq!(d.spec.replicas, Some(1));
+    assert_eq!(d.spec.revision_history_limit, Some(10));
+    assert_eq!(
+        d.spec.strategy.and_then(|s| s.type_).as_deref(),
+        Some("RollingUpdate")
+    );
+    let pod = d.spec.template.spec.expect("pod spec");
+    assert_eq!(pod.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(
+        pod.containers[0].image_pull_policy.as_deref(),
+        Some("IfNotPresent"),
+        "nginx:1 has a tag"
+    );
+    assert_eq!(
+        pod.containers[0].termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+}

@@ -1,0 +1,161 @@
+//! Defaulting of built-in kinds: the fields kube-apiserver fills in on every write (its
+//! `SetDefaults_*` functions) that controllers most often read back — replica counts,
+//! rollout strategies, Pod restart and DNS policy, container pull policy, Service type and
+//! protocols. Only absent fields are set. This is a subset; fields not listed stay absent.
+
+use serde_json::{Value, json};
+
+use crate::resources::ResourceInfo;
+
+/// Sets `obj[key] = value` when the key is absent or null.
+fn set(obj: &mut Value, key: &str, value: Value) {
+    if obj.is_object() && obj.get(key).is_none_or(Value::is_null) {
+        obj[key] = value;
+    }
+}
+
+fn container(c: &mut Value) {
+    let image = c["image"].as_str().unwrap_or_default();
+    let last = image.rsplit('/').next().unwrap_or_default();
+    let tag = if last.contains('@') {
+        Some("digest")
+    } else {
+        last.split_once(':').map(|(_, t)| t)
+    };
+    let policy = if tag.is_none() || tag == Some("latest") {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
+    set(c, "imagePullPolicy", json!(policy));
+    set(c, "terminationMessagePath", json!("/dev/termination-log"));
+    set(c, "terminationMessagePolicy", json!("File"));
+    for p in c["ports"].as_array_mut().into_iter().flatten() {
+        set(p, "protocol", json!("TCP"));
+    }
+}
+
+fn pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set(spec, "restartPolicy", json!("Always"));
+    set(spec, "dnsPolicy", json!("ClusterFirst"));
+    set(spec, "schedulerName", json!("default-scheduler"));
+    set(spec, "terminationGracePeriodSeconds", json!(30));
+    set(spec, "securityContext", json!({}));
+    for key in ["containers", "initContainers"] {
+        for c in spec[key].as_array_mut().into_iter().flatten() {
+            container(c);
+        }
+    }
+}
+
+fn template(spec: &mut Value) {
+    if spec["template"].is_object() {
+        pod_spec(&mut spec["template"]["spec"]);
+    }
+}
+
+/// Applies the defaults of `info`'s kind to `obj` (a no-op for kinds without a table entry).
+pub fn apply(info: &ResourceInfo, obj: &mut Value) {
+    if info.custom.is_some() {
+        return;
+    }
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        return;
+    }
+    match (info.group.as_str(), info.kind.as_str()) {
+        ("", "Pod") => pod_spec(spec),
+        ("apps", "Deployment") => {
+            set(spec, "replicas", json!(1));
+            set(spec, "revisionHistoryLimit", json!(10));
+            set(spec, "progressDeadlineSeconds", json!(600));
+            set(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
+            template(spec);
+        }
+        ("apps", "ReplicaSet") => {
+            set(spec, "replicas", json!(1));
+            template(spec);
+        }
+        ("apps", "StatefulSet") => {
+            set(spec, "replicas", json!(1));
+            set(spec, "podManagementPolicy", json!("OrderedReady"));
+            set(spec, "revisionHistoryLimit", json!(10));
+            set(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            template(spec);
+        }
+        ("apps", "DaemonSet") => {
+            set(spec, "revisionHistoryLimit", json!(10));
+            set(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+            template(spec);
+        }
+        ("batch", "Job") => {
+            set(spec, "backoffLimit", json!(6));
+            set(spec, "completionMode", json!("NonIndexed"));
+            set(spec, "suspend", json!(false));
+            template(spec);
+        }
+        ("batch", "CronJob") => {
+            set(spec, "concurrencyPolicy", json!("Allow"));
+            set(spec, "suspend", json!(false));
+            set(spec, "successfulJobsHistoryLimit", json!(3));
+            set(spec, "failedJobsHistoryLimit", json!(1));
+        }
+        ("", "Service") => {
+            set(spec, "type", json!("ClusterIP"));
+            set(spec, "sessionAffinity", json!("None"));
+            for p in spec["ports"].as_array_mut().into_iter().flatten() {
+                set(p, "protocol", json!("TCP"));
+                let port = p["port"].clone();
+                set(p, "targetPort", port);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Registry;
+
+    #[test]
+    fn deployments_get_replicas_strategy_and_pod_defaults() {
+        let info = Registry::default()
+            .get("apps", "v1", "deployments")
+            .expect("deployments");
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "repo:5000/app:1.2"}]}}}});
+        apply(&info, &mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Always");
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(pod["containers"][1]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn present_fields_are_kept() {
+        let info = Registry::default()
+            .get("apps", "v1", "deployments")
+            .expect("deployments");
+        let mut d = json!({"spec": {"replicas": 0, "strategy": {"type": "Recreate"}}});
+        apply(&info, &mut d);
+        assert_eq!(d["spec"]["replicas"], 0);
+        assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+    }
+}
