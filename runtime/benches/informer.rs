@@ -522,7 +522,14 @@ async fn pipeline(
                 .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
         )
         .expect("indexers");
-    let counts: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    // `KUBEFORGE_BENCH_HANDLERS` (default 4) varies the handler count, to see its share.
+    let handlers: usize = std::env::var("KUBEFORGE_BENCH_HANDLERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let counts: Vec<Arc<AtomicUsize>> = (0..handlers.max(1))
+        .map(|_| Arc::new(AtomicUsize::new(0)))
+        .collect();
     for (i, c) in counts.iter().enumerate() {
         let (a, u) = (c.clone(), c.clone());
         let (ea, eu) = (on_event.clone(), on_event.clone());
