@@ -536,3 +536,60 @@ async fn a_watch_on_one_object_path_sees_only_that_object() {
     let first = within(10, s.next()).await.expect("event").expect("ok");
     assert_eq!(summary(&first), ("ADDED".into(), "mine".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_reach_a_watch_once_each_in_resource_version_order() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let stream = api
+        .watch(&WatchParams::default().disable_bookmarks(), &rv)
+        .await
+        .expect("watch");
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let name = format!("w{w}-{i}");
+                    api.create(&PostParams::default(), &cm(&name, &[]))
+                        .await
+                        .expect("create");
+                    label(&api, &name, "x").await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let events: Vec<_> = within(30, stream.take(200).try_collect::<Vec<_>>())
+        .await
+        .expect("events");
+    let rvs: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                o.metadata.resource_version.as_ref()?.parse().ok()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rvs.len(), 200, "every write is seen once");
+    assert!(
+        rvs.windows(2).all(|w| w[0] < w[1]),
+        "events arrive in resourceVersion order"
+    );
+    let added = events
+        .iter()
+        .filter(|e| matches!(e, WatchEvent::Added(_)))
+        .count();
+    assert_eq!(added, 100);
+}
