@@ -24,6 +24,10 @@ use crate::fifo::DeletedObject;
 /// Per object, a handler sees a subsequence of the object's states in order: an add, then
 /// updates, then a delete; after a delete the next event for that key is an add. `on_update`
 /// with `old` and `new` of the same `resourceVersion` is a resync.
+///
+/// A panic in a handler method is caught and logged, and that one notification is skipped;
+/// the handler keeps receiving later ones (client-go re-panics by default, which would take the
+/// whole operator down for one bad object).
 pub trait ResourceEventHandler<K>: Send + Sync + 'static {
     /// The object appeared. `is_initial_list` is true for objects of the informer's first list
     /// (and for the synthetic adds a late-registered handler receives for the existing cache).
