@@ -54,15 +54,13 @@ impl Query {
     }
 
     /// A boolean flag: `true`/`1` or `false`/`0`; anything else is a 400.
+    /// A boolean parameter read as apimachinery's query conversion reads it: absent, `0` and
+    /// `false` (any case) are false; any other value is true.
     pub fn flag(&self, key: &str) -> ApiResult<bool> {
-        match self.get(key) {
-            None => Ok(false),
-            Some("true" | "1" | "True" | "TRUE") => Ok(true),
-            Some("false" | "0" | "False" | "FALSE") => Ok(false),
-            Some(v) => Err(ApiError::bad_request(format!(
-                "invalid boolean value for {key}: {v:?}; use true or false"
-            ))),
-        }
+        Ok(match self.get(key) {
+            None => false,
+            Some(v) => !(v == "0" || v.eq_ignore_ascii_case("false")),
+        })
     }
 
     pub fn flag_opt(&self, key: &str) -> ApiResult<Option<bool>> {
@@ -117,6 +115,16 @@ mod tests {
         assert_eq!(q.uint("limit").expect("uint"), Some(5));
         assert_eq!(q.get("x"), Some("%zz"));
         assert!(Query::parse(Some("limit=-1")).uint("limit").is_err());
-        assert!(Query::parse(Some("watch=maybe")).flag("watch").is_err());
+        assert!(
+            Query::parse(Some("watch=maybe"))
+                .flag("watch")
+                .expect("flag"),
+            "as kube-apiserver reads it"
+        );
+        assert!(
+            !Query::parse(Some("watch=FALSE"))
+                .flag("watch")
+                .expect("flag")
+        );
     }
 }
