@@ -16,7 +16,10 @@ fn serve_writes_a_kubeconfig_kubectl_can_use_and_stops_on_sigterm() -> anyhow::R
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let mut banner = Vec::new();
     for line in lines.by_ref() {
@@ -28,23 +31,42 @@ fn serve_writes_a_kubeconfig_kubectl_can_use_and_stops_on_sigterm() -> anyhow::R
         }
     }
     let banner = banner.join("\n");
-    assert!(banner.contains("listening on http://127.0.0.1:"), "{banner}");
-    assert!(banner.contains(&kubeconfig.display().to_string()), "{banner}");
+    assert!(
+        banner.contains("listening on http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&kubeconfig.display().to_string()),
+        "{banner}"
+    );
 
     let kubectl = Kubectl::new(&kubeconfig)?;
     let namespaces = kubectl.run(&["get", "namespaces", "-o", "name"])?;
     for ns in ["default", "kube-system", "kube-public"] {
-        assert!(namespaces.contains(&format!("namespace/{ns}")), "{namespaces}");
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
     }
-    kubectl.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n", &[])?;
-    assert!(kubectl.run(&["get", "ns", "team-a", "-o", "name"])?.contains("team-a"));
+    kubectl.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n",
+        &[],
+    )?;
+    assert!(
+        kubectl
+            .run(&["get", "ns", "team-a", "-o", "name"])?
+            .contains("team-a")
+    );
 
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait()? {
-            assert!(status.success(), "serve should exit cleanly on SIGTERM, got {status}");
+            assert!(
+                status.success(),
+                "serve should exit cleanly on SIGTERM, got {status}"
+            );
             break;
         }
         anyhow::ensure!(
@@ -59,7 +81,13 @@ fn serve_writes_a_kubeconfig_kubectl_can_use_and_stops_on_sigterm() -> anyhow::R
 #[test]
 fn serve_reports_an_unwritable_kubeconfig_path() -> anyhow::Result<()> {
     let output = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
-        .args(["serve", "--port", "0", "--kubeconfig-out", "/nonexistent-dir/x/kubeconfig"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--kubeconfig-out",
+            "/nonexistent-dir/x/kubeconfig",
+        ])
         .output()?;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

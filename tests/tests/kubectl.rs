@@ -134,7 +134,9 @@ async fn kubectl_applies_crd_and_custom_object_and_shows_printer_columns() -> an
 
         let resources = kubectl.run(&["api-resources", "--api-group=example.com"])?;
         assert!(
-            resources.contains("widgets") && resources.contains("wd") && resources.contains("Widget"),
+            resources.contains("widgets")
+                && resources.contains("wd")
+                && resources.contains("Widget"),
             "api-resources does not list the CRD:\n{resources}"
         );
 
@@ -147,7 +149,10 @@ async fn kubectl_applies_crd_and_custom_object_and_shows_printer_columns() -> an
             header.contains("NAME") && header.contains("SIZE") && header.contains("COLOR"),
             "printer columns missing from `kubectl get widgets`:\n{table}"
         );
-        let row = table.lines().find(|l| l.starts_with("gizmo")).unwrap_or_default();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("gizmo"))
+            .unwrap_or_default();
         assert!(
             row.contains('3') && row.contains("blue"),
             "row should show size 3 and the schema default color blue:\n{table}"
@@ -184,7 +189,9 @@ async fn kubectl_rejects_object_violating_the_crd_schema() -> anyhow::Result<()>
         kubectl.apply(CRD, &[])?;
         wait_established(&kubectl)?;
         let bad = WIDGET.replace("size: 3", "size: 0");
-        let err = kubectl.apply(&bad, &[]).expect_err("size 0 violates minimum 1");
+        let err = kubectl
+            .apply(&bad, &[])
+            .expect_err("size 0 violates minimum 1");
         let message = err.to_string();
         assert!(
             message.contains("spec.size") && message.contains("greater than or equal to 1"),

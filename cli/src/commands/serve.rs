@@ -45,7 +45,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let kubeconfig = std::path::absolute(&args.kubeconfig_out)?;
     println!("kubeforge API server listening on {}", server.url());
     println!("kubeconfig written to {}", kubeconfig.display());
-    println!("try: kubectl --kubeconfig {} get namespaces", kubeconfig.display());
+    println!(
+        "try: kubectl --kubeconfig {} get namespaces",
+        kubeconfig.display()
+    );
     println!("press Ctrl-C to stop");
     shutdown_signal().await?;
     server.shutdown().await;
