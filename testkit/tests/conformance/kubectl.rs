@@ -100,7 +100,7 @@ spec:
           spec:
             type: object
             properties:
-              size: {type: integer}
+              size: {type: integer, minimum: 1}
               color: {type: string, default: blue}
     additionalPrinterColumns:
     - {name: Size, type: integer, jsonPath: .spec.size}
@@ -198,6 +198,16 @@ fn drive(k: &Kubectl, ns: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A value the schema forbids names the field and the rule.
+    let small = k.file("small.yaml", "apiVersion: kubectl.example.com/v1\nkind: Gizmo\nmetadata: {name: small}\nspec: {size: 0}\n");
+    let out = k.run(&["apply", "-n", ns, "-f", &small]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("spec.size") && stderr.contains("greater than or equal to 1"),
+        "{stderr}"
+    );
+
     // `get -w` sees a change made while it runs.
     let mut watch = Command::new(&k.bin)
         .arg("--kubeconfig")
@@ -233,8 +243,11 @@ fn drive(k: &Kubectl, ns: &str) {
     assert!(!k.run(&["get", "gizmo", "g1", "-n", ns]).status.success());
 
     let workload = k.file("workload.yaml", WORKLOAD);
-    k.ok(&["apply", "-n", ns, "-f", &workload]);
-    k.ok(&["apply", "-n", ns, "-f", &workload]);
+    let created = k.ok(&["apply", "-n", ns, "-f", &workload]);
+    assert!(created.contains("deployment.apps/web created"), "{created}");
+    // Re-applying an unchanged manifest changes nothing, as on a real cluster.
+    let again = k.ok(&["apply", "-n", ns, "-f", &workload]);
+    assert!(again.contains("deployment.apps/web unchanged"), "{again}");
     k.ok(&["scale", "deployment", "web", "-n", ns, "--replicas=3"]);
     assert_eq!(
         k.ok(&[
