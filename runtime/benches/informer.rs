@@ -3,13 +3,20 @@
 //! 1. Initial sync of N realistic Pods (~3.8 KiB JSON each) seeded into the embedded API server
 //!    (served from this process), synced by a child process per contender so each one's peak RSS
 //!    (`VmHWM`) is its own: kubeforge's informer (3 indexes), kube-runtime's `watcher` +
-//!    `reflector`, and decode-only (`serde_json` of the same list pages into `ObjectList<Pod>`).
+//!    `reflector`, client-go's `SharedIndexInformer` (the Go harness `bench/clientgo`, same 3
+//!    indexes, JSON, paginated LIST of 500), and decode-only (`serde_json` of the same list pages
+//!    into `ObjectList<Pod>`). The client-go binary comes from `KUBEFORGE_CLIENTGO_BENCH`, else
+//!    `~/.cache/kubeforge/control-plane/v1.37.2/clientgo-bench` (`bash scripts/control-plane.sh`
+//!    builds it); without it the run goes on with the other contenders.
 //! 2. Relist: peak RSS while a synced kubeforge informer relists, vs its steady RSS.
 //! 3. Steady watch throughput through FIFO → indexer → 4 handlers, and dispatch latency
 //!    p50/p99 at a fixed 10k events/s (a synthetic watch stream, so the server is not measured).
 //!
-//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run. All contenders use the
-//! system allocator.
+//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run. All Rust contenders use the
+//! system allocator; client-go runs with Go's defaults (GOGC=100).
+//!
+//! The label index is one label key's value (`app.kubernetes.io/name`) for both kubeforge and
+//! client-go, so both informers index exactly the same values.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -23,12 +30,73 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, ObjectList, ObjectMeta, PostParams, WatchEvent};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use kubeforge::reflector::{ListRequest, WatchRequest, WatchStream};
-use kubeforge::store::{Indexers, LABEL_INDEX, OWNER_UID_INDEX, label_index, owner_uid_index};
+use kubeforge::reflector::{ListRequest, RawPage, WatchRequest, WatchStream};
+use kubeforge::store::{
+    IndexFnError, IndexValue, Indexers, LABEL_INDEX, OWNER_UID_INDEX, owner_uid_index,
+};
 use kubeforge::{ApiListWatch, HandlerFns, InformerOptions, ListWatch, SharedIndexInformer};
 use serde_json::{Value, json};
 
 const NAMESPACES: usize = 10;
+
+/// The label key both kubeforge's and client-go's label index use.
+const LABEL_KEY: &str = "app.kubernetes.io/name";
+
+/// The client-go harness binary: `KUBEFORGE_CLIENTGO_BENCH`, then the control-plane cache.
+fn clientgo_bench_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("KUBEFORGE_CLIENTGO_BENCH") {
+        let p = std::path::PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let home = std::env::var_os("HOME")?;
+    let p = std::path::PathBuf::from(home)
+        .join(".cache/kubeforge/control-plane/v1.37.2/clientgo-bench");
+    p.is_file().then_some(p)
+}
+
+/// client-go's figures: the harness prints one JSON line (see bench/clientgo/README.md).
+#[derive(serde::Deserialize)]
+struct ClientGoResult {
+    objects: u64,
+    seconds: f64,
+    peak_rss_bytes: u64,
+}
+
+fn run_clientgo(bin: &std::path::Path, n: usize, kubeconfig: &std::path::Path) -> Option<Figures> {
+    let out = match Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--label-key", LABEL_KEY, "--expect", &n.to_string()])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            println!("  client-go        could not run {}: {e}", bin.display());
+            return None;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str::<ClientGoResult>(l).ok());
+    match parsed {
+        Some(r) if out.status.success() => Some(Figures {
+            secs: r.seconds,
+            objects: r.objects,
+            peak_mib: r.peak_rss_bytes as f64 / 1048576.0,
+            extra: BTreeMap::new(),
+        }),
+        _ => {
+            println!(
+                "  client-go        {} failed ({}): {}",
+                bin.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+    }
+}
 
 fn main() {
     if let Ok(role) = std::env::var("KUBEFORGE_BENCH_CHILD") {
@@ -77,6 +145,16 @@ async fn parent() {
     );
     let sample = serde_json::to_vec(&pod_json(0)).expect("serialize").len();
     println!("pod JSON size: {sample} bytes\n");
+
+    let clientgo = clientgo_bench_binary();
+    match &clientgo {
+        Some(p) => println!("client-go harness: {}", p.display()),
+        None => println!(
+            "client-go harness not found (KUBEFORGE_CLIENTGO_BENCH unset and not in \
+             ~/.cache/kubeforge/control-plane/v1.37.2/): build it with \
+             `bash scripts/control-plane.sh`; running without the client-go column"
+        ),
+    }
 
     let mut sync_rows = Vec::new();
     for &n in &sizes {
@@ -134,6 +212,18 @@ async fn parent() {
             );
             row.insert(contender, f);
         }
+        if let Some(bin) = &clientgo
+            && let Some(f) = run_clientgo(bin, n, &kubeconfig)
+        {
+            println!(
+                "  {:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB",
+                "client-go",
+                f.secs,
+                f.rate(),
+                f.peak_mib
+            );
+            row.insert("client-go", f);
+        }
         sync_rows.push((n, row));
         server.shutdown().await;
     }
@@ -146,8 +236,11 @@ async fn parent() {
     println!("| objects | contender | time | objects/s | peak RSS |");
     println!("|---|---|---|---|---|");
     for (n, row) in &sync_rows {
-        for c in ["kubeforge", "kube-runtime", "decode-only"] {
-            let f = &row[c];
+        for c in ["kubeforge", "kube-runtime", "client-go", "decode-only"] {
+            let Some(f) = row.get(c) else {
+                println!("| {n} | {c} | not run | | |");
+                continue;
+            };
             println!(
                 "| {n} | {c} | {:.2} s | {:.0} | {:.1} MiB |",
                 f.secs,
@@ -161,6 +254,7 @@ async fn parent() {
         "| objects | throughput kf/kube-runtime (≥1.2) | peak RSS kf/kube-runtime (≤0.9) | throughput kf/decode-only (≥0.7) | relist peak / steady (≤1.3), default | same, paged relist (page_size 500) |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut cg_rows = Vec::new();
     for (n, row) in &sync_rows {
         let kf = &row["kubeforge"];
         let kr = &row["kube-runtime"];
@@ -179,6 +273,24 @@ async fn parent() {
             relist(rl),
             relist(&row["kubeforge-relist-paged"])
         );
+        if let Some(cg) = row.get("client-go") {
+            cg_rows.push(format!(
+                "| {n} | {:.2} | {:.2} | {:.2} |",
+                kf.rate() / cg.rate(),
+                kf.peak_mib / cg.peak_mib,
+                cg.rate() / kr.rate()
+            ));
+        }
+    }
+    if !cg_rows.is_empty() {
+        println!();
+        println!(
+            "| objects | throughput kf/client-go | peak RSS kf/client-go | throughput client-go/kube-runtime |"
+        );
+        println!("|---|---|---|---|");
+        for r in cg_rows {
+            println!("{r}");
+        }
     }
     println!("\n== steady watch (synthetic stream → FIFO → indexer (3 indexes) → 4 handlers) ==");
     println!("throughput: {tp:.0} events/s (target ≥ 50k)");
@@ -417,6 +529,33 @@ impl ListWatch for Relistable {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    /// Forwarded so kubeforge decodes pages on a blocking thread while the next one downloads,
+    /// as an informer over `ApiListWatch` does.
+    fn list_raw<'a>(
+        &'a self,
+        req: &'a ListRequest,
+    ) -> Option<BoxFuture<'a, Result<RawPage<Pod>, kube::Error>>> {
+        let inner = self.inner.list_raw(req)?;
+        Some(
+            async move {
+                let page = inner.await?;
+                if !has_continue_token(&page.json) {
+                    LISTS_DONE.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(page)
+            }
+            .boxed(),
+        )
+    }
+}
+
+/// Whether a raw list page carries a non-empty `metadata.continue` (Pods have no such key).
+fn has_continue_token(json: &str) -> bool {
+    json.match_indices("\"continue\"").any(|(i, m)| {
+        let value = json[i + m.len()..].trim_start();
+        let value = value.strip_prefix(':').unwrap_or(value).trim_start();
+        value.starts_with('"') && !value.starts_with("\"\"")
+    })
 }
 
 async fn kubeforge_sync(
@@ -444,7 +583,7 @@ async fn kubeforge_sync_with(
     informer
         .add_indexers(
             Indexers::new()
-                .with(LABEL_INDEX, label_index::<Pod>)
+                .with(LABEL_INDEX, app_label_index)
                 .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
         )
         .expect("indexers");
@@ -456,6 +595,17 @@ async fn kubeforge_sync_with(
     let secs = t.elapsed().as_secs_f64();
     let n = informer.lister().len();
     (secs, n, informer)
+}
+
+/// The value of one label key, like the client-go harness's `label:<key>` index.
+fn app_label_index(pod: &Pod) -> Result<Vec<IndexValue>, IndexFnError> {
+    Ok(pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_KEY))
+        .map(|v| vec![IndexValue::from(v.as_str())])
+        .unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,7 +668,7 @@ async fn pipeline(
     informer
         .add_indexers(
             Indexers::new()
-                .with(LABEL_INDEX, label_index::<Pod>)
+                .with(LABEL_INDEX, app_label_index)
                 .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
         )
         .expect("indexers");
