@@ -9,10 +9,11 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -228,10 +229,72 @@ impl Registration {
     }
 }
 
-/// A handler's buffer and thread.
+/// A listener's unbounded buffer (client-go's `pendingNotifications`). Appending never blocks;
+/// the listener thread is woken at the end of a dispatch batch rather than per notification, so
+/// a burst costs each handler one wake-up (a futex call and a context switch) instead of one per
+/// event.
+struct Buffer<K> {
+    state: Mutex<BufferState<K>>,
+    ready: Condvar,
+}
+
+struct BufferState<K> {
+    queue: VecDeque<Notification<K>>,
+    /// The listener thread is waiting on `ready`.
+    parked: bool,
+    /// No more notifications will come: drain, then exit.
+    closed: bool,
+}
+
+impl<K> Buffer<K> {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(BufferState {
+                queue: VecDeque::new(),
+                parked: false,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Wakes the listener thread if it waits and has something to do.
+    fn wake(&self) {
+        let s = self.state.lock();
+        if s.parked && (!s.queue.is_empty() || s.closed) {
+            self.ready.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Moves everything buffered into `batch`, waiting while there is nothing; false once the
+    /// buffer is closed and drained.
+    fn take_all(&self, batch: &mut VecDeque<Notification<K>>) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            if !s.queue.is_empty() {
+                std::mem::swap(&mut s.queue, batch);
+                return true;
+            }
+            if s.closed {
+                return false;
+            }
+            s.parked = true;
+            self.ready.wait(&mut s);
+            s.parked = false;
+        }
+    }
+}
+
+/// A handler's buffer and thread. Dropping it closes the buffer: the thread delivers what was
+/// already buffered (unless the registration was removed) and exits.
 struct Listener<K> {
     registration: Registration,
-    tx: mpsc::Sender<Notification<K>>,
+    buffer: Arc<Buffer<K>>,
     /// The period the handler asked for (before `determine_resync_period`).
     requested: Duration,
     /// The effective period; 0 = never resync.
@@ -242,6 +305,12 @@ struct Listener<K> {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl<K> Drop for Listener<K> {
+    fn drop(&mut self) {
+        self.buffer.close();
+    }
+}
+
 impl<K: Send + Sync + 'static> Listener<K> {
     fn spawn(
         handler: Box<dyn ResourceEventHandler<K>>,
@@ -249,8 +318,9 @@ impl<K: Send + Sync + 'static> Listener<K> {
         requested: Duration,
         resync_period: Duration,
     ) -> Self {
-        let (tx, rx) = mpsc::channel::<Notification<K>>();
+        let buffer = Arc::new(Buffer::new());
         let reg = registration.clone();
+        let rx = buffer.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kubeforge-listener-{}", reg.id()))
             .spawn(move || run_listener(&*handler, &rx, &reg))
@@ -258,7 +328,7 @@ impl<K: Send + Sync + 'static> Listener<K> {
             .ok();
         Self {
             registration,
-            tx,
+            buffer,
             requested,
             resync_period,
             next_resync: Instant::now() + resync_period,
@@ -267,6 +337,7 @@ impl<K: Send + Sync + 'static> Listener<K> {
         }
     }
 
+    /// Buffers `n`; the thread sees it at the next [`Buffer::wake`] (or when it next looks).
     fn send(&self, n: Notification<K>) {
         if let Notification::Add {
             is_initial_list: true,
@@ -278,43 +349,49 @@ impl<K: Send + Sync + 'static> Listener<K> {
                 .pending_initial
                 .fetch_add(1, Ordering::AcqRel);
         }
-        // A closed channel means the thread is gone (removed); dropping is what removal means.
-        let _ = self.tx.send(n);
+        if self.thread.is_none() {
+            // No thread to deliver it (spawning failed); keep nothing.
+            return;
+        }
+        self.buffer.state.lock().queue.push_back(n);
     }
 }
 
 fn run_listener<K: 'static>(
     handler: &dyn ResourceEventHandler<K>,
-    rx: &mpsc::Receiver<Notification<K>>,
+    buffer: &Buffer<K>,
     reg: &Registration,
 ) {
-    while let Ok(n) = rx.recv() {
-        if reg.is_removed() {
-            break;
-        }
-        let initial = matches!(
-            n,
-            Notification::Add {
-                is_initial_list: true,
-                ..
+    let mut batch = VecDeque::new();
+    while buffer.take_all(&mut batch) {
+        while let Some(n) = batch.pop_front() {
+            if reg.is_removed() {
+                return;
             }
-        );
-        let outcome = catch_unwind(AssertUnwindSafe(|| match n {
-            Notification::Add {
-                obj,
-                is_initial_list,
-            } => handler.on_add(obj, is_initial_list),
-            Notification::Update { old, new } => handler.on_update(old, new),
-            Notification::Delete(d) => handler.on_delete(d),
-        }));
-        if outcome.is_err() {
-            tracing::error!(
-                registration = reg.id(),
-                "event handler panicked; the notification is skipped"
+            let initial = matches!(
+                n,
+                Notification::Add {
+                    is_initial_list: true,
+                    ..
+                }
             );
-        }
-        if initial && reg.state.pending_initial.fetch_sub(1, Ordering::AcqRel) == 1 {
-            reg.state.changed.notify_waiters();
+            let outcome = catch_unwind(AssertUnwindSafe(|| match n {
+                Notification::Add {
+                    obj,
+                    is_initial_list,
+                } => handler.on_add(obj, is_initial_list),
+                Notification::Update { old, new } => handler.on_update(old, new),
+                Notification::Delete(d) => handler.on_delete(d),
+            }));
+            if outcome.is_err() {
+                tracing::error!(
+                    registration = reg.id(),
+                    "event handler panicked; the notification is skipped"
+                );
+            }
+            if initial && reg.state.pending_initial.fetch_sub(1, Ordering::AcqRel) == 1 {
+                reg.state.changed.notify_waiters();
+            }
         }
     }
 }
@@ -332,9 +409,21 @@ struct ProcessorState<K> {
     stopped: bool,
 }
 
-/// Guard proving the processor lock is held; notifications go out through it.
+/// Guard proving the processor lock is held; notifications go out through it. Dropping it wakes
+/// the listeners, unless it came from [`Processor::lock_batched`].
 pub(crate) struct Dispatch<'a, K> {
     state: parking_lot::MutexGuard<'a, ProcessorState<K>>,
+    wake_on_drop: bool,
+}
+
+impl<K> Drop for Dispatch<'_, K> {
+    fn drop(&mut self) {
+        if self.wake_on_drop {
+            for l in &self.state.listeners {
+                l.buffer.wake();
+            }
+        }
+    }
 }
 
 impl<K: Send + Sync + 'static> Dispatch<'_, K> {
@@ -379,9 +468,29 @@ impl<K: Send + Sync + 'static> Processor<K> {
     }
 
     /// Locks out concurrent distribution and registration.
+    #[cfg(test)]
     pub(crate) fn lock(&self) -> Dispatch<'_, K> {
         Dispatch {
             state: self.listeners.lock(),
+            wake_on_drop: true,
+        }
+    }
+
+    /// Like `lock`, but what is sent stays unseen by sleeping listeners until [`flush`]
+    /// (the process loop flushes when the FIFO runs dry, and every few keys under load).
+    ///
+    /// [`flush`]: Self::flush
+    pub(crate) fn lock_batched(&self) -> Dispatch<'_, K> {
+        Dispatch {
+            state: self.listeners.lock(),
+            wake_on_drop: false,
+        }
+    }
+
+    /// Wakes every listener that waits while it has notifications buffered.
+    pub(crate) fn flush(&self) {
+        for l in &self.listeners.lock().listeners {
+            l.buffer.wake();
         }
     }
 
@@ -417,6 +526,7 @@ impl<K: Send + Sync + 'static> Processor<K> {
                 is_initial_list: true,
             });
         }
+        listener.buffer.wake();
         state.listeners.push(listener);
         Some(registration)
     }

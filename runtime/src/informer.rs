@@ -57,6 +57,10 @@ pub enum Error {
     Index(#[from] IndexError),
 }
 
+/// Keys the process loop handles before it wakes the handler listeners even though more are
+/// queued: bounds the delay a burst adds to its first notifications.
+const FLUSH_EVERY: usize = 32;
+
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -269,7 +273,16 @@ where
         tokio::select! {
             () = self.inner.stop.cancelled() => {}
             () = async {
-                while inner.fifo.pop(|p| inner.handle_deltas(p)).await.is_ok() {}
+                // Listeners are woken once per batch: when the FIFO runs dry (so a lone event
+                // is delivered at once) and every `FLUSH_EVERY` keys under sustained load.
+                let mut unflushed = 0;
+                while inner.fifo.pop(|p| inner.handle_deltas(p)).await.is_ok() {
+                    unflushed += 1;
+                    if unflushed >= FLUSH_EVERY || inner.fifo.is_empty() {
+                        inner.processor.flush();
+                        unflushed = 0;
+                    }
+                }
             } => {}
         }
         reflector_stop.cancel();
@@ -435,7 +448,7 @@ where
             deltas,
             is_initial_list,
         } = popped;
-        let dispatch = self.processor.lock();
+        let dispatch = self.processor.lock_batched();
         for delta in deltas {
             match delta {
                 Delta::Sync(obj)
