@@ -156,6 +156,8 @@ struct Inner<K> {
     /// Builds and spawns the reflector; taken by the first `run`.
     start: Mutex<Option<StartFn<K>>>,
     transform: Mutex<Option<Transform<K>>>,
+    /// The transform is still [`strip_managed_fields`]: list pages need not decode them at all.
+    default_transform: std::sync::atomic::AtomicBool,
     watch_error_hook: Mutex<Option<WatchErrorHook>>,
     /// client-go `resyncCheckPeriod`.
     resync_check_period: Mutex<Duration>,
@@ -247,6 +249,7 @@ where
                 processor,
                 start: Mutex::new(Some(start)),
                 transform: Mutex::new(Some(Arc::new(strip_managed_fields::<K>))),
+                default_transform: true.into(),
                 watch_error_hook: Mutex::new(None),
                 started: false.into(),
                 stop: CancellationToken::new(),
@@ -316,6 +319,10 @@ where
                     .is_some_and(|i| i.processor.should_resync(Instant::now()))
             })),
             transform: self.inner.transform.lock().clone(),
+            skip_managed_fields: self
+                .inner
+                .default_transform
+                .load(std::sync::atomic::Ordering::SeqCst),
             watch_error_hook: self.inner.watch_error_hook.lock().clone(),
             ..ReflectorConfig::default()
         }
@@ -417,6 +424,9 @@ where
             return Err(Error::AlreadyStarted(self.inner.resource.clone()));
         }
         *self.inner.transform.lock() = transform;
+        self.inner
+            .default_transform
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

@@ -465,6 +465,10 @@ pub struct ReflectorConfig<K> {
     pub should_resync: Option<ShouldResync>,
     /// Applied to every decoded object before it is wrapped and queued.
     pub transform: Option<Transform<K>>,
+    /// The transform drops `metadata.managedFields`, so raw list pages
+    /// ([`ListWatch::list_raw`]) skip decoding them: a third of a typical Pod's allocations,
+    /// made only to be freed again.
+    pub skip_managed_fields: bool,
     /// Sees every recovered error (default: log it).
     pub watch_error_hook: Option<WatchErrorHook>,
 }
@@ -482,6 +486,7 @@ impl<K> Default for ReflectorConfig<K> {
             resync_check_period: Duration::ZERO,
             should_resync: None,
             transform: None,
+            skip_managed_fields: false,
             watch_error_hook: None,
         }
     }
@@ -794,7 +799,13 @@ impl<L: ListWatch> Reflector<L> {
             field_selector: self.config.field_selector.clone(),
         };
         let pager = tokio::spawn(
-            run_pager(self.lw.clone(), base, self.config.transform.clone(), tx)
+            run_pager(
+                self.lw.clone(),
+                base,
+                self.config.transform.clone(),
+                self.config.skip_managed_fields,
+                tx,
+            )
                 .instrument(tracing::Span::current()),
         );
         // Abort the pager if this future is dropped (cancellation).
@@ -1114,6 +1125,7 @@ async fn run_pager<L: ListWatch>(
     lw: Arc<L>,
     base: ListRequest,
     transform: Option<Transform<L::Object>>,
+    skip_managed_fields: bool,
     tx: mpsc::Sender<Result<Page<L::Object>, kube::Error>>,
 ) {
     let mut req = base.clone();
@@ -1148,7 +1160,7 @@ async fn run_pager<L: ListWatch>(
                 return;
             }
         };
-        let (meta, decode) = match fetched.split() {
+        let (meta, decode) = match fetched.split(skip_managed_fields) {
             Ok(parts) => parts,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -1218,8 +1230,12 @@ struct ListHead {
 }
 
 impl<K: Clone + Send + 'static> Fetched<K> {
-    /// The page's metadata now, and the work to get its items.
-    fn split(self) -> Result<(kube::core::ListMeta, DecodeFn<K>), kube::Error> {
+    /// The page's metadata now, and the work to get its items (`skip_managed_fields`: raw
+    /// pages leave `items[*].metadata.managedFields` undecoded).
+    fn split(
+        self,
+        skip_managed_fields: bool,
+    ) -> Result<(kube::core::ListMeta, DecodeFn<K>), kube::Error> {
         match self {
             Self::Decoded(list) => {
                 let items = list.items;
@@ -1229,10 +1245,13 @@ impl<K: Clone + Send + 'static> Fetched<K> {
                 let head: ListHead =
                     serde_json::from_str(&raw.json).map_err(kube::Error::SerdeError)?;
                 let decode = raw.decode;
-                let json = raw.json;
+                let mut json = raw.json;
                 Ok((
                     head.metadata,
                     Box::new(move || {
+                        if skip_managed_fields {
+                            hide_managed_fields(&mut json);
+                        }
                         decode(&json)
                             .map(|l| l.items)
                             .map_err(kube::Error::SerdeError)
@@ -1241,6 +1260,92 @@ impl<K: Clone + Send + 'static> Fetched<K> {
             }
         }
     }
+}
+
+/// Renames every `items[*].metadata.managedFields` key of a list page to `managedFieldS` (same
+/// length, in place), which `ObjectMeta`'s decoder skips as an unknown field without allocating.
+/// Only object keys at exactly that path are touched; string contents and other fields are not.
+fn hide_managed_fields(json: &mut String) {
+    for at in managed_fields_keys(json.as_bytes()) {
+        json.replace_range(at..=at, "S");
+    }
+}
+
+/// Byte offsets of the final `s` of each `items[*].metadata.managedFields` key of a list page.
+fn managed_fields_keys(json: &[u8]) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Frame {
+        /// The page object.
+        Page,
+        /// Its `items` array.
+        Items,
+        /// One item.
+        Item,
+        /// An item's `metadata`.
+        Meta,
+        /// Any other object or array.
+        Object,
+        Array,
+    }
+    let mut stack: Vec<Frame> = Vec::with_capacity(16);
+    let mut found = Vec::new();
+    // The last object key seen, and whether the next string is a key.
+    let mut key: &[u8] = b"";
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < json.len() && json[j] != b'"' {
+                    j += if json[j] == b'\\' { 2 } else { 1 };
+                }
+                let end = j.min(json.len());
+                if expect_key {
+                    key = &json[start..end];
+                    expect_key = false;
+                    if stack.last() == Some(&Frame::Meta) && key == b"managedFields" {
+                        found.push(end - 1);
+                    }
+                }
+                i = end + 1;
+                continue;
+            }
+            b'{' => {
+                let frame = match stack.last() {
+                    None => Frame::Page,
+                    Some(Frame::Items) => Frame::Item,
+                    Some(Frame::Item) if key == b"metadata" => Frame::Meta,
+                    _ => Frame::Object,
+                };
+                stack.push(frame);
+                expect_key = true;
+            }
+            b'[' => {
+                let frame = if stack.last() == Some(&Frame::Page) && key == b"items" {
+                    Frame::Items
+                } else {
+                    Frame::Array
+                };
+                stack.push(frame);
+                expect_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => {
+                expect_key = !matches!(
+                    stack.last(),
+                    Some(Frame::Items | Frame::Array) | None
+                );
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 async fn fetch_page<L: ListWatch>(
@@ -1637,5 +1742,34 @@ pub(crate) mod tests {
             ErrorClass::RetrySame
         );
         assert_eq!(classify(&status(500, "InternalError")), ErrorClass::Other);
+    }
+
+    #[test]
+    fn list_pages_skip_managed_fields_of_items_only() {
+        let page = r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"7","managedFields":"list-level"},
+            "items":[
+              {"metadata":{"name":"a","namespace":"ns","managedFields":[{"manager":"m","fieldsV1":{"f:data":{}}}],
+                "annotations":{"note":"{\"managedFields\": [1]}","managedFields":"kept"}},
+               "data":{"managedFields":"user data","k":"v\\"}},
+              {"data":{"x":"]}"},"metadata":{"name":"b","managedFields":[]}}
+            ]}"#;
+        let mut json = page.to_string();
+        hide_managed_fields(&mut json);
+        let list: ObjectList<ConfigMap> = serde_json::from_str(&json).unwrap();
+        let (a, b) = (&list.items[0], &list.items[1]);
+        assert_eq!(a.metadata.managed_fields, None);
+        assert_eq!(b.metadata.managed_fields, None);
+        assert_eq!(b.metadata.name.as_deref(), Some("b"));
+        // Same-named fields elsewhere, and string contents, are untouched.
+        let ann = a.metadata.annotations.as_ref().unwrap();
+        assert_eq!(ann["managedFields"], "kept");
+        assert_eq!(ann["note"], r#"{"managedFields": [1]}"#);
+        let data = a.data.as_ref().unwrap();
+        assert_eq!(data["managedFields"], "user data");
+        assert_eq!(data["k"], "v\\");
+        assert!(json.contains(r#""metadata":{"resourceVersion":"7","managedFields":"list-level"}"#));
+        // Without the rename the same page decodes the entries.
+        let full: ObjectList<ConfigMap> = serde_json::from_str(page).unwrap();
+        assert_eq!(full.items[0].metadata.managed_fields.as_ref().map(Vec::len), Some(1));
     }
 }
