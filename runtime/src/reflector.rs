@@ -806,7 +806,7 @@ impl<L: ListWatch> Reflector<L> {
                 self.config.skip_managed_fields,
                 tx,
             )
-                .instrument(tracing::Span::current()),
+            .instrument(tracing::Span::current()),
         );
         // Abort the pager if this future is dropped (cancellation).
         let _guard = AbortOnDrop(pager.abort_handle());
@@ -1336,10 +1336,7 @@ fn managed_fields_keys(json: &[u8]) -> Vec<usize> {
                 expect_key = false;
             }
             b',' => {
-                expect_key = !matches!(
-                    stack.last(),
-                    Some(Frame::Items | Frame::Array) | None
-                );
+                expect_key = !matches!(stack.last(), Some(Frame::Items | Frame::Array) | None);
             }
             _ => {}
         }
@@ -1767,9 +1764,14 @@ pub(crate) mod tests {
         let data = a.data.as_ref().unwrap();
         assert_eq!(data["managedFields"], "user data");
         assert_eq!(data["k"], "v\\");
-        assert!(json.contains(r#""metadata":{"resourceVersion":"7","managedFields":"list-level"}"#));
+        assert!(
+            json.contains(r#""metadata":{"resourceVersion":"7","managedFields":"list-level"}"#)
+        );
         // Without the rename the same page decodes the entries.
         let full: ObjectList<ConfigMap> = serde_json::from_str(page).unwrap();
-        assert_eq!(full.items[0].metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            full.items[0].metadata.managed_fields.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 }
