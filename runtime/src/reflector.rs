@@ -630,6 +630,9 @@ struct Page<K> {
     items: Vec<Arc<K>>,
     continue_token: Option<String>,
     resource_version: String,
+    /// The first page of a fresh full list that replaces the pages sent before it (a continue
+    /// token expired): keys listed only by the earlier pages must be tombstoned if missing now.
+    restarted: bool,
 }
 
 impl<L: ListWatch> Reflector<L> {
@@ -820,6 +823,14 @@ impl<L: ListWatch> Reflector<L> {
                         self.paginated_result = true;
                     }
                     first = false;
+                    if page.restarted {
+                        // The earlier pages were of an older snapshot: what they listed does not
+                        // count as present in this list, or keys deleted since would never get
+                        // their tombstone. Their `Replaced` deltas stay (real, older states).
+                        self.store.abort_replace();
+                        self.store.begin_replace();
+                        count = 0;
+                    }
                     count += page.items.len();
                     self.store.replace_items(page.items);
                     if page.continue_token.is_none() {
@@ -1130,6 +1141,8 @@ async fn run_pager<L: ListWatch>(
 ) {
     let mut req = base.clone();
     let mut fell_back = false;
+    // Set when the next page starts the full-list fallback.
+    let mut restarted = false;
     // The previous page, decoding on a blocking thread while the next one downloads.
     let mut decoding: Option<tokio::task::JoinHandle<Result<Page<L::Object>, kube::Error>>> = None;
     loop {
@@ -1148,6 +1161,7 @@ async fn run_pager<L: ListWatch>(
             {
                 debug!("continue token expired; retrying as one full list");
                 fell_back = true;
+                restarted = true;
                 req = ListRequest {
                     limit: None,
                     continue_token: None,
@@ -1175,6 +1189,7 @@ async fn run_pager<L: ListWatch>(
             req.resource_version = String::new();
         }
         let transform = transform.clone();
+        let page_restarts = std::mem::take(&mut restarted);
         let task = tokio::task::spawn_blocking(move || {
             let items = decode()?
                 .into_iter()
@@ -1189,6 +1204,7 @@ async fn run_pager<L: ListWatch>(
                 items,
                 continue_token,
                 resource_version,
+                restarted: page_restarts,
             })
         });
         if last {
@@ -1625,6 +1641,40 @@ pub(crate) mod tests {
             got[0].1.last().unwrap().starts_with("Deleted(Tombstone"),
             "{got:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_only_on_a_page_before_an_expired_continue_token_is_tombstoned() {
+        // Page 1 (old snapshot) lists `a`; the continue token then expires and the fallback
+        // full list no longer has it. The watch starts after the delete, so only a tombstone
+        // can remove `a` from the cache.
+        let s = Script::default();
+        s.lists.lock().extend([
+            page(vec![cm("a", 1)], 10, Some("tok")),
+            Err(status(410, "Expired")),
+            page(vec![cm("b", 12)], 13, None),
+        ]);
+        let h = start(s, false).settle(3, 1).await;
+        let lists = h.lists();
+        assert_eq!(lists.len(), 3);
+        assert_eq!(
+            (lists[2].continue_token.as_deref(), lists[2].limit),
+            (None, None)
+        );
+        assert_eq!(h.watches()[0].resource_version, "13");
+        let got = h.drain().await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "ns/a");
+        assert_eq!(got[0].1[0], "Replaced");
+        assert!(
+            got[0]
+                .1
+                .get(1)
+                .is_some_and(|d| d.starts_with("Deleted(Tombstone")),
+            "a vanished from the fallback list but got no tombstone: {got:?}"
+        );
+        assert_eq!(got[1], ("ns/b".to_string(), vec!["Replaced".to_string()]));
+        assert!(h.fifo.has_synced());
     }
 
     #[tokio::test]
