@@ -111,3 +111,16 @@ pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<kube::core:
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+/// The resourceVersion of a full list: the point a test's watch or exact read starts from.
+pub async fn list_rv<K>(api: &kube::Api<K>) -> String
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&kube::api::ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("a list carries metadata.resourceVersion")
+}

@@ -218,13 +218,7 @@ async fn resource_version_match_exact_reads_the_past_and_not_older_than_the_pres
     api.create(&PostParams::default(), &cm("old", &[]))
         .await
         .expect("create");
-    let then = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let then = list_rv(&api).await;
     api.create(&PostParams::default(), &cm("new", &[]))
         .await
         .expect("create");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -41,13 +41,7 @@ async fn watch_from_a_resource_version_replays_added_modified_deleted_in_order()
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     api.create(&PostParams::default(), &cm("w", &[]))
         .await
         .expect("create");
@@ -90,13 +84,7 @@ async fn live_watch_sees_changes_made_after_it_started() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     let mut stream = api
         .watch(&WatchParams::default().disable_bookmarks(), &rv)
         .await
@@ -120,13 +108,7 @@ async fn objects_leaving_a_label_selector_are_deleted_and_entering_are_added() {
     api.create(&PostParams::default(), &cm("s", &[("app", "web")]))
         .await
         .expect("create");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     label(&api, "s", "db").await;
     label(&api, "s", "web").await;
     let events: Vec<_> = within(
@@ -179,13 +161,7 @@ async fn bookmarks_arrive_periodically_when_allowed() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     // The real server sends bookmarks about once a minute; the embedded one every second.
     let wait = if c.faults().is_some() { 10 } else { 120 };
     let mut stream = api
@@ -209,13 +185,7 @@ async fn timeout_seconds_ends_the_stream() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     let started = std::time::Instant::now();
     let events: Vec<_> = within(
         30,
@@ -317,13 +287,7 @@ async fn a_resource_version_older_than_history_is_410_gone() {
     };
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     api.create(&PostParams::default(), &cm("x", &[]))
         .await
         .expect("create");
@@ -345,13 +309,7 @@ async fn a_history_window_overflow_expires_old_resource_versions() {
         .await
         .expect("server");
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     for i in 0..10 {
         api.create(&PostParams::default(), &cm(&format!("o{i}"), &[]))
             .await
@@ -371,13 +329,7 @@ async fn expired_watches_end_with_an_error_event_carrying_410() {
     };
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     let mut s = api
         .watch(&WatchParams::default().disable_bookmarks(), &rv)
         .await
@@ -479,13 +431,7 @@ async fn the_watch_cache_form_of_too_old_is_an_error_event() {
         .await
         .expect("server");
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     for i in 0..5 {
         api.create(&PostParams::default(), &cm(&format!("o{i}"), &[]))
             .await
@@ -542,13 +488,7 @@ async fn concurrent_writes_reach_a_watch_once_each_in_resource_version_order() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
     let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&api).await;
     let stream = api
         .watch(&WatchParams::default().disable_bookmarks(), &rv)
         .await
