@@ -17,7 +17,7 @@ export KUBECTL="$KUBEBUILDER_ASSETS/kubectl"
 # Tests that drive kubectl fail, rather than skip, when it is missing.
 export KUBEFORGE_REQUIRE_KUBECTL=1
 
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 
 # The fuzz test is left out there: the real server treats some garbage (e.g. `watch=maybe`) as a
 # long-running watch, and its thousand requests take over 15 minutes against etcd on 2 cores.

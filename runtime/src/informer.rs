@@ -863,6 +863,9 @@ mod tests {
             fast.lock().iter().any(|e| e == "update a@1->1")
         })
         .await;
+        // Each handler has its own delivery thread: the other one's initial add may still be on
+        // its way.
+        until("the initial add", || !never.lock().is_empty()).await;
         assert_eq!(*never.lock(), vec!["add a@1 true".to_string()]);
         inf.stop();
         run.await.unwrap();

@@ -127,14 +127,15 @@ async fn a_conflicting_finalizer_patch_is_retried_and_keeps_other_finalizers() {
         Some(vec!["example.com/other".to_owned(), FINALIZER.to_owned()]),
         "appended after the other writer's finalizer, not replacing it"
     );
-    let errors = parse_metrics(&metrics.encode())
-        .get("controller_runtime_reconcile_errors_total{controller=\"configmap\"}")
-        .copied();
-    assert_eq!(
-        errors,
-        Some(1.0),
-        "the conflict surfaced as one retried error"
-    );
+    // The conflict surfaced as one retried error.
+    eventually_metrics(
+        &metrics,
+        &[(
+            "controller_runtime_reconcile_errors_total{controller=\"configmap\"}",
+            1.0,
+        )],
+    )
+    .await;
     handle.shutdown();
     tokio::time::timeout(Duration::from_secs(20), task)
         .await

@@ -43,12 +43,19 @@ async fn metrics_are_served_in_prometheus_text() {
         create_cm(&server, &format!("m{i}"), &[]).await;
     }
     let success = "controller_runtime_reconcile_total{controller=\"configmap\",result=\"success\"}";
+    let active = "controller_runtime_active_workers{controller=\"configmap\"}";
+    let depth = "workqueue_depth{name=\"configmap\"}";
+    // Wait for every value asserted below: the success counter moves before the worker's
+    // active gauge drops, so stopping at the third success alone races the gauge.
     let mut parsed = Default::default();
     for _ in 0..500 {
         let (status, body) = http_get(addr, "/metrics").await;
         assert_eq!(status, 200, "{body}");
         parsed = parse_metrics(&body);
-        if parsed.get(success).copied().unwrap_or(0.0) >= 3.0 {
+        if parsed.get(success).copied().unwrap_or(0.0) >= 3.0
+            && parsed.get(active) == Some(&0.0)
+            && parsed.get(depth) == Some(&0.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -61,10 +68,7 @@ async fn metrics_are_served_in_prometheus_text() {
         parsed.get("controller_runtime_max_concurrent_reconciles{controller=\"configmap\"}"),
         Some(&3.0)
     );
-    assert_eq!(
-        parsed.get("controller_runtime_active_workers{controller=\"configmap\"}"),
-        Some(&0.0)
-    );
+    assert_eq!(parsed.get(active), Some(&0.0), "{parsed:#?}");
     assert!(
         parsed
             .get("controller_runtime_reconcile_time_seconds_count{controller=\"configmap\"}")
@@ -79,10 +83,7 @@ async fn metrics_are_served_in_prometheus_text() {
             .unwrap_or(0.0)
             >= 3.0
     );
-    assert_eq!(
-        parsed.get("workqueue_depth{name=\"configmap\"}"),
-        Some(&0.0)
-    );
+    assert_eq!(parsed.get(depth), Some(&0.0), "{parsed:#?}");
     assert!(parsed.contains_key("workqueue_queue_duration_seconds_count{name=\"configmap\"}"));
     assert!(parsed.contains_key("workqueue_unfinished_work_seconds{name=\"configmap\"}"));
     assert!(parsed.contains_key("workqueue_longest_running_processor_seconds{name=\"configmap\"}"));

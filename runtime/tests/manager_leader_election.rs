@@ -116,23 +116,32 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over() {
 async fn a_leader_that_loses_its_lease_stops_its_controllers() {
     let server = server().await;
     let seen: Seen = Arc::default();
-    let a = tokio::spawn(elected_manager(&server, "a", &seen).await.run());
+    let a = elected_manager(&server, "a", &seen).await;
+    let a_metrics = a.metrics().clone();
+    let a = tokio::spawn(a.run());
     create_cm(&server, "first", &[]).await;
     eventually("the leader reconciles", || !seen.lock().is_empty()).await;
 
-    // Someone else takes the lease by force; `a` can no longer renew.
+    // Someone else takes the lease by force; `a` can no longer renew. `a` renews every RETRY, so
+    // a write based on an older read may conflict: read again and retry.
     let leases: Api<Lease> = Api::namespaced(server.client(), NS);
-    let mut lease = leases.get("test-operator-leader").await.unwrap();
-    let spec = lease.spec.get_or_insert_with(Default::default);
-    spec.holder_identity = Some("intruder".into());
-    spec.lease_duration_seconds = Some(3600);
-    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    leases
-        .replace("test-operator-leader", &PostParams::default(), &lease)
-        .await
-        .unwrap();
+    loop {
+        let mut lease = leases.get("test-operator-leader").await.unwrap();
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = Some("intruder".into());
+        spec.lease_duration_seconds = Some(3600);
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        match leases
+            .replace("test-operator-leader", &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(err) => panic!("taking the lease over: {err}"),
+        }
+    }
 
     let result = tokio::time::timeout(Duration::from_secs(20), a)
         .await
@@ -140,12 +149,21 @@ async fn a_leader_that_loses_its_lease_stops_its_controllers() {
         .unwrap();
     let err = result.unwrap_err();
     assert!(err.to_string().contains("lost leadership"), "{err}");
-    seen.lock().clear();
-    create_cm(&server, "second", &[]).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        seen.lock().is_empty(),
-        "no reconcile after losing the lease"
+    // `run` returns only once its controllers have drained (and its informers have stopped), so
+    // checking for reconciles after it returned could not fail. Check instead that `a` no longer
+    // reports itself as leader, and left the lease to the process that took it.
+    let status = "leader_election_master_status{name=\"test-operator-leader\"}";
+    assert_eq!(parse_metrics(&a_metrics.encode()).get(status), Some(&0.0));
+    let holder = leases
+        .get("test-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(
+        holder.as_deref(),
+        Some("intruder"),
+        "a lost lease is not released"
     );
 }
 
@@ -160,7 +178,7 @@ async fn a_leader_shutting_down_releases_the_lease_for_an_immediate_takeover() {
     create_cm(&server, "first", &[]).await;
     eventually("a leads and reconciles", || !seen.lock().is_empty()).await;
     let status = "leader_election_master_status{name=\"test-operator-leader\"}";
-    assert_eq!(parse_metrics(&a_metrics.encode()).get(status), Some(&1.0));
+    eventually_metrics(&a_metrics, &[(status, 1.0)]).await;
 
     let b = tokio::spawn(elected_manager(&server, "b", &seen).await.run());
     tokio::time::sleep(RETRY * 2).await;

@@ -130,6 +130,29 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Waits (up to 20 s) until every `(series, value)` in `want` reads exactly that value in the
+/// manager's metrics, then returns the whole parsed exposition. Metrics are recorded after the
+/// reconcile a test can observe returns, so a test asserts on a metric by waiting for it, never by
+/// reading it right after waiting on something else.
+pub async fn eventually_metrics(
+    metrics: &kubeforge::metrics::Metrics,
+    want: &[(&str, f64)],
+) -> BTreeMap<String, f64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics.encode();
+        let parsed = parse_metrics(&text);
+        if want.iter().all(|(k, v)| parsed.get(*k) == Some(v)) {
+            return parsed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for metrics {want:?}; last exposition:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Parses Prometheus/OpenMetrics text into `series → value` (`name{labels}` as written).
 pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     text.lines()
