@@ -1,6 +1,14 @@
-//! `#[kubeforge::controller(for = K, owns(A, B), watches(C), rbac(...), name = "...")]` on a
-//! reconcile function: registers a `ControllerEntry` whose RBAC rules are inferred from the
-//! types (group and plural come from `kube::Resource` at run time).
+//! `#[kubeforge::controller(for = K, owns(A, B), watches(C = map_c), rbac(...), name = "...")]`
+//! on a reconcile function: registers a `ControllerEntry` whose RBAC rules are inferred from the
+//! types (group and plural come from `kube::Resource` at run time), and generates the wiring —
+//! a `setup(manager, data)` function that builds the same controller with the same watches — so
+//! the watches are declared once and the RBAC cannot disagree with them.
+//!
+//! `setup` is generated when the function has the reconcile shape `(Arc<K>, Context<D>)` (the
+//! data type `D` is read from the second parameter) and every `watches(..)` type names its
+//! mapper (`watches(Secret = sites_for_secret)`, a `fn(&Secret, &Lister<K>) -> Vec<ObjectKey>`
+//! that may look the primaries up in their cache). Its name is
+//! `setup` unless `setup = other_name` is given (two controllers in one module need that).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -10,7 +18,15 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, LitStr, Path, Token, Type};
 
-const KEYS: &[&str] = &["for", "owns", "watches", "rbac", "name", "crate_path"];
+const KEYS: &[&str] = &[
+    "for",
+    "owns",
+    "watches",
+    "rbac",
+    "name",
+    "setup",
+    "crate_path",
+];
 const RBAC_KEYS: &[&str] = &["groups", "resources", "verbs", "resource_names"];
 const VERBS: &[&str] = &[
     "get",
@@ -43,10 +59,31 @@ pub struct Rule {
 pub struct Args {
     primary: Option<Type>,
     owns: Vec<Type>,
-    watches: Vec<Type>,
+    watches: Vec<Watched>,
     rules: Vec<Rule>,
     name: Option<LitStr>,
+    setup: Option<Ident>,
     krate: Option<Path>,
+}
+
+/// A `watches(..)` entry: the watched type and, for the generated `setup`, the function that
+/// maps one of its objects to the primary keys to reconcile.
+pub struct Watched {
+    ty: Type,
+    mapper: Option<Path>,
+}
+
+impl Parse for Watched {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let ty = input.parse()?;
+        let mapper = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(Watched { ty, mapper })
+    }
 }
 
 fn suggest(word: &str, known: &[&str]) -> String {
@@ -160,6 +197,7 @@ impl Parse for Args {
             watches: Vec::new(),
             rules: Vec::new(),
             name: None,
+            setup: None,
             krate: None,
         };
         while !input.is_empty() {
@@ -175,7 +213,7 @@ impl Parse for Args {
                     }
                     args.primary = Some(input.parse()?);
                 }
-                "owns" | "watches" => {
+                "owns" => {
                     let content;
                     syn::parenthesized!(content in input);
                     let types: Vec<Type> =
@@ -185,14 +223,29 @@ impl Parse for Args {
                     if types.is_empty() {
                         return Err(syn::Error::new(
                             key.span(),
-                            format!("`{key}()` is empty: list types, e.g. `{key}(Deployment)`"),
+                            "`owns()` is empty: list types, e.g. `owns(Deployment)`",
                         ));
                     }
-                    if key == "owns" {
-                        args.owns.extend(types)
-                    } else {
-                        args.watches.extend(types)
+                    args.owns.extend(types);
+                }
+                "watches" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let watched: Vec<Watched> =
+                        Punctuated::<Watched, Token![,]>::parse_terminated(&content)?
+                            .into_iter()
+                            .collect();
+                    if watched.is_empty() {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            "`watches()` is empty: list types with their mappers, e.g. `watches(Secret = sites_for_secret)`",
+                        ));
                     }
+                    args.watches.extend(watched);
+                }
+                "setup" => {
+                    input.parse::<Token![=]>()?;
+                    args.setup = Some(input.parse()?);
                 }
                 "rbac" => {
                     let content;
@@ -265,16 +318,19 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         .owns
         .iter()
         .map(|t| quote_spanned!(t.span()=> rules.extend(#reg::owned_rules::<#t>());));
-    let watched = args
-        .watches
-        .iter()
-        .map(|t| quote_spanned!(t.span()=> rules.extend(#reg::watched_rules::<#t>());));
+    let watched = args.watches.iter().map(|w| {
+        let t = &w.ty;
+        quote_spanned!(t.span()=> rules.extend(#reg::watched_rules::<#t>());)
+    });
     let extra = args.rules.iter().map(|r| {
         let (g, res, v, n) = (&r.groups, &r.resources, &r.verbs, &r.resource_names);
         quote!(rules.push(#reg::rule(&[#(#g),*], &[#(#res),*], &[#(#v),*], &[#(#n),*]));)
     });
+    let setup = setup_fn(&args, &func, primary, &krate, &name)?;
     Ok(quote! {
         #func
+
+        #setup
 
         #krate::__private::inventory::submit! {
             #reg::ControllerEntry {
@@ -291,6 +347,116 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     rules
                 },
             }
+        }
+    })
+}
+
+/// The data type `D` of a reconcile function's `Context<D>` parameter, if it has the reconcile
+/// shape `(obj, ctx)`.
+fn context_data(func: &ItemFn) -> Option<Type> {
+    if func.sig.inputs.len() != 2 {
+        return None;
+    }
+    let syn::FnArg::Typed(ctx) = func.sig.inputs.iter().nth(1)? else {
+        return None;
+    };
+    let Type::Path(path) = ctx.ty.as_ref() else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Context" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    generics.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+/// The generated `setup(manager, data)`: the controller builder with exactly the declared
+/// watches. Nothing when the function is not a two-parameter reconcile function.
+fn setup_fn(
+    args: &Args,
+    func: &ItemFn,
+    primary: &Type,
+    krate: &Path,
+    name: &str,
+) -> syn::Result<TokenStream> {
+    if func.sig.inputs.len() != 2 {
+        if let Some(setup) = &args.setup {
+            return Err(syn::Error::new(
+                setup.span(),
+                "`setup` needs a reconcile function `(obj: Arc<K>, ctx: Context<D>)`",
+            ));
+        }
+        return Ok(TokenStream::new());
+    }
+    let Some(data) = context_data(func) else {
+        return Err(syn::Error::new(
+            func.sig.inputs.span(),
+            "#[controller] reads the context data type from the second parameter: write it as \
+             `ctx: Context<YourData>` (`Context<()>` for none)",
+        ));
+    };
+    let mut watches = Vec::new();
+    for w in &args.watches {
+        let t = &w.ty;
+        let Some(mapper) = &w.mapper else {
+            return Err(syn::Error::new(
+                t.span(),
+                format!(
+                    "`watches({})` needs the function that maps a changed object to the primaries \
+                     to reconcile: `watches({} = my_mapper)` with `fn my_mapper(obj: &{}, \
+                     primaries: &kubeforge::Lister<{}>) -> Vec<kubeforge::ObjectKey>`",
+                    quote!(#t),
+                    quote!(#t),
+                    quote!(#t),
+                    quote!(#primary)
+                ),
+            ));
+        };
+        watches.push(quote_spanned!(t.span()=>
+            let builder = {
+                let primaries = primaries.clone();
+                builder.watches::<#t>(
+                    #krate::controller::Watch::new(),
+                    move |changed: &#t| #mapper(changed, &primaries),
+                )
+            };
+        ));
+    }
+    let owns = args
+        .owns
+        .iter()
+        .map(|t| quote_spanned!(t.span()=> .owns::<#t>(#krate::controller::Watch::new())));
+    let vis = &func.vis;
+    let reconcile = &func.sig.ident;
+    let setup = args
+        .setup
+        .clone()
+        .unwrap_or_else(|| Ident::new("setup", Span::call_site()));
+    let doc = format!(
+        "Adds the `{name}` controller to `manager`: `{reconcile}` with the watches declared in \
+         its `#[controller]` attribute (generated)."
+    );
+    Ok(quote! {
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #vis fn #setup(
+            manager: &mut #krate::manager::Manager,
+            data: #data,
+        ) -> ::std::result::Result<(), #krate::controller::BuildError> {
+            let builder = #krate::controller::Controller::managed_by(manager)
+                .for_::<#primary>(#krate::controller::Watch::new())
+                #(#owns)*
+                .named(#name);
+            let primaries = builder.primary_lister();
+            #(#watches)*
+            let _ = &primaries;
+            builder.complete(#reconcile, data)
         }
     })
 }

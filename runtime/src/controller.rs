@@ -47,7 +47,6 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,7 +248,10 @@ impl<T> Context<T> {
 pub struct NoPrimary;
 
 /// Marker: the primary type is `K`.
-pub struct Primary<K>(PhantomData<fn() -> K>);
+pub struct Primary<K> {
+    /// The primary watch's informer options before the controller's namespace applies.
+    options: Watch<K>,
+}
 
 impl<K> fmt::Debug for Primary<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -393,6 +395,12 @@ impl<'m> Builder<'m, NoPrimary> {
         K::DynamicType: Default,
     {
         let mapper: Mapper<K> = Arc::new(|obj: &K| ObjectKey::from_obj(obj).into_iter().collect());
+        let options = Watch {
+            namespace: watch.namespace.clone(),
+            label_selector: watch.label_selector.clone(),
+            field_selector: watch.field_selector.clone(),
+            predicate: None,
+        };
         let relation: Relation = Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper));
         let mut relations = self.relations;
         relations.insert(0, relation);
@@ -404,7 +412,7 @@ impl<'m> Builder<'m, NoPrimary> {
             reconcile_timeout: self.reconcile_timeout,
             rate_limiter: self.rate_limiter,
             relations,
-            state: Primary(PhantomData),
+            state: Primary { options },
         }
     }
 }
@@ -469,6 +477,38 @@ where
         self.relations
             .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
         self
+    }
+
+    /// The cache of the primary type, as this controller will see it (the shared informer of its
+    /// `for_` watch, in the controller's namespace). For [`watches`](Self::watches) mappers that
+    /// look the primaries up, e.g. "which sites reference this Secret" or "every DaemonSet, when a
+    /// Node changes". Call it after [`namespace`](Self::namespace), if that is set.
+    ///
+    /// ```no_run
+    /// # use kubeforge::controller::{Controller, Watch, Action, Context, ReconcileError};
+    /// # use kubeforge::ObjectKey;
+    /// # use k8s_openapi::api::{apps::v1::DaemonSet, core::v1::Node};
+    /// # async fn reconcile(_: std::sync::Arc<DaemonSet>, _: Context<()>) -> Result<Action, ReconcileError> { Ok(Action::await_change()) }
+    /// # fn f(mgr: &mut kubeforge::manager::Manager) -> Result<(), kubeforge::controller::BuildError> {
+    /// let builder = Controller::managed_by(mgr).for_::<DaemonSet>(Watch::new());
+    /// let daemonsets = builder.primary_lister();
+    /// builder
+    ///     .watches::<Node>(Watch::new(), move |_node| {
+    ///         daemonsets.list().iter().filter_map(|ds| ObjectKey::from_obj(ds.as_ref()).ok()).collect()
+    ///     })
+    ///     .complete(reconcile, ())
+    /// # }
+    /// ```
+    pub fn primary_lister(&self) -> Lister<K> {
+        let scope = RelationScope {
+            controller: String::new(),
+            namespace: self
+                .namespace
+                .clone()
+                .or_else(|| self.manager.config().namespace.clone()),
+        };
+        let options = informer_options(&self.state.options, &scope);
+        self.manager.informers().informer::<K>(options).lister()
     }
 
     /// The controller's name (metrics label, logs, queue name). Default: the primary's kind,
