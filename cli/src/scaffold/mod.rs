@@ -110,6 +110,7 @@ impl Changes {
     /// Checks every planned Rust file (it parses; it is formatted with rustfmt when rustfmt is
     /// installed), then writes all files, each atomically (a temporary file renamed over).
     pub fn commit(mut self) -> anyhow::Result<Written> {
+        let mut rust: Vec<&mut Planned> = Vec::new();
         for (rel, planned) in &mut self.files {
             if rel.extension().is_some_and(|e| e == "rs") {
                 syn::parse_file(&planned.contents).map_err(|e| {
@@ -119,9 +120,13 @@ impl Changes {
                         rel.display()
                     )
                 })?;
-                if let Some(formatted) = rustfmt(&planned.contents) {
-                    planned.contents = formatted;
-                }
+                rust.push(planned);
+            }
+        }
+        let sources: Vec<&str> = rust.iter().map(|p| p.contents.as_str()).collect();
+        if let Some(formatted) = rustfmt(&sources) {
+            for (planned, text) in rust.into_iter().zip(formatted) {
+                planned.contents = text;
             }
         }
         let mut written = Written::default();
@@ -188,22 +193,53 @@ pub fn insert_at_marker(
     Ok(joined)
 }
 
-/// `source` formatted by `rustfmt --edition 2024`, or `None` when rustfmt is not installed or
-/// fails (the caller keeps the unformatted text, which still parses).
-fn rustfmt(source: &str) -> Option<String> {
-    let mut child = Command::new("rustfmt")
-        .args(["--edition", "2024", "--emit", "stdout"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+/// `sources` each formatted by `rustfmt --edition 2024` reading stdin (so it does not follow
+/// `mod` declarations to files that do not exist yet), all processes started before any is
+/// waited for, so that a command stays fast; `None` when rustfmt is not installed or fails (the
+/// caller keeps the unformatted text, which still parses).
+fn rustfmt(sources: &[&str]) -> Option<Vec<String>> {
+    if sources.is_empty() {
+        return Some(Vec::new());
+    }
+    let binary = rustfmt_binary();
+    let mut children = Vec::new();
+    for source in sources {
+        let mut child = Command::new(&binary)
+            .args(["--edition", "2024", "--emit", "stdout"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        // rustfmt reads all of stdin before it writes, so writing first cannot deadlock.
+        child.stdin.take()?.write_all(source.as_bytes()).ok()?;
+        children.push(child);
+    }
+    children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8(out.stdout).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The toolchain's rustfmt binary, asked of rustup once (each call through rustup's proxy
+/// costs ~10 ms), else `rustfmt` on the PATH.
+fn rustfmt_binary() -> PathBuf {
+    Command::new("rustup")
+        .args(["which", "rustfmt"])
         .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(source.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).ok())
-        .flatten()
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("rustfmt"))
 }
 
 fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
