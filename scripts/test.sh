@@ -17,6 +17,10 @@ export KUBECTL="$KUBEBUILDER_ASSETS/kubectl"
 # Tests that drive kubectl fail, rather than skip, when it is missing.
 export KUBEFORGE_REQUIRE_KUBECTL=1
 
+# Benchmarks print figures and are never run as tests, but they are compiled so they cannot rot.
+cargo build --workspace --benches
+
+# --no-fail-fast: one failing test binary never hides the others' results.
 cargo test --workspace --no-fail-fast "$@"
 
 # The fuzz test is left out there: the real server treats some garbage (e.g. `watch=maybe`) as a
