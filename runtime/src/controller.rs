@@ -296,6 +296,9 @@ pub struct Builder<'m, S> {
     reconcile_timeout: Option<Duration>,
     rate_limiter: Option<Box<dyn RateLimiter<ObjectKey>>>,
     relations: Vec<Relation>,
+    /// The RBAC rules of the relations declared so far (registered with the manager on
+    /// `complete`).
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
     state: S,
 }
 
@@ -326,6 +329,7 @@ impl Controller {
             reconcile_timeout: None,
             rate_limiter: None,
             relations: Vec::new(),
+            rules: Vec::new(),
             state: NoPrimary,
         }
     }
@@ -404,6 +408,8 @@ impl<'m> Builder<'m, NoPrimary> {
         let relation: Relation = Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper));
         let mut relations = self.relations;
         relations.insert(0, relation);
+        let mut rules = self.rules;
+        rules.extend(crate::registry::primary_rules::<K>());
         Builder {
             manager: self.manager,
             name: self.name,
@@ -412,6 +418,7 @@ impl<'m> Builder<'m, NoPrimary> {
             reconcile_timeout: self.reconcile_timeout,
             rate_limiter: self.rate_limiter,
             relations,
+            rules,
             state: Primary { options },
         }
     }
@@ -459,6 +466,7 @@ where
         });
         self.relations
             .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.rules.extend(crate::registry::owned_rules::<C>());
         self
     }
 
@@ -476,6 +484,7 @@ where
         let mapper: Mapper<W> = Arc::new(mapper);
         self.relations
             .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.rules.extend(crate::registry::watched_rules::<W>());
         self
     }
 
@@ -573,6 +582,7 @@ where
         if !self.manager.claim_controller_name(&name) {
             return Err(BuildError::DuplicateName(name));
         }
+        self.manager.add_rbac(self.rules);
         let metrics = self.manager.metrics().clone();
         let limiter = self
             .rate_limiter

@@ -222,9 +222,9 @@ pub async fn run_cli(
         }) => {
             let leader_elect = leader_elect || cli.run.leader_elect;
             let namespace = namespace.or(cli.run.namespace);
-            crate::registry::rbac_yaml(operator, namespace.as_deref(), leader_elect)
+            rbac_yaml(operator, namespace.as_deref(), leader_elect, setup)
+                .await
                 .map(|yaml| print!("{yaml}"))
-                .map_err(anyhow::Error::from)
         }
         Some(Command::Run) | None => run_manager(operator, &cli.run, setup).await,
     };
@@ -235,6 +235,35 @@ pub async fn run_cli(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The operator's Role or ClusterRole as YAML (the `rbac` subcommand): the rules
+/// `#[kubeforge::controller]` registered, plus those of every controller `setup` builds —
+/// `setup` runs on a manager whose client points nowhere (nothing is started or contacted), so
+/// a controller built with the builder alone gets its RBAC printed too.
+///
+/// # Errors
+/// When `setup` fails or the role cannot be serialized.
+pub async fn rbac_yaml(
+    operator: &str,
+    namespace: Option<&str>,
+    leader_elect: bool,
+    setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let nowhere = kube::Config::new("http://127.0.0.1:9".parse()?);
+    let client = kube::Client::try_from(nowhere)?;
+    let config = ManagerConfig {
+        namespace: namespace.map(str::to_owned),
+        ..ManagerConfig::default()
+    };
+    let mut manager = Manager::new(client, config).await?;
+    setup(&mut manager).await?;
+    Ok(crate::registry::rbac_yaml_with(
+        operator,
+        namespace,
+        leader_elect,
+        manager.rbac_rules(),
+    )?)
 }
 
 async fn run_manager(
@@ -282,6 +311,45 @@ mod tests {
             (lease.lease_namespace.as_str(), lease.lease_name.as_str()),
             ("ns", "op-leader")
         );
+    }
+
+    #[tokio::test]
+    async fn rbac_includes_controllers_built_with_the_builder_alone() {
+        use crate::controller::{Action, Context, Controller, ReconcileError, Watch};
+        use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+        async fn reconcile(
+            _: std::sync::Arc<ConfigMap>,
+            _: Context<()>,
+        ) -> Result<Action, ReconcileError> {
+            Ok(Action::await_change())
+        }
+        let yaml = rbac_yaml("op", None, false, async |mgr| {
+            Controller::managed_by(mgr)
+                .for_::<ConfigMap>(Watch::new())
+                .owns::<Secret>(Watch::new())
+                .watches::<Pod>(Watch::new(), |_| Vec::new())
+                .complete(reconcile, ())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let role: k8s_openapi::api::rbac::v1::ClusterRole = serde_yaml::from_str(&yaml).unwrap();
+        let verbs = |resource: &str| -> Vec<String> {
+            role.rules
+                .iter()
+                .flatten()
+                .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+                .flat_map(|r| r.verbs.clone())
+                .collect()
+        };
+        assert!(verbs("configmaps").contains(&"update".to_owned()), "{yaml}");
+        assert!(
+            verbs("configmaps/status").contains(&"patch".to_owned()),
+            "{yaml}"
+        );
+        assert!(verbs("secrets").contains(&"create".to_owned()), "{yaml}");
+        assert_eq!(verbs("pods"), ["get", "list", "watch"], "{yaml}");
+        assert!(verbs("events").contains(&"create".to_owned()), "{yaml}");
     }
 
     #[test]

@@ -162,6 +162,8 @@ pub struct Manager {
     metrics: Metrics,
     runnables: Vec<Box<dyn Runnable>>,
     controller_names: HashSet<String>,
+    /// The RBAC rules of the controllers added so far (what they watch, own and reconcile).
+    rbac: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
     caches: Arc<Mutex<Vec<CacheCheck>>>,
     ready_checks: ReadyChecks,
     /// Last list/watch error per resource, for the cache-sync timeout message.
@@ -208,6 +210,7 @@ impl Manager {
             metrics: Metrics::new(),
             runnables: Vec::new(),
             controller_names: HashSet::new(),
+            rbac: Vec::new(),
             caches: Arc::default(),
             ready_checks: Arc::default(),
             watch_errors: Arc::default(),
@@ -278,6 +281,22 @@ impl Manager {
     }
 
     /// Records that `controller` needs the cache of `resource` (readiness and sync timeout).
+    /// The RBAC rules the controllers added so far need: get/list/watch/update/patch on each
+    /// primary (plus its status and finalizers), full access to owned types, get/list/watch on
+    /// watched ones — whether the controller was declared with `#[kubeforge::controller]` or
+    /// built with the [`Controller`](crate::controller::Controller) builder alone. The operator's
+    /// `rbac` subcommand prints them (merged with the attribute-registered ones).
+    pub fn rbac_rules(&self) -> &[k8s_openapi::api::rbac::v1::PolicyRule] {
+        &self.rbac
+    }
+
+    pub(crate) fn add_rbac(
+        &mut self,
+        rules: impl IntoIterator<Item = k8s_openapi::api::rbac::v1::PolicyRule>,
+    ) {
+        self.rbac.extend(rules);
+    }
+
     pub(crate) fn track_cache(&self, controller: &str, resource: &str, registration: Registration) {
         let check = registration.clone();
         self.add_ready_check(format!("{controller}/{resource}"), move || {

@@ -291,8 +291,13 @@ pub fn rule(
 
 /// Rules for a controller's primary type `K`: get/list/watch/update/patch on it,
 /// get/update/patch on `<plural>/status`, update on `<plural>/finalizers`.
-pub fn primary_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
-    let (group, plural) = (K::group(&()), K::plural(&()));
+pub fn primary_rules<K>() -> Vec<PolicyRule>
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
+    let (group, plural) = (K::group(&dt), K::plural(&dt));
     vec![
         rule(&[&group], &[&plural], PRIMARY_VERBS, &[]),
         rule(&[&group], &[&format!("{plural}/status")], STATUS_VERBS, &[]),
@@ -306,20 +311,30 @@ pub fn primary_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
 }
 
 /// Rules for a type the controller owns (creates and deletes): full CRUD.
-pub fn owned_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
+pub fn owned_rules<K>() -> Vec<PolicyRule>
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
     vec![rule(
-        &[&K::group(&())],
-        &[&K::plural(&())],
+        &[&K::group(&dt)],
+        &[&K::plural(&dt)],
         OWNED_VERBS,
         &[],
     )]
 }
 
 /// Rules for a type the controller only watches: get/list/watch.
-pub fn watched_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
+pub fn watched_rules<K>() -> Vec<PolicyRule>
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
     vec![rule(
-        &[&K::group(&())],
-        &[&K::plural(&())],
+        &[&K::group(&dt)],
+        &[&K::plural(&dt)],
         WATCHED_VERBS,
         &[],
     )]
@@ -408,11 +423,12 @@ pub fn merge_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Vec<PolicyRul
     out
 }
 
-fn all_rules(leader_election: bool) -> Vec<PolicyRule> {
+fn all_rules(leader_election: bool, built: &[PolicyRule]) -> Vec<PolicyRule> {
     let mut rules: Vec<PolicyRule> = controllers()
         .into_iter()
         .flat_map(|c| (c.rules)())
         .collect();
+    rules.extend(built.iter().cloned());
     rules.extend(operator_rules(leader_election));
     merge_rules(rules)
 }
@@ -420,25 +436,36 @@ fn all_rules(leader_election: bool) -> Vec<PolicyRule> {
 /// The ClusterRole of the operator: every registered controller's rules plus events (and leases
 /// with leader election), merged and de-duplicated.
 pub fn cluster_role(name: &str, leader_election: bool) -> ClusterRole {
+    cluster_role_with(name, leader_election, &[])
+}
+
+/// [`cluster_role`] plus `built`: the rules of controllers built with the
+/// [`Controller`](crate::controller::Controller) builder ([`Manager::rbac_rules`](crate::manager::Manager::rbac_rules)).
+pub fn cluster_role_with(name: &str, leader_election: bool, built: &[PolicyRule]) -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             ..ObjectMeta::default()
         },
-        rules: Some(all_rules(leader_election)),
+        rules: Some(all_rules(leader_election, built)),
         aggregation_rule: None,
     }
 }
 
 /// The Role of an operator that watches a single namespace (same rules as [`cluster_role`]).
 pub fn role(name: &str, namespace: &str, leader_election: bool) -> Role {
+    role_with(name, namespace, leader_election, &[])
+}
+
+/// [`role`] plus the rules of controllers built with the builder (see [`cluster_role_with`]).
+pub fn role_with(name: &str, namespace: &str, leader_election: bool, built: &[PolicyRule]) -> Role {
     Role {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
             ..ObjectMeta::default()
         },
-        rules: Some(all_rules(leader_election)),
+        rules: Some(all_rules(leader_election, built)),
     }
 }
 
@@ -472,8 +499,21 @@ pub fn rbac_yaml(
     namespace: Option<&str>,
     leader_election: bool,
 ) -> Result<String, RegistryError> {
+    rbac_yaml_with(name, namespace, leader_election, &[])
+}
+
+/// [`rbac_yaml`] plus the rules of controllers built with the builder.
+///
+/// # Errors
+/// When serialization fails.
+pub fn rbac_yaml_with(
+    name: &str,
+    namespace: Option<&str>,
+    leader_election: bool,
+    built: &[PolicyRule],
+) -> Result<String, RegistryError> {
     match namespace {
-        Some(ns) => to_yaml(&[role(name, ns, leader_election)]),
-        None => to_yaml(&[cluster_role(name, leader_election)]),
+        Some(ns) => to_yaml(&[role_with(name, ns, leader_election, built)]),
+        None => to_yaml(&[cluster_role_with(name, leader_election, built)]),
     }
 }
