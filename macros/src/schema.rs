@@ -153,6 +153,34 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
             .push(syn::parse_quote!(#p: #krate::__private::schemars::JsonSchema));
     }
     let (_, _, bounded_where) = bounded.split_for_impl();
+    // A generic type's schema depends on its parameters: `Bounds<Quantity>` and `Bounds<String>`
+    // need two names, or the generator reuses the first one's schema for both.
+    let params: Vec<&syn::Ident> = s.generics.type_params().map(|p| &p.ident).collect();
+    let (schema_name, schema_id) = if params.is_empty() {
+        (
+            quote!(::std::borrow::Cow::Borrowed(stringify!(#ident))),
+            quote!(::std::borrow::Cow::Borrowed(concat!(
+                module_path!(),
+                "::",
+                stringify!(#ident)
+            ))),
+        )
+    } else {
+        let js = quote!(#krate::__private::schemars::JsonSchema);
+        (
+            quote!(::std::borrow::Cow::Owned(::std::format!(
+                "{}_for_{}",
+                stringify!(#ident),
+                [#(<#params as #js>::schema_name()),*].join("_and_")
+            ))),
+            quote!(::std::borrow::Cow::Owned(::std::format!(
+                "{}::{}<{}>",
+                module_path!(),
+                stringify!(#ident),
+                [#(<#params as #js>::schema_id()),*].join(", ")
+            ))),
+        )
+    };
     quote! {
         const _: () = {
             #[derive(#krate::__private::schemars::JsonSchema)]
@@ -166,10 +194,10 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics #krate::__private::schemars::JsonSchema for #ident #ty_generics #bounded_where {
                 fn schema_name() -> ::std::borrow::Cow<'static, str> {
-                    ::std::borrow::Cow::Borrowed(stringify!(#ident))
+                    #schema_name
                 }
                 fn schema_id() -> ::std::borrow::Cow<'static, str> {
-                    ::std::borrow::Cow::Borrowed(concat!(module_path!(), "::", stringify!(#ident)))
+                    #schema_id
                 }
                 fn inline_schema() -> bool {
                     <#shadow #ty_generics as #krate::__private::schemars::JsonSchema>::inline_schema()

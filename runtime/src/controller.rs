@@ -409,7 +409,7 @@ impl<'m> Builder<'m, NoPrimary> {
         let mut relations = self.relations;
         relations.insert(0, relation);
         let mut rules = self.rules;
-        rules.extend(crate::registry::primary_rules::<K>());
+        rules.extend(crate::registry::primary_rules_of::<K>());
         Builder {
             manager: self.manager,
             name: self.name,
@@ -466,7 +466,7 @@ where
         });
         self.relations
             .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
-        self.rules.extend(crate::registry::owned_rules::<C>());
+        self.rules.extend(crate::registry::owned_rules_of::<C>());
         self
     }
 
@@ -484,7 +484,7 @@ where
         let mapper: Mapper<W> = Arc::new(mapper);
         self.relations
             .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
-        self.rules.extend(crate::registry::watched_rules::<W>());
+        self.rules.extend(crate::registry::watched_rules_of::<W>());
         self
     }
 

@@ -291,7 +291,12 @@ pub fn rule(
 
 /// Rules for a controller's primary type `K`: get/list/watch/update/patch on it,
 /// get/update/patch on `<plural>/status`, update on `<plural>/finalizers`.
-pub fn primary_rules<K>() -> Vec<PolicyRule>
+pub fn primary_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
+    primary_rules_of::<K>()
+}
+
+/// [`primary_rules`] for any `K` whose dynamic type has a default (what the controller builder takes).
+pub(crate) fn primary_rules_of<K>() -> Vec<PolicyRule>
 where
     K: Resource,
     K::DynamicType: Default,
@@ -311,7 +316,12 @@ where
 }
 
 /// Rules for a type the controller owns (creates and deletes): full CRUD.
-pub fn owned_rules<K>() -> Vec<PolicyRule>
+pub fn owned_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
+    owned_rules_of::<K>()
+}
+
+/// [`owned_rules`] for any `K` whose dynamic type has a default (what the controller builder takes).
+pub(crate) fn owned_rules_of<K>() -> Vec<PolicyRule>
 where
     K: Resource,
     K::DynamicType: Default,
@@ -326,7 +336,12 @@ where
 }
 
 /// Rules for a type the controller only watches: get/list/watch.
-pub fn watched_rules<K>() -> Vec<PolicyRule>
+pub fn watched_rules<K: Resource<DynamicType = ()>>() -> Vec<PolicyRule> {
+    watched_rules_of::<K>()
+}
+
+/// [`watched_rules`] for any `K` whose dynamic type has a default (what the controller builder takes).
+pub(crate) fn watched_rules_of<K>() -> Vec<PolicyRule>
 where
     K: Resource,
     K::DynamicType: Default,

@@ -135,6 +135,8 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
         stack.pop();
         return out;
     }
+    pattern_properties_to_map(&mut m);
+    title_into_description(&mut m);
     for key in DROPPED {
         m.remove(*key);
     }
@@ -278,7 +280,8 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if let Some(Value::String(f)) = m.get("format") {
         let mapped = match f.as_str() {
             "int8" | "int16" | "uint8" | "uint16" => Some("int32"),
-            "uint32" | "uint64" | "uint" | "uint128" | "int128" => Some("int64"),
+            // `int` / `uint` are schemars' isize / usize.
+            "int" | "uint32" | "uint64" | "uint" | "uint128" | "int128" => Some("int64"),
             _ => None,
         };
         if let Some(mapped) = mapped {
@@ -339,9 +342,49 @@ fn is_null_schema(v: &Value) -> bool {
 
 /// Overlays the keys of a wrapper (a `$ref`'s siblings, an `Option`'s `anyOf` parent) on the
 /// inner schema. Validation lists are concatenated; everything else is replaced.
+/// A map whose keys are not strings in Rust (`BTreeMap<u16, T>`): schemars describes it with
+/// `patternProperties` (the key pattern) and `additionalProperties: false`, which Kubernetes
+/// cannot express and which would prune every entry. Keys reach the server as strings, so the
+/// value schema becomes `additionalProperties`; the key pattern is dropped (a CEL rule over an
+/// unbounded map would exceed the server's cost budget), so keys are checked when the operator
+/// deserializes them, not by the server.
+fn pattern_properties_to_map(m: &mut Map<String, Value>) {
+    if m.contains_key("properties") {
+        return;
+    }
+    let Some(Value::Object(patterns)) = m.get("patternProperties") else {
+        return;
+    };
+    let value = match patterns.len() {
+        1 => patterns.values().next().cloned().unwrap_or_else(preserve),
+        _ => preserve(),
+    };
+    m.remove("patternProperties");
+    m.insert("additionalProperties".into(), value);
+    m.entry("type").or_insert_with(|| "object".into());
+}
+
+/// schemars takes a doc comment's leading `# Heading` as the schema's `title`, which Kubernetes
+/// does not keep: it goes back in front of the description instead of being lost.
+fn title_into_description(m: &mut Map<String, Value>) {
+    let Some(Value::String(title)) = m.remove("title") else {
+        return;
+    };
+    let description = match m.get("description").and_then(Value::as_str) {
+        Some(d) if !d.is_empty() => format!("{title}\n\n{d}"),
+        _ => title,
+    };
+    m.insert("description".into(), description.into());
+}
+
 fn merge_siblings(inner: &mut Map<String, Value>, wrapper: Map<String, Value>) {
     for (k, v) in wrapper {
         match (k.as_str(), inner.get_mut(&k), v) {
+            // A `$ref` with sibling properties (serde's internally tagged newtype variant: the
+            // struct's fields plus the tag) has both sets of fields.
+            ("properties", Some(Value::Object(existing)), Value::Object(more)) => {
+                existing.extend(more);
+            }
             ("x-kubernetes-validations", Some(Value::Array(existing)), Value::Array(more)) => {
                 existing.extend(more);
             }

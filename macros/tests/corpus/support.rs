@@ -196,8 +196,20 @@ pub async fn exercise(
                     case.name
                 )
             });
-            // What the server stored (pruned, defaulted) reads back into the Rust type.
+            // What the server stored (pruned, defaulted) reads back into the Rust type, and
+            // holds everything that was sent: nothing was pruned.
             let stored = serde_json::to_value(&created).expect("json");
+            for part in ["spec", "status"] {
+                if let Some(sent) = fragment.get(part) {
+                    if let Err(path) = contained(sent, &stored[part], part) {
+                        panic!(
+                            "{}: valid example {i} lost {path} on the way through the server\n\
+                             sent: {sent}\nstored: {}",
+                            case.name, stored[part]
+                        );
+                    }
+                }
+            }
             (case.parse)(&stored).unwrap_or_else(|e| {
                 panic!(
                     "{}: the stored object does not deserialize: {e}\n{stored}",
@@ -316,4 +328,30 @@ async fn cel_rules_are_enforced(client: &kube::Client, ns: &str) {
         err.to_string().contains("status.step is a percentage"),
         "{err}"
     );
+}
+
+/// Whether every value in `sent` is in `stored` at the same path (the server may add defaults);
+/// the first missing or different path otherwise.
+fn contained(sent: &Value, stored: &Value, path: &str) -> Result<(), String> {
+    match (sent, stored) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let child = format!("{path}.{k}");
+                let Some(w) = b.get(k) else {
+                    return Err(child);
+                };
+                contained(v, w, &child)?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                contained(v, w, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Ok(()),
+        (a, b) if a == b => Ok(()),
+        _ => Err(path.to_owned()),
+    }
 }

@@ -549,3 +549,48 @@ pub mod pet {
         pub age: i32,
     }
 }
+
+/// 17. Shapes that once lost or refused real objects: maps with integer keys, one generic
+/// `KubeSchema` type at two parameters, an internally tagged enum with a newtype variant,
+/// `isize` / `usize`, and a doc comment that starts with a heading.
+pub mod shapes {
+    use super::*;
+
+    /// # Shapes
+    ///
+    /// A resource whose every field is a shape the derive once got wrong.
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[kubeforge(group = "shapes.example.com", version = "v1")]
+    #[serde(rename_all = "camelCase")]
+    pub struct ShapeSpec {
+        /// Port → the service listening on it.
+        pub ports: BTreeMap<u16, String>,
+        pub memory: Bounds<Quantity>,
+        pub versions: Bounds<String>,
+        pub trigger: Trigger,
+        pub offset: isize,
+        pub count: usize,
+    }
+
+    /// A closed range of `T`.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    pub struct Bounds<T> {
+        pub min: T,
+        pub max: T,
+    }
+
+    /// What starts a run.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    #[serde(tag = "type")]
+    pub enum Trigger {
+        Cron { schedule: String },
+        Webhook(WebhookTrigger),
+    }
+
+    /// A webhook trigger's settings.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    pub struct WebhookTrigger {
+        pub url: String,
+        pub secret: Option<String>,
+    }
+}
