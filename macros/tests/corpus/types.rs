@@ -550,9 +550,11 @@ pub mod pet {
     }
 }
 
-/// 17. Shapes that once lost or refused real objects: maps with integer keys, one generic
-/// `KubeSchema` type at two parameters, an internally tagged enum with a newtype variant,
-/// `isize` / `usize`, and a doc comment that starts with a heading.
+/// 17. Shapes that once lost or refused real objects.
+///
+/// Maps with integer keys, one generic [`KubeSchema`] type at two parameters, an internally
+/// tagged enum with a newtype variant, `isize` and `usize`, and a doc comment that starts with
+/// a heading.
 pub mod shapes {
     use super::*;
 
