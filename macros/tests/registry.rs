@@ -426,3 +426,85 @@ fn derived_types_work_with_kube_api() {
     }
     let _ = api_compiles;
 }
+
+/// A list map keyed by an optional field: kube-apiserver refuses such a CRD.
+mod keyed {
+    use super::*;
+
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug)]
+    #[kubeforge(group = "keyed.example.com", version = "v1", kind = "Keyed")]
+    pub struct KeyedSpec {
+        #[kubeforge(list_type = "map", list_map_key = "name")]
+        pub ports: Vec<Port>,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
+    pub struct Port {
+        pub name: Option<String>,
+        pub port: i32,
+    }
+}
+
+#[test]
+fn a_list_map_keyed_by_an_optional_field_is_refused_with_the_fix() {
+    let err = registry::merge_crds([entry("keyed::Keyed")]).expect_err("optional list map key");
+    let msg = err.to_string();
+    assert!(matches!(err, RegistryError::InvalidCrd { .. }), "{msg}");
+    assert!(
+        msg.contains("`spec.ports` is a list map keyed by `name`")
+            && msg.contains("Make `name` a plain (non-Option) field"),
+        "{msg}"
+    );
+}
+
+/// Two versions of a kind that disagree on a short name.
+mod named {
+    use super::*;
+
+    pub mod v1 {
+        use super::*;
+        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug)]
+        #[kubeforge(
+            group = "named.example.com",
+            version = "v1",
+            kind = "Named",
+            short_name = "nm",
+            storage
+        )]
+        pub struct NamedSpec {
+            pub size: i32,
+        }
+    }
+
+    pub mod v2 {
+        use super::*;
+        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug)]
+        #[kubeforge(group = "named.example.com", version = "v2", kind = "Named")]
+        pub struct NamedSpec {
+            pub size: i32,
+        }
+    }
+}
+
+#[test]
+fn versions_disagreeing_on_names_name_the_attribute_and_the_versions() {
+    let err = registry::merge_crds([entry("named::v1::Named"), entry("named::v2::Named")])
+        .expect_err("short names differ");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, RegistryError::VersionMismatch { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("short names")
+            && msg.contains("version v1 (")
+            && msg.contains("[\"nm\"]")
+            && msg.contains("version v2 (")
+            && msg.contains("same `short_name`"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("CustomResourceDefinitionNames"),
+        "no Debug dump: {msg}"
+    );
+}

@@ -274,6 +274,7 @@ pub fn check(crd: &CustomResourceDefinition) -> Vec<String> {
         let Ok(schema) = serde_json::to_value(schema) else {
             continue;
         };
+        list_map_key_problems(&schema, "", &v.name, &mut problems);
         for (path, reason) in schema::check_defaults(&schema) {
             problems.push(format!("version {}: the default of {path} is invalid: {reason}; fix the `default` attribute of that field", v.name));
         }
@@ -299,6 +300,61 @@ pub fn check(crd: &CustomResourceDefinition) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The keys of every `list_type = "map"` list must be required fields of the items (or have a
+/// default) and must not be nullable, or kube-apiserver refuses the CRD ("must have a default
+/// or be a required property", "cannot be nullable"). The item type is often another struct, so
+/// the derive cannot see this at compile time; `crds()` reports it instead, naming the field.
+fn list_map_key_problems(node: &Value, path: &str, version: &str, problems: &mut Vec<String>) {
+    if let Some(keys) = node
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+    {
+        let items = &node["items"];
+        let required = items["required"].as_array();
+        for key in keys.iter().filter_map(Value::as_str) {
+            let field = &items["properties"][key];
+            let is_required = required.is_some_and(|r| r.iter().any(|k| k == key));
+            if field.get("nullable") == Some(&Value::Bool(true))
+                || (!is_required && field.get("default").is_none())
+            {
+                problems.push(format!(
+                    "version {version}: `{path}` is a list map keyed by `{key}`, but `{key}` is optional in \
+                     its items (an `Option` field, or one with `#[serde(default)]`): Kubernetes \
+                     requires list map keys to be required and not nullable. Make `{key}` a plain \
+                     (non-Option) field without a serde default, or give it `#[kubeforge(default = ...)]`"
+                ));
+            }
+        }
+    }
+    for (child_key, child_path) in [
+        ("properties", true),
+        ("additionalProperties", false),
+        ("items", false),
+    ] {
+        match (node.get(child_key), child_path) {
+            (Some(Value::Object(props)), true) => {
+                for (name, child) in props {
+                    let p = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    list_map_key_problems(child, &p, version, problems);
+                }
+            }
+            (Some(child @ Value::Object(_)), false) => {
+                let p = if child_key == "items" {
+                    format!("{path}[*]")
+                } else {
+                    format!("{path}.*")
+                };
+                list_map_key_problems(child, &p, version, problems);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn path_exists(schema: &Value, path: &str) -> bool {

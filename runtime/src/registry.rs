@@ -214,11 +214,10 @@ fn merge_kind(
             &base.spec.scope,
             &crd.spec.scope,
         )?;
-        check_same(
+        check_names(
             &crd_name,
             base_entry,
             entry,
-            "names",
             &base.spec.names,
             &crd.spec.names,
         )?;
@@ -233,6 +232,59 @@ fn merge_kind(
         .versions
         .sort_by_key(|v| (!v.storage, v.name.clone()));
     Ok(merged)
+}
+
+/// Names are shared by every version of a kind: report the first attribute that differs, on
+/// which versions, and the fix — not the two structs.
+fn check_names(
+    crd: &str,
+    a_entry: &CustomResourceEntry,
+    b_entry: &CustomResourceEntry,
+    a: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionNames,
+    b: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionNames,
+) -> Result<(), RegistryError> {
+    let list = |v: &Option<Vec<String>>| format!("{:?}", v.clone().unwrap_or_default());
+    let fields: [(&'static str, &str, String, String); 5] = [
+        ("plural", "plural", a.plural.clone(), b.plural.clone()),
+        (
+            "singular",
+            "singular",
+            format!("{:?}", a.singular),
+            format!("{:?}", b.singular),
+        ),
+        (
+            "short names",
+            "short_name",
+            list(&a.short_names),
+            list(&b.short_names),
+        ),
+        (
+            "categories",
+            "category",
+            list(&a.categories),
+            list(&b.categories),
+        ),
+        (
+            "list kind",
+            "kind",
+            format!("{:?}", a.list_kind),
+            format!("{:?}", b.list_kind),
+        ),
+    ];
+    for (what, attribute, x, y) in fields {
+        if x != y {
+            return Err(RegistryError::VersionMismatch {
+                crd: crd.to_string(),
+                what,
+                detail: format!(
+                    "version {} ({}) has {x} and version {} ({}) has {y}; give every version the \
+                     same `{attribute}` in its #[kubeforge(...)] attribute",
+                    a_entry.version, a_entry.type_name, b_entry.version, b_entry.type_name
+                ),
+            });
+        }
+    }
+    check_same(crd, a_entry, b_entry, "names", a, b)
 }
 
 fn check_same<T: PartialEq + std::fmt::Debug>(
