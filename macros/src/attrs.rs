@@ -145,7 +145,7 @@ pub struct ValidationAttrs {
 #[darling(
     attributes(kubeforge),
     forward_attrs(doc, serde, schemars),
-    supports(struct_named, enum_any)
+    supports(struct_named, struct_newtype, enum_any)
 )]
 pub struct SchemaAttrs {
     pub ident: Ident,

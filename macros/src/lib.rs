@@ -194,10 +194,18 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
         )
         .with_span(&u.union_token));
     }
-    if let syn::Data::Struct(s) = &input.data
-        && !matches!(s.fields, syn::Fields::Named(_))
-    {
-        return Err(darling::Error::custom("#[derive(KubeSchema)] needs named fields on structs (tuple structs have no structural schema); use `struct Name { field: T }`").with_span(&input.ident));
+    if let syn::Data::Struct(s) = &input.data {
+        match &s.fields {
+            syn::Fields::Named(_) => {}
+            // A newtype serialises as its inner value, so its schema is the inner type's.
+            syn::Fields::Unnamed(u) if u.unnamed.len() == 1 => {}
+            syn::Fields::Unnamed(_) => {
+                return Err(darling::Error::custom("#[derive(KubeSchema)] on a tuple struct of several fields: serde writes it as a JSON array of mixed types, which has no structural schema; use named fields (`struct Name { a: A, b: B }`), or a newtype `struct Name(T)`").with_span(&input.ident));
+            }
+            syn::Fields::Unit => {
+                return Err(darling::Error::custom("#[derive(KubeSchema)] on a unit struct: serde writes it as null, which a CRD cannot describe; use a struct with fields or a newtype").with_span(&input.ident));
+            }
+        }
     }
     let a = SchemaAttrs::from_derive_input(input)?;
     let mut errors = darling::Error::accumulator();

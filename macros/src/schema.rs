@@ -86,26 +86,37 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
                 .iter()
                 .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
                 .collect();
+            // A newtype (`struct Port(u16)`) keeps its tuple shape, so schemars describes it as
+            // its inner type, as serde writes it.
+            let newtype =
+                matches!(s.body, Body::Struct(fs) if fs.first().is_some_and(|f| f.ident.is_none()));
             let default_impl = if container_default_flag(s.attrs) {
                 let names: Vec<&Ident> = match &s.body {
                     Body::Struct(fs) => fs.iter().filter_map(|f| f.ident.as_ref()).collect(),
                     Body::Enum(_) => Vec::new(),
                 };
+                let build = if newtype {
+                    quote!(#shadow(original.0))
+                } else {
+                    quote!(#shadow { #(#names: original.#names),* })
+                };
                 quote! {
                     impl #impl_generics ::core::default::Default for #shadow #ty_generics #where_clause {
                         fn default() -> Self {
                             let original = <#ident #ty_generics as ::core::default::Default>::default();
-                            #shadow { #(#names: original.#names),* }
+                            #build
                         }
                     }
                 }
             } else {
                 TokenStream::new()
             };
-            (
-                quote!(struct #shadow #generics #where_clause { #(#fields),* }),
-                default_impl,
-            )
+            let body = if newtype {
+                quote!(struct #shadow #generics ( #(#fields),* ) #where_clause;)
+            } else {
+                quote!(struct #shadow #generics #where_clause { #(#fields),* })
+            };
+            (body, default_impl)
         }
         Body::Enum(variants) => {
             let variants: Vec<TokenStream> = variants

@@ -276,7 +276,13 @@ pub fn check(crd: &CustomResourceDefinition) -> Vec<String> {
         };
         list_map_key_problems(&schema, "", &v.name, &mut problems);
         for (path, reason) in schema::check_defaults(&schema) {
-            problems.push(format!("version {}: the default of {path} is invalid: {reason}; fix the `default` attribute of that field", v.name));
+            problems.push(format!(
+                "version {}: the default of {path} is invalid: {reason}. The default comes from \
+                 the field's `#[kubeforge(default = ...)]` if it has one, else from \
+                 `#[serde(default)]` on the field or its struct (the type's `Default` value): \
+                 change that default, or the bound it breaks",
+                v.name
+            ));
         }
         let mut paths: Vec<&str> = Vec::new();
         if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {

@@ -553,8 +553,8 @@ pub mod pet {
 /// 17. Shapes that once lost or refused real objects.
 ///
 /// Maps with integer keys, one generic [`KubeSchema`] type at two parameters, an internally
-/// tagged enum with a newtype variant, `isize` and `usize`, and a doc comment that starts with
-/// a heading.
+/// tagged enum with a newtype variant, `isize` and `usize`, a `KubeSchema` newtype, and a doc
+/// comment that starts with a heading.
 pub mod shapes {
     use super::*;
 
@@ -572,7 +572,12 @@ pub mod shapes {
         pub trigger: Trigger,
         pub offset: isize,
         pub count: usize,
+        pub replicas: Replicas,
     }
+
+    /// A replica count: a newtype, written as its inner number.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    pub struct Replicas(#[kubeforge(minimum = 1, maximum = 10)] pub i32);
 
     /// A closed range of `T`.
     #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
