@@ -29,8 +29,10 @@ use syn::{DeriveInput, parse_macro_input};
 use crate::attrs::{ResourceAttrs, SchemaAttrs};
 
 /// Derives a Kubernetes custom resource from its spec struct. See the `kubeforge` crate docs
-/// for the attribute reference.
-#[proc_macro_derive(CustomResource, attributes(kubeforge))]
+/// for the attribute reference. schemars' own field attributes (`#[schemars(length(..))]`,
+/// `range`, `regex`, `with`, `schema_with`, `extend`, …) are accepted too, as the escape hatch
+/// for what `#[kubeforge(...)]` does not say.
+#[proc_macro_derive(CustomResource, attributes(kubeforge, schemars))]
 pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     match custom_resource(&input) {
@@ -41,7 +43,7 @@ pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
 
 /// Derives `schemars::JsonSchema` for a type nested in a spec or status, applying
 /// `#[kubeforge(...)]` field validations (use instead of `#[derive(JsonSchema)]`).
-#[proc_macro_derive(KubeSchema, attributes(kubeforge))]
+#[proc_macro_derive(KubeSchema, attributes(kubeforge, schemars))]
 pub fn derive_kube_schema(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     match kube_schema(&input) {

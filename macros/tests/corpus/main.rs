@@ -112,12 +112,13 @@ pub fn corpus() -> Vec<Case> {
             valid: [json!({"spec": {"species": "cat", "age": 3}})],
             invalid: [(json!({"spec": {"species": "cat"}}), "spec.age")]),
         case!(shapes::Shape,
-            valid: [json!({"spec": {"ports": {"80": "web", "443": "tls"}, "memory": {"min": "64Mi", "max": "1Gi"}, "versions": {"min": "1.0", "max": "2.0"}, "trigger": {"type": "Webhook", "url": "https://hooks.example.com", "secret": "s"}, "offset": -3, "count": 4, "replicas": 3}}),
-                    json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "@daily"}, "offset": 0, "count": 0, "replicas": 10}})],
-            invalid: [(json!({"spec": {"ports": {"80": 5}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1}}), "spec.ports.80"),
-                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": 1, "max": 2}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1}}), "spec.versions.min"),
-                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Webhook"}, "offset": 0, "count": 0, "replicas": 1}}), "spec.trigger"),
-                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 0}}), "spec.replicas")]),
+            valid: [json!({"spec": {"ports": {"80": "web", "443": "tls"}, "memory": {"min": "64Mi", "max": "1Gi"}, "versions": {"min": "1.0", "max": "2.0"}, "trigger": {"type": "Webhook", "url": "https://hooks.example.com", "secret": "s"}, "offset": -3, "count": 4, "replicas": 3, "label": "ab"}}),
+                    json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "@daily"}, "offset": 0, "count": 0, "replicas": 10, "label": "abcdefgh"}})],
+            invalid: [(json!({"spec": {"ports": {"80": 5}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1, "label": "ab"}}), "spec.ports.80"),
+                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": 1, "max": 2}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1, "label": "ab"}}), "spec.versions.min"),
+                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Webhook"}, "offset": 0, "count": 0, "replicas": 1, "label": "ab"}}), "spec.trigger"),
+                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 0, "label": "ab"}}), "spec.replicas"),
+                      (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1, "label": "x"}}), "spec.label")]),
     ]
 }
 

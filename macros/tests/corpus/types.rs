@@ -573,6 +573,9 @@ pub mod shapes {
         pub offset: isize,
         pub count: usize,
         pub replicas: Replicas,
+        /// schemars' own attributes are the escape hatch.
+        #[schemars(length(min = 2, max = 8))]
+        pub label: String,
     }
 
     /// A replica count: a newtype, written as its inner number.
