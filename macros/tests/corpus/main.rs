@@ -3,6 +3,7 @@
 //! (and by a real kube-apiserver), which then accepts the objects that should pass and rejects
 //! those that should fail; the YAML is snapshotted; the Rust types read back what the server stores.
 
+mod roundtrip;
 mod support;
 mod types;
 
