@@ -43,7 +43,7 @@ pub struct Cli {
     /// What to do (default: run).
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Options of `run` (global: accepted before or after any subcommand).
+    /// Options of `run`, also accepted without the subcommand (`op --kubeconfig k` runs).
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -52,7 +52,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers (the default).
-    Run,
+    Run(RunArgs),
     /// Print every registered CustomResourceDefinition as YAML, for `kubectl apply -f -`.
     Crds,
     /// Print the RBAC ClusterRole the operator needs (a Role with --namespace), as YAML.
@@ -80,28 +80,28 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
     /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
-    #[arg(long, env = "KUBECONFIG", global = true)]
+    #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub namespace: Option<String>,
     /// Elect a leader so that only one replica reconciles.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub leader_elect: bool,
     /// Namespace of the leader election Lease (default: --namespace, else `default`).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub leader_election_namespace: Option<String>,
     /// Address of `/metrics`; `0` disables it.
-    #[arg(long, default_value = "0.0.0.0:8080", global = true)]
+    #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_bind_address: String,
     /// Address of `/healthz` and `/readyz`; `0` disables it.
-    #[arg(long, default_value = "0.0.0.0:8081", global = true)]
+    #[arg(long, default_value = "0.0.0.0:8081")]
     pub health_probe_bind_address: String,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Seconds in-flight reconciles get to finish on SIGTERM.
-    #[arg(long, default_value_t = 30, global = true)]
+    #[arg(long, default_value_t = 30)]
     pub graceful_shutdown_timeout: u64,
 }
 
@@ -226,7 +226,8 @@ pub async fn run_cli(
                 .await
                 .map(|yaml| print!("{yaml}"))
         }
-        Some(Command::Run) | None => run_manager(operator, &cli.run, setup).await,
+        Some(Command::Run(args)) => run_manager(operator, &args, setup).await,
+        None => run_manager(operator, &cli.run, setup).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -313,6 +314,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn crds_and_rbac_help_list_only_their_own_flags() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        for sub in ["crds", "rbac"] {
+            let help = cli
+                .find_subcommand_mut(sub)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            for run_only in [
+                "--metrics-bind-address",
+                "--health-probe-bind-address",
+                "--graceful-shutdown-timeout",
+            ] {
+                assert!(
+                    !help.contains(run_only),
+                    "`{sub} --help` lists {run_only}:\n{help}"
+                );
+            }
+        }
+        let run = cli
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(run.contains("--metrics-bind-address"), "{run}");
+        assert!(Cli::try_parse_from(["op", "crds", "--metrics-bind-address", ":1"]).is_err());
+    }
+
     #[tokio::test]
     async fn rbac_includes_controllers_built_with_the_builder_alone() {
         use crate::controller::{Action, Context, Controller, ReconcileError, Watch};
@@ -361,9 +392,11 @@ mod tests {
         let cli = Cli::try_parse_from(["op", "crds"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Crds)));
         let cli = Cli::try_parse_from(["op", "run", "--health-probe-bind-address", "0"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Run)));
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("`run` parses as the run subcommand");
+        };
         assert_eq!(
-            manager_config("op", &cli.run)
+            manager_config("op", &run)
                 .unwrap()
                 .health_probe_bind_address,
             None
