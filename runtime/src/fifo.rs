@@ -368,6 +368,11 @@ impl<K: Resource> DeltaFifo<K> {
     /// after the whole key was applied). `process` must not block. Fails once closed and empty.
     pub async fn pop<R>(&self, process: impl FnOnce(Popped<K>) -> R) -> Result<R, FifoClosed> {
         loop {
+            // Registered before the state is checked, so a `close` (which wakes every registered
+            // waiter) or an `add` between the check and the wait is not missed.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             {
                 let mut s = self.state.lock();
                 if let Some(key) = s.queue.pop_front() {
@@ -388,14 +393,15 @@ impl<K: Resource> DeltaFifo<K> {
                     return Err(FifoClosed);
                 }
             }
-            self.notify.notified().await;
+            notified.await;
         }
     }
 
-    /// Closes the FIFO: a waiting `pop` returns [`FifoClosed`] once the queue is drained.
+    /// Closes the FIFO: every waiting `pop` (there may be several consumers) returns
+    /// [`FifoClosed`] once the queue is drained, as client-go's `Close` broadcasts.
     pub fn close(&self) {
         self.state.lock().closed = true;
-        self.notify.notify_one();
+        self.notify.notify_waiters();
     }
 
     /// Whether the first replace has been fully popped (or an add/update/delete came first).
@@ -682,6 +688,25 @@ mod tests {
         tokio::task::yield_now().await;
         f.close();
         assert_eq!(waiter.await.unwrap(), Err(FifoClosed));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_wakes_every_waiting_pop() {
+        let f = Arc::new(DeltaFifo::<ConfigMap>::new(None));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let g = f.clone();
+                tokio::spawn(async move { g.pop(|_| ()).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        f.close();
+        for w in waiters {
+            let popped = tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("every consumer wakes on close");
+            assert_eq!(popped.unwrap(), Err(FifoClosed));
+        }
     }
 
     #[tokio::test]

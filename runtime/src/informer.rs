@@ -871,6 +871,40 @@ mod tests {
         run.await.unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_whose_period_equals_the_check_period_resyncs_at_every_check() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![cm("a", 1)], 1, None));
+        let inf = informer(s, InformerOptions::default().resync(Duration::from_secs(1)));
+        let log: Log = Arc::default();
+        inf.add_event_handler_with_resync(recorder(&log), Duration::from_secs(1))
+            .unwrap();
+        let run = tokio::spawn({
+            let inf = inf.clone();
+            async move { inf.run().await }
+        });
+        let resyncs = || log.lock().iter().filter(|e| *e == "update a@1->1").count();
+        // When each resync is seen (polled every 5 ms), until five have been.
+        let mut seen_at = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen_at.len() < 5 {
+            assert!(Instant::now() < deadline, "only {} resyncs", seen_at.len());
+            if resyncs() > seen_at.len() {
+                seen_at.push(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Due at every 1 s check: gaps of ~1 s. A check that finds the handler "not yet due"
+        // makes a 2 s gap.
+        let gaps: Vec<Duration> = seen_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|g| *g < Duration::from_millis(1700)),
+            "gaps between resyncs: {gaps:?}"
+        );
+        inf.stop();
+        run.await.unwrap();
+    }
+
     #[tokio::test]
     async fn factory_shares_by_scope_and_keeps_explicit_options_over_its_defaults() {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());

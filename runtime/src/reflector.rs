@@ -745,9 +745,7 @@ impl<L: ListWatch> Reflector<L> {
     }
 
     fn watch_timeout(&self) -> u32 {
-        let min = self.config.min_watch_timeout.max(Duration::from_secs(1));
-        let secs = min.as_secs_f64() * (1.0 + rand::rng().random::<f64>());
-        (secs as u32).max(1)
+        watch_timeout_secs(self.config.min_watch_timeout, rand::rng().random::<f64>())
     }
 
     /// `State::List`: a full (paged) list into the store, then watch.
@@ -1016,17 +1014,14 @@ impl<L: ListWatch> Reflector<L> {
         mut events: u64,
     ) -> State<L::Object> {
         let period = self.config.resync_check_period;
-        let mut resync = (!period.is_zero()).then(|| {
-            let mut i = tokio::time::interval_at(Instant::now() + period, period);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
+        // The resync timer restarts after each check, as client-go's (a fixed schedule would let
+        // a handler whose period equals the check period be found "not yet due" by a check that
+        // ran a hair earlier in its slot than the last one, and resync at twice its period).
+        let mut resync = (!period.is_zero()).then(|| Box::pin(tokio::time::sleep(period)));
         loop {
             let tick = async {
                 match resync.as_mut() {
-                    Some(i) => {
-                        i.tick().await;
-                    }
+                    Some(timer) => timer.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
@@ -1036,6 +1031,9 @@ impl<L: ListWatch> Reflector<L> {
                     if self.config.should_resync.as_ref().is_none_or(|f| f()) {
                         debug!("resync");
                         self.store.resync();
+                    }
+                    if let Some(timer) = resync.as_mut() {
+                        timer.as_mut().reset(Instant::now() + period);
                     }
                     continue;
                 }
@@ -1371,8 +1369,30 @@ async fn fetch_page<L: ListWatch>(
     }
 }
 
+/// The server-side timeout of one watch, in seconds: uniformly in `[min, 2·min)` for the
+/// configured minimum, as client-go's reflector — which also treats any minimum of 5 minutes or
+/// less (0 included) as 5 minutes, so a small setting never makes watches end every second.
+/// `random` is in `[0, 1)`.
+fn watch_timeout_secs(min_watch_timeout: Duration, random: f64) -> u32 {
+    const CLIENT_GO_MIN: Duration = Duration::from_secs(300);
+    let min = min_watch_timeout.max(CLIENT_GO_MIN);
+    (min.as_secs_f64() * (1.0 + random)) as u32
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn a_minimum_watch_timeout_of_five_minutes_or_less_means_the_default_range() {
+        for min in [0, 1, 60, 300] {
+            for random in [0.0, 0.5, 0.999] {
+                let t = watch_timeout_secs(Duration::from_secs(min), random);
+                assert!((300..600).contains(&t), "min {min}s, random {random}: {t}");
+            }
+        }
+        assert_eq!(watch_timeout_secs(Duration::from_secs(900), 0.0), 900);
+        assert_eq!(watch_timeout_secs(Duration::from_secs(900), 0.5), 1350);
+    }
+
     use super::*;
     use crate::fifo::DeltaFifo;
     use crate::store::{Indexers, indexer};
