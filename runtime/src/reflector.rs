@@ -594,6 +594,16 @@ fn classify(e: &kube::Error) -> ErrorClass {
     }
 }
 
+/// How long the server asked to wait (`Retry-After`, carried in a 429's
+/// `details.retryAfterSeconds` as kube-apiserver sends it), if it did.
+fn retry_after(e: &kube::Error) -> Option<Duration> {
+    let kube::Error::Api(status) = e else {
+        return None;
+    };
+    let secs = status.details.as_ref()?.retry_after_seconds;
+    (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
+}
+
 fn resource_version<K: Resource>(obj: &K) -> Option<&str> {
     obj.meta().resource_version.as_deref()
 }
@@ -614,6 +624,9 @@ pub struct Reflector<L: ListWatch> {
     /// Cleared when the server refused a streaming list.
     streaming_list: bool,
     backoff: Backoff,
+    /// The server's `Retry-After` (429 `details.retryAfterSeconds`) of the last error: the next
+    /// backoff waits at least this long.
+    retry_after: Option<Duration>,
 }
 
 impl<L: ListWatch> fmt::Debug for Reflector<L> {
@@ -648,6 +661,7 @@ impl<L: ListWatch> Reflector<L> {
             store,
             streaming_list: config.streaming_list,
             backoff: Backoff::new(config.backoff.clone()),
+            retry_after: None,
             config,
             resource,
             last_sync_rv: String::new(),
@@ -698,7 +712,13 @@ impl<L: ListWatch> Reflector<L> {
         }
     }
 
-    fn report(&self, err: &Error) {
+    fn report(&mut self, err: &Error) {
+        if let Error::List { source, .. }
+        | Error::Watch { source, .. }
+        | Error::WatchStream { source, .. } = err
+        {
+            self.retry_after = retry_after(source);
+        }
         match &self.config.watch_error_hook {
             Some(hook) => hook(err),
             None => {
@@ -1114,7 +1134,10 @@ impl<L: ListWatch> Reflector<L> {
 
     /// `State::Backoff`: sleep, then resume.
     async fn wait_backoff(&mut self, next: State<L::Object>) -> State<L::Object> {
-        let delay = self.backoff.next_delay();
+        let delay = self
+            .backoff
+            .next_delay()
+            .max(self.retry_after.take().unwrap_or_default());
         info!(?delay, then = ?next, "backing off");
         tokio::time::sleep(delay).await;
         next
@@ -1720,6 +1743,30 @@ pub(crate) mod tests {
             .lock()
             .push_back(Err(status(429, "TooManyRequests")));
         let h = start(s, false).settle(1, 2).await;
+        assert_eq!(h.lists().len(), 1);
+        assert_eq!(h.watches()[1].resource_version, "3");
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_waits_as_long_as_retry_after_says() {
+        let s = Script::default();
+        s.lists.lock().push_back(page(vec![], 3, None));
+        let mut throttled = Status::failure("slow down", "TooManyRequests").with_code(429);
+        throttled.details = Some(
+            serde_json::from_value(serde_json::json!({ "retryAfterSeconds": 1 }))
+                .expect("StatusDetails"),
+        );
+        s.watches
+            .lock()
+            .push_back(Err(kube::Error::Api(Box::new(throttled))));
+        let started = Instant::now();
+        let h = start(s, false).settle(1, 2).await;
+        // The harness backs off 1–4 ms; the server asked for 1 s.
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(h.lists().len(), 1);
         assert_eq!(h.watches()[1].resource_version, "3");
     }
