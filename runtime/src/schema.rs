@@ -220,6 +220,17 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
         }
     }
     if let Some(items) = m.remove("items") {
+        // `Vec<Condition>` (metav1): a map keyed by `type`, as kubebuilder's markers make it, so
+        // server-side apply merges the conditions of several writers per type.
+        if items
+            .get("$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.ends_with("/io.k8s.apimachinery.pkg.apis.meta.v1.Condition"))
+            && !m.contains_key(LIST_TYPE)
+        {
+            m.insert(LIST_TYPE.into(), "map".into());
+            m.insert("x-kubernetes-list-map-keys".into(), json!(["type"]));
+        }
         let items = match items {
             // `items` as an array is forbidden: keep anything.
             Value::Array(_) => preserve(),
