@@ -124,18 +124,25 @@ where
                 { "op": "remove", "path": path },
             ]))
             .map_err(|e| ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}")))?;
-            api.patch(
-                &obj_name,
-                &PatchParams::default(),
-                &Patch::<()>::Json(patch),
-            )
-            .await
-            .map_err(|source| Error::RemoveFinalizer {
-                finalizer: name.to_owned(),
-                object: object_ref(&*obj),
-                source,
-            })?;
-            Ok(action)
+            match api
+                .patch(
+                    &obj_name,
+                    &PatchParams::default(),
+                    &Patch::<()>::Json(patch),
+                )
+                .await
+            {
+                Ok(_) => Ok(action),
+                // The object is already gone (a stale cache entry ran the cleanup again after
+                // the removal went through): the work is done, not an error to retry.
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(Action::await_change()),
+                Err(source) => Err(Error::RemoveFinalizer {
+                    finalizer: name.to_owned(),
+                    object: object_ref(&*obj),
+                    source,
+                }
+                .into()),
+            }
         }
         (None, false) => {
             let ops = match (&obj.meta().finalizers, &obj.meta().resource_version) {

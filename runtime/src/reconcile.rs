@@ -78,15 +78,42 @@ impl<E: StdError + Send + Sync + 'static> From<E> for ReconcileError {
     }
 }
 
-impl fmt::Display for ReconcileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.source)?;
-        let mut cause = self.source.source();
-        while let Some(err) = cause {
-            write!(f, ": {err}")?;
-            cause = err.source();
+/// One error of the chain, on one line: an API error as the server's message with its reason
+/// and code (kube's own `Display` appends a debug dump of the whole `Status`).
+fn one_line(err: &(dyn StdError + 'static)) -> String {
+    match err.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => {
+            format!("{} ({}, {})", status.message, status.reason, status.code)
         }
-        Ok(())
+        _ => err.to_string(),
+    }
+}
+
+impl fmt::Display for ReconcileError {
+    /// The error and its causes joined by `: `, each API error once, as the server's message with
+    /// its reason and code; a cause already spelled out by the error above it is not repeated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = String::new();
+        let mut current: Option<&(dyn StdError + 'static)> = Some(self.source.as_ref());
+        while let Some(err) = current {
+            let text = one_line(err);
+            let api = matches!(err.downcast_ref::<kube::Error>(), Some(kube::Error::Api(_)));
+            if api {
+                // A wrapper that printed the API error in full (`{0}`) gets the short form.
+                line = line.replace(&err.to_string(), &text);
+            }
+            if !line.contains(&text) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+            if api {
+                break; // its source is the same Status again
+            }
+            current = err.source();
+        }
+        f.write_str(&line)
     }
 }
 
@@ -114,5 +141,27 @@ mod tests {
         let err = ReconcileError::terminal("spec.replicas must be positive");
         assert!(err.is_terminal());
         assert_eq!(err.to_string(), "spec.replicas must be positive");
+    }
+
+    #[test]
+    fn api_errors_read_as_one_line_with_the_servers_message_and_code() {
+        let status =
+            kube::core::Status::failure("configmaps \"app\" not found", "NotFound").with_code(404);
+        let err = ReconcileError::from(kube::Error::Api(Box::new(status.clone())));
+        assert_eq!(
+            err.to_string(),
+            "configmaps \"app\" not found (NotFound, 404)"
+        );
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to apply the Deployment app")]
+        struct Wrapped(#[source] kube::Error);
+        let err = ReconcileError::from(Wrapped(kube::Error::Api(Box::new(status))));
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "failed to apply the Deployment app: configmaps \"app\" not found (NotFound, 404)"
+        );
+        assert!(!text.contains("Status {") && !text.contains('\n'), "{text}");
     }
 }

@@ -143,3 +143,42 @@ async fn a_conflicting_finalizer_patch_is_retried_and_keeps_other_finalizers() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_finalizer_of_an_object_already_gone_is_success() {
+    let server = server().await;
+    let api = configmaps(&server);
+    let mut guarded = cm("stale", &[]);
+    guarded.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+    api.create(&kube::api::PostParams::default(), &guarded)
+        .await
+        .unwrap();
+    api.delete("stale", &DeleteParams::default()).await.unwrap();
+    // What a cache could still hold: being deleted, our finalizer on it.
+    let stale = Arc::new(api.get("stale").await.unwrap());
+    assert!(stale.metadata.deletion_timestamp.is_some());
+    // Meanwhile the removal went through and the object is gone.
+    let remove = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(
+        "stale",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&remove),
+    )
+    .await
+    .unwrap();
+    assert!(api.get_opt("stale").await.unwrap().is_none());
+
+    let cleanups = Arc::new(Mutex::new(0));
+    let counted = cleanups.clone();
+    let outcome = finalizer(&api, FINALIZER, stale, move |_event| async move {
+        *counted.lock() += 1;
+        Ok::<_, ReconcileError>(Action::await_change())
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "a 404 on removal means done: {:?}",
+        outcome.err()
+    );
+    assert_eq!(*cleanups.lock(), 1);
+}
