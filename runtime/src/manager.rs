@@ -310,11 +310,22 @@ impl Manager {
     }
 
     /// A watch-error hook recording the last list/watch error of `resource`.
+    /// The hook informers of this manager report list/watch failures to: it logs the first
+    /// failure of each kind (a warning naming what failed, why, and the fix — repeats of the same
+    /// failure only at debug level, the reflector logs its backoff) and keeps the last one for
+    /// the cache-sync timeout message.
     pub(crate) fn watch_error_hook(&self, resource: &str) -> crate::reflector::WatchErrorHook {
         let errors = self.watch_errors.clone();
         let resource = resource.to_owned();
         Arc::new(move |err: &crate::reflector::Error| {
-            errors.lock().insert(resource.clone(), err.to_string());
+            let text = explain_watch_error(err);
+            let mut errors = errors.lock();
+            if errors.get(&resource) == Some(&text) {
+                tracing::debug!(%resource, error = %text, "list/watch failing again");
+            } else {
+                tracing::warn!(%resource, "{text}");
+            }
+            errors.insert(resource.clone(), text);
         })
     }
 
@@ -527,6 +538,50 @@ fn spawn_signal_forwarder(handle: ShutdownHandle) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A failed list or watch as the user needs to read it: what failed, why, and for the causes an
+/// operator meets first (a CRD not installed, RBAC missing a rule, rejected credentials) the fix.
+pub(crate) fn explain_watch_error(err: &crate::reflector::Error) -> String {
+    use crate::reflector::Error as E;
+    let (resource, source) = match err {
+        E::List { resource, source }
+        | E::Watch { resource, source }
+        | E::WatchStream { resource, source } => (resource, source),
+        other => return other.to_string(),
+    };
+    let kube::Error::Api(status) = source else {
+        return err.to_string();
+    };
+    // `/apis/<group>/<version>/[namespaces/<ns>/]<plural>` or `/api/v1/...`
+    let parts: Vec<&str> = resource.trim_start_matches('/').split('/').collect();
+    let (group_version, plural) = match parts.as_slice() {
+        ["api", v, .., plural] => (format!("core/{v}"), *plural),
+        ["apis", g, v, .., plural] => (format!("{g}/{v}"), *plural),
+        _ => (String::new(), resource.as_str()),
+    };
+    match status.code {
+        404 => format!(
+            "the server has no resource {plural} in {group_version} (list/watch {resource} got \
+             404): is its CustomResourceDefinition installed? Apply the operator's CRDs: \
+             `<operator> crds | kubectl apply -f -` (or `kubectl apply -k config/crd`)"
+        ),
+        403 => format!(
+            "the operator may not list/watch {plural} in {group_version}: {} — its RBAC lacks a \
+             rule; apply the role its `rbac` subcommand prints (`kubeforge generate` writes it to \
+             config/rbac/role.yaml)",
+            status.message
+        ),
+        401 => format!(
+            "the server rejected the operator's credentials listing {resource}: {} — check the \
+             kubeconfig, or the service account token in the cluster",
+            status.message
+        ),
+        code => format!(
+            "list/watch {resource} failed: {} ({}, {code})",
+            status.message, status.reason
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +604,46 @@ mod tests {
         );
         assert!(crd.contains("is its CRD installed?"), "{crd}");
         assert!(likely_cause("pods", None).contains("no list or watch error"));
+    }
+
+    #[test]
+    fn the_first_watch_failure_says_what_failed_why_and_the_fix() {
+        let failed = |resource: &str, code: u16, reason: &str, message: &str| {
+            explain_watch_error(&crate::reflector::Error::List {
+                resource: resource.to_owned(),
+                source: kube::Error::Api(Box::new(
+                    kube::core::Status::failure(message, reason).with_code(code),
+                )),
+            })
+        };
+        let crd = failed(
+            "/apis/web.example.com/v1/staticsites",
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        assert!(
+            crd.contains("no resource staticsites in web.example.com/v1")
+                && crd.contains("CustomResourceDefinition installed?")
+                && crd.contains("crds | kubectl apply -f -"),
+            "{crd}"
+        );
+        let rbac = failed(
+            "/api/v1/namespaces/ns/secrets",
+            403,
+            "Forbidden",
+            "secrets is forbidden: User \"system:serviceaccount:op:op\" cannot list resource \"secrets\"",
+        );
+        assert!(
+            rbac.contains("may not list/watch secrets in core/v1")
+                && rbac.contains("`rbac` subcommand"),
+            "{rbac}"
+        );
+        let other = failed("/api/v1/pods", 500, "InternalError", "etcd is down");
+        assert_eq!(
+            other,
+            "list/watch /api/v1/pods failed: etcd is down (InternalError, 500)"
+        );
     }
 
     #[tokio::test]
