@@ -128,6 +128,56 @@ impl Recorder {
         }
     }
 
+    /// Publishes a `Normal` event about `obj` in one line: `reason` (CamelCase, e.g. `Created`)
+    /// and a human-readable `note`; the action is `Reconcile`. Repeats fold into a series.
+    ///
+    /// ```no_run
+    /// # async fn f(ctx: kubeforge::controller::Context<()>, cm: &k8s_openapi::api::core::v1::ConfigMap) -> Result<(), kube::Error> {
+    /// ctx.recorder().normal(cm, "Synced", "copied 3 keys").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// When the API server refuses the Event.
+    pub async fn normal<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        self.one_line(EventType::Normal, obj, reason, note).await
+    }
+
+    /// Publishes a `Warning` event about `obj` in one line (see [`normal`](Self::normal)).
+    ///
+    /// # Errors
+    /// When the API server refuses the Event.
+    pub async fn warning<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        self.one_line(EventType::Warning, obj, reason, note).await
+    }
+
+    async fn one_line<K: Resource<DynamicType = ()>>(
+        &self,
+        type_: EventType,
+        obj: &K,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let record = EventRecord {
+            type_,
+            reason: reason.to_owned(),
+            note: (!note.is_empty()).then(|| note.to_owned()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        self.publish(&record, &object_reference(obj)).await
+    }
+
     /// Publishes `record` about `regarding` (in its namespace, or `default` for cluster-scoped
     /// objects): creates an Event, or bumps the series of the same recent event.
     pub async fn publish(

@@ -146,6 +146,9 @@ async fn the_context_recorder_reports_as_the_controller() {
                 ctx.recorder()
                     .publish(&record, &object_reference(&*cm))
                     .await?;
+                ctx.recorder()
+                    .warning(cm.as_ref(), "LooksOdd", "no data keys")
+                    .await?;
                 Ok::<_, ReconcileError>(Action::await_change())
             },
             (),
@@ -168,6 +171,26 @@ async fn the_context_recorder_reports_as_the_controller() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(event.reporting_controller.as_deref(), Some("notifier"));
+    let warning = loop {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        if let Some(e) = list
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("LooksOdd"))
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no one-line warning published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert_eq!(warning.note.as_deref(), Some("no data keys"));
+    assert_eq!(
+        warning.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("watched")
+    );
     assert_eq!(
         event.regarding.and_then(|r| r.kind).as_deref(),
         Some("ConfigMap")
