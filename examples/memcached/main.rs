@@ -49,8 +49,8 @@ async fn reconcile(memcached: Arc<Memcached>, ctx: Context<()>) -> Result<Action
     // Ready replicas come from the Deployment as the cache last saw it: a change to it enqueues
     // this Memcached again (owns), so the status converges without polling.
     let ready = ctx
-        .lister::<Deployment>()
-        .and_then(|lister| lister.get(Some(&namespace), &name))
+        .lister::<Deployment>()?
+        .get(Some(&namespace), &name)
         .and_then(|d| d.status.as_ref().and_then(|s| s.ready_replicas))
         .unwrap_or(0);
     let mut status = memcached.status.clone().unwrap_or_default();

@@ -232,15 +232,45 @@ impl<T> Context<T> {
         &self.inner.name
     }
 
-    /// The shared cache of `K`, if this controller watches `K` (`for_`, `owns` or `watches`).
+    /// The shared cache of `K`, which this controller watches (`for_`, `owns` or `watches`).
     /// With several watches of one type, the first one's cache.
-    pub fn lister<K: 'static>(&self) -> Option<Lister<K>> {
+    ///
+    /// # Errors
+    /// [`NotWatched`] when the controller does not watch `K` — a bug in the builder calls, not
+    /// "not found": it names the call to add. `?` turns it into a reconcile error.
+    pub fn lister<K: 'static>(&self) -> Result<Lister<K>, NotWatched> {
         self.inner
             .listers
             .get(&TypeId::of::<K>())
             .and_then(|l| l.downcast_ref::<Lister<K>>())
             .cloned()
+            .ok_or_else(|| NotWatched {
+                controller: self.inner.name.clone(),
+                type_name: short_type_name::<K>(),
+            })
     }
+}
+
+/// [`Context::lister`] was asked for a type the controller does not watch.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "controller {controller} has no cache of {type_name}: it does not watch that type; add \
+     `.owns::<{type_name}>(Watch::new())` or `.watches::<{type_name}>(Watch::new(), mapper)` to its \
+     builder (or `owns(..)` / `watches(..)` to its #[kubeforge::controller] attribute)"
+)]
+pub struct NotWatched {
+    /// The controller's name.
+    pub controller: String,
+    /// The Rust type asked for, without its module path (`Secret`).
+    pub type_name: String,
+}
+
+/// `k8s_openapi::v1_37::api::core::v1::secret::Secret` → `Secret` (generic arguments kept).
+fn short_type_name<K>() -> String {
+    let full = std::any::type_name::<K>();
+    let head = full.split('<').next().unwrap_or(full);
+    let base = head.rsplit("::").next().unwrap_or(head);
+    format!("{base}{}", &full[head.len()..])
 }
 
 /// Marker: no primary type yet. Only [`Builder::for_`] is available.

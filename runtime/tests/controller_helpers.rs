@@ -202,3 +202,50 @@ async fn the_context_recorder_reports_as_the_controller() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_the_cache_of_an_unwatched_type_names_the_builder_call_to_add() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+    let server = server().await;
+    let mut mgr = manager(&server, config()).await;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .named("reader")
+        .complete(
+            |_cm: Arc<ConfigMap>, ctx: Context<Arc<Mutex<Vec<String>>>>| async move {
+                assert!(
+                    ctx.lister::<ConfigMap>().is_ok(),
+                    "the primary's cache is there"
+                );
+                if let Err(e) = ctx.lister::<Secret>() {
+                    ctx.data().lock().push(e.to_string());
+                }
+                Ok::<_, ReconcileError>(Action::await_change())
+            },
+            seen.clone(),
+        )
+        .unwrap();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+    create_cm(&server, "any", &[]).await;
+    eventually("the reconcile asked for Secrets", || {
+        !seen.lock().is_empty()
+    })
+    .await;
+    let message = seen.lock()[0].clone();
+    assert!(
+        message.contains("controller reader has no cache of Secret")
+            && message.contains(".owns::<Secret>(Watch::new())"),
+        "{message}"
+    );
+    handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
