@@ -313,3 +313,115 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_new_version_can_take_over_storage_and_flags_shape_what_is_created() {
+    let (_work, dir) = project();
+    let v1 = dir.join("src/api/v1/memcached.rs");
+    assert_eq!(
+        std::fs::read_to_string(&v1)
+            .unwrap()
+            .matches("storage,")
+            .count(),
+        1
+    );
+    kubeforge(
+        &dir,
+        &[
+            "create",
+            "api",
+            "--group",
+            "cache",
+            "--version",
+            "v2",
+            "--kind",
+            "Memcached",
+            "--storage",
+        ],
+    );
+    let v2 = dir.join("src/api/v2/memcached.rs");
+    assert_eq!(
+        std::fs::read_to_string(&v1)
+            .unwrap()
+            .matches("storage,")
+            .count(),
+        0,
+        "v1 gave up storage"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&v2)
+            .unwrap()
+            .matches("storage,")
+            .count(),
+        1,
+        "v2 is the storage version"
+    );
+    let project: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("kubeforge.toml")).unwrap()).unwrap();
+    let storage: Vec<(String, bool)> = project["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_str().unwrap().to_owned(),
+                r["storage"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(storage, [("v1".to_owned(), false), ("v2".to_owned(), true)]);
+
+    kubeforge(
+        &dir,
+        &[
+            "create",
+            "api",
+            "--group",
+            "cache",
+            "--version",
+            "v1",
+            "--kind",
+            "Widget",
+            "--no-controller",
+            "--plural",
+            "widgetz",
+        ],
+    );
+    let widget = std::fs::read_to_string(dir.join("src/api/v1/widget.rs")).unwrap();
+    assert!(widget.contains("plural = \"widgetz\""), "the derive gets --plural:\n{widget}");
+    assert!(
+        !dir.join("src/controllers/widget.rs").exists(),
+        "--no-controller"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("config/samples/cache_v1_widget.yaml"))
+            .unwrap()
+            .contains("kind: Widget")
+    );
+    kubeforge(
+        &dir,
+        &[
+            "create",
+            "api",
+            "--group",
+            "cache",
+            "--version",
+            "v1",
+            "--kind",
+            "Widget",
+            "--no-resource",
+            "--plural",
+            "widgetz",
+        ],
+    );
+    assert!(
+        dir.join("src/controllers/widget.rs").is_file(),
+        "--no-resource adds the controller of an existing type"
+    );
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    assert_eq!(
+        main.matches("controllers::widget::setup(mgr, ())?;")
+            .count(),
+        1
+    );
+}
