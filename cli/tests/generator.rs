@@ -246,6 +246,13 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
         !logs.contains('\u{1b}'),
         "logs to a file carry no colour codes"
     );
+    assert!(
+        logs.lines().any(
+            |l| l.contains("reconcile{controller=deployment object=default/web}")
+                && l.contains("reconciled Deployment")
+        ),
+        "a reconcile's log lines carry the controller and the object:\n{logs}"
+    );
     let _ = operator.kill();
     let _ = operator.wait();
 }

@@ -17,9 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kubeforge::apply::apply_status;
 use kubeforge::conditions::{new_condition, set_condition};
 use kubeforge::controller::{Action, Context, ReconcileError};
-use kubeforge::kube::api::{Patch, PatchParams};
 use kubeforge::kube::{Api, ResourceExt};
-use kubeforge::owner::set_controller_reference;
 
 use resource::{Memcached, MemcachedStatus, desired_deployment};
 
@@ -35,16 +33,14 @@ async fn reconcile(memcached: Arc<Memcached>, ctx: Context<()>) -> Result<Action
         .ok_or_else(|| ReconcileError::terminal(resource::Error::NotNamespaced))?;
     let name = memcached.name_any();
 
-    let mut deployment = desired_deployment(&memcached);
-    set_controller_reference(memcached.as_ref(), &mut deployment)?;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client().clone(), &namespace);
-    deployments
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&deployment),
-        )
-        .await?;
+    // Create or update the Deployment, owned by this Memcached (server-side apply).
+    kubeforge::apply::apply_owned(
+        ctx.client(),
+        memcached.as_ref(),
+        desired_deployment(&memcached),
+        MANAGER,
+    )
+    .await?;
 
     // Ready replicas come from the Deployment as the cache last saw it: a change to it enqueues
     // this Memcached again (owns), so the status converges without polling.

@@ -10,6 +10,26 @@ use serde_json::{Value, json};
 /// Why an apply could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The child cannot be owned by the owner (another controller owns it, or namespaces differ).
+    #[error("cannot make the {kind} {name:?} a child of its owner")]
+    Owner {
+        /// Kind of the child.
+        kind: String,
+        /// Name of the child.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::owner::Error,
+    },
+    /// The child has no `metadata.name`, or is namespaced and neither it nor the owner has a
+    /// namespace.
+    #[error("the {kind} to apply has no {what}: set metadata.{what} on it")]
+    Incomplete {
+        /// Kind of the child.
+        kind: String,
+        /// `name` or `namespace`.
+        what: &'static str,
+    },
     /// The status value did not serialize to JSON.
     #[error("failed to serialize the status to apply")]
     Serialize(#[source] serde_json::Error),
@@ -63,6 +83,79 @@ where
             name: name.to_owned(),
             source,
         })
+}
+
+/// Create-or-update of an owned (namespaced) child in one call: sets `owner` as the child's
+/// controller reference, applies the child server-side as `field_manager` (forced: the operator
+/// is the rightful writer of the fields it sets), and returns the live object. The child's
+/// namespace defaults to the owner's.
+///
+/// ```no_run
+/// # use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+/// # async fn f(client: kube::Client, site: &ConfigMap) -> Result<(), kubeforge::apply::Error> {
+/// let mut secret = Secret::default();
+/// secret.metadata.name = Some("site-credentials".into());
+/// let live: Secret = kubeforge::apply::apply_owned(&client, site, secret, "site-operator").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Owner`] when another controller owns the child or the namespaces differ,
+/// [`Error::Incomplete`] without a name, [`Error::Apply`] when the server refuses it.
+pub async fn apply_owned<O, C>(
+    client: &kube::Client,
+    owner: &O,
+    mut child: C,
+    field_manager: &str,
+) -> Result<C, Error>
+where
+    O: Resource<DynamicType = ()>,
+    C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = C::kind(&()).into_owned();
+    let Some(name) = child.meta().name.clone() else {
+        return Err(Error::Incomplete { kind, what: "name" });
+    };
+    if child.meta().namespace.is_none() {
+        child.meta_mut().namespace = owner.meta().namespace.clone();
+    }
+    let Some(namespace) = child.meta().namespace.clone() else {
+        return Err(Error::Incomplete {
+            kind,
+            what: "namespace",
+        });
+    };
+    let api: Api<C> = Api::namespaced(client.clone(), &namespace);
+    let owner_error = |source| Error::Owner {
+        kind: kind.clone(),
+        name: name.clone(),
+        source,
+    };
+    // The live child may already be controlled by another object: refuse, as
+    // controller-runtime's SetControllerReference does, instead of applying a second controller.
+    let live = api.get_opt(&name).await.map_err(|source| Error::Apply {
+        kind: kind.clone(),
+        name: name.clone(),
+        source,
+    })?;
+    if let Some(live) = live
+        && let Some(current) = crate::owner::controller_of(&live)
+        && owner.meta().uid.as_ref() != Some(&current.uid)
+    {
+        return Err(owner_error(crate::owner::Error::AlreadyControlled {
+            kind: current.kind.clone(),
+            name: current.name.clone(),
+        }));
+    }
+    crate::owner::set_controller_reference(owner, &mut child).map_err(owner_error)?;
+    let params = PatchParams::apply(field_manager).force();
+    api.patch(&name, &params, &Patch::Apply(&child))
+        .await
+        .map_err(|source| Error::Apply { kind, name, source })
 }
 
 #[cfg(test)]

@@ -870,7 +870,13 @@ where
         return;
     };
     let started = tokio::time::Instant::now();
-    let fut = AssertUnwindSafe((shared.reconcile)(obj, shared.context.clone())).catch_unwind();
+    // Every log line of the reconcile carries the controller and the object.
+    let span = tracing::info_span!("reconcile", controller = %shared.name, object = %key);
+    let fut = AssertUnwindSafe(tracing::Instrument::instrument(
+        (shared.reconcile)(obj, shared.context.clone()),
+        span,
+    ))
+    .catch_unwind();
     let outcome = match shared.timeout {
         Some(limit) => match tokio::time::timeout(limit, fut).await {
             Ok(result) => to_outcome(result),

@@ -249,3 +249,60 @@ async fn asking_for_the_cache_of_an_unwatched_type_names_the_builder_call_to_add
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kubeforge::apply::apply_owned;
+    let server = server().await;
+    let owner = create_cm(&server, "site", &[]).await;
+    let child = |value: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some("site-credentials".into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some([("token".to_owned(), value.to_owned())].into()),
+        ..Secret::default()
+    };
+    let created = apply_owned(&server.client(), &owner, child("one"), "site-operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        created.metadata.namespace.as_deref(),
+        Some(NS),
+        "the owner's namespace"
+    );
+    let controller = kubeforge::owner::controller_of(&created).expect("a controller reference");
+    assert_eq!(
+        (
+            controller.kind.as_str(),
+            controller.name.as_str(),
+            Some(&controller.uid)
+        ),
+        ("ConfigMap", "site", owner.metadata.uid.as_ref())
+    );
+    let updated = apply_owned(&server.client(), &owner, child("two"), "site-operator")
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let live = secrets.get("site-credentials").await.unwrap();
+    assert_eq!(
+        live.metadata.resource_version,
+        updated.metadata.resource_version
+    );
+    let token = live.data.unwrap_or_default().remove("token").map(|b| b.0);
+    assert_eq!(
+        token.as_deref(),
+        Some(&b"two"[..]),
+        "the second apply updated the child"
+    );
+
+    let other = create_cm(&server, "other-site", &[]).await;
+    let err = apply_owned(&server.client(), &other, child("three"), "site-operator")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kubeforge::apply::Error::Owner { .. }),
+        "another controller owns it: {err}"
+    );
+}

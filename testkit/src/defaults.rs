@@ -1,7 +1,8 @@
 //! Defaulting of built-in kinds: the fields kube-apiserver fills in on every write (its
 //! `SetDefaults_*` functions) that controllers most often read back — replica counts,
 //! rollout strategies, Pod restart and DNS policy, container pull policy, Service type and
-//! protocols. Only absent fields are set. This is a subset; fields not listed stay absent.
+//! protocols — and a Secret's `stringData`, merged into `data`. Only absent fields are set. This
+//! is a subset; fields not listed stay absent.
 
 use serde_json::{Value, json};
 
@@ -57,9 +58,36 @@ fn template(spec: &mut Value) {
     }
 }
 
+/// A Secret's write-only `stringData` is merged into `data` (base64, its keys win) and dropped,
+/// and `type` defaults to `Opaque`, as kube-apiserver does on every write.
+fn secret(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(strings)) = map.remove("stringData") {
+        let data = map
+            .entry("data")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if !data.is_object() {
+            *data = Value::Object(serde_json::Map::new());
+        }
+        for (key, value) in strings {
+            if let Some(text) = value.as_str() {
+                let bytes = k8s_openapi::ByteString(text.as_bytes().to_vec());
+                data[key.as_str()] = serde_json::to_value(bytes).unwrap_or(Value::Null);
+            }
+        }
+    }
+    set(obj, "type", json!("Opaque"));
+}
+
 /// Applies the defaults of `info`'s kind to `obj` (a no-op for kinds without a table entry).
 pub fn apply(info: &ResourceInfo, obj: &mut Value) {
     if info.custom.is_some() {
+        return;
+    }
+    if info.group.is_empty() && info.kind == "Secret" {
+        secret(obj);
         return;
     }
     let spec = &mut obj["spec"];

@@ -333,3 +333,30 @@ async fn built_in_kinds_get_their_common_defaults() {
         Some("/dev/termination-log")
     );
 }
+
+#[tokio::test]
+async fn a_secrets_string_data_is_stored_as_base64_data() {
+    use k8s_openapi::api::core::v1::Secret;
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<Secret> = Api::namespaced(c.client(), &ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "data": {"kept": "a2VwdA==", "token": "b2xk"},
+        "stringData": {"token": "new"}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    let stored = api.get("creds").await.expect("get");
+    let data = stored.data.unwrap_or_default();
+    assert_eq!(
+        data.get("token").map(|b| b.0.as_slice()),
+        Some(&b"new"[..]),
+        "stringData wins"
+    );
+    assert_eq!(data.get("kept").map(|b| b.0.as_slice()), Some(&b"kept"[..]));
+    assert_eq!(stored.string_data, None, "stringData is write-only");
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+}
