@@ -232,6 +232,18 @@ pub fn remove(
     Some(gone)
 }
 
+/// A dependent written with owner references none of which exists — its owners were deleted
+/// before it was created or updated, e.g. by a controller acting on a stale cache — is deleted,
+/// as kube-controller-manager's garbage collector deletes dependents whose owners are absent.
+/// The write itself succeeds (the collector acts afterwards), so the caller still gets the
+/// object it wrote.
+pub fn collect_if_orphaned(store: &mut Store, res: &ResourceKey, key: &ObjKey, obj: &Stored) {
+    if obj.owners.is_empty() || obj.owners.iter().any(|o| store.locate_uid(o).is_some()) {
+        return;
+    }
+    delete_quietly(store, res, key, Propagation::Background);
+}
+
 fn drop_owner_ref(store: &mut Store, res: &ResourceKey, key: &ObjKey, owner_uid: &str) {
     let Some(dep) = store.get(res, key) else {
         return;

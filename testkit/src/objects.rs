@@ -316,8 +316,9 @@ pub fn create(
     if opts.dry_run {
         return Ok(Arc::new(dry(obj)));
     }
-    let stored = store.put(&info.key(), key, obj);
+    let stored = store.put(&info.key(), key.clone(), obj);
     crd::after_write(store, info, &stored)?;
+    gc::collect_if_orphaned(store, &info.key(), &key, &stored);
     Ok(stored)
 }
 
@@ -484,8 +485,9 @@ pub fn update(
         return gc::remove(store, &info.key(), &key, Some(next))
             .ok_or_else(|| ApiError::not_found(&info.group_resource(), name));
     }
-    let stored = store.put(&info.key(), key, next);
+    let stored = store.put(&info.key(), key.clone(), next);
     crd::after_write(store, info, &stored)?;
+    gc::collect_if_orphaned(store, &info.key(), &key, &stored);
     Ok(stored)
 }
 

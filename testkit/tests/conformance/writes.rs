@@ -397,3 +397,33 @@ async fn deleting_a_namespace_deletes_its_contents() {
     .await;
     assert_eq!(code(api.get("inside").await), 404);
 }
+
+#[tokio::test]
+async fn a_dependent_whose_owner_is_already_gone_is_garbage_collected() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .expect("create the owner");
+    api.delete("owner", &Default::default())
+        .await
+        .expect("delete the owner");
+    // A controller acting on a stale cache creates a child of the deleted owner.
+    let mut child = cm("late-child", &[]);
+    child.metadata.owner_references = Some(vec![
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner.metadata.uid.clone().unwrap_or_default(), "controller": true
+        }))
+        .unwrap(),
+    ]);
+    api.create(&PostParams::default(), &child)
+        .await
+        .expect("the write itself succeeds");
+    eventually("the orphaned child is collected", || async {
+        api.get_opt("late-child").await.ok().flatten().is_none()
+    })
+    .await;
+}
