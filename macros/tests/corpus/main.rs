@@ -120,6 +120,19 @@ pub fn corpus() -> Vec<Case> {
                       (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Webhook"}, "offset": 0, "count": 0, "replicas": 1, "label": "ab"}}), "spec.trigger"),
                       (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 0, "label": "ab"}}), "spec.replicas"),
                       (json!({"spec": {"ports": {}, "memory": {"min": "1", "max": "2"}, "versions": {"min": "a", "max": "b"}, "trigger": {"type": "Cron", "schedule": "x"}, "offset": 0, "count": 0, "replicas": 1, "label": "x"}}), "spec.label")]),
+        case!(unions::Pipeline,
+            valid: [json!({"spec": {"steps": [{"op": "Scale", "args": {"replicas": 3}}, {"op": "Wait", "args": {"seconds": 30, "reason": "settle"}}, {"op": "Pause"}],
+                                    "source": "main", "image": "nginx", "limit": 5, "alert": {"channel": "Email", "target": "ops@example.com"}}}),
+                    json!({"spec": {"steps": [], "source": {"url": "https://git.example.com/app", "revision": "v1"}, "image": "registry.example.com/app:1", "limit": 0.25,
+                                    "alert": {"channel": "Webhook", "target": {"url": "https://hooks.example.com"}}}})],
+            invalid: [(json!({"spec": {"steps": [{"op": "Jump"}], "source": "main", "image": "nginx", "limit": 1}}), "spec.steps[0].op"),
+                      (json!({"spec": {"steps": [{"op": "Scale", "args": {"replicas": -1}}], "source": "main", "image": "nginx", "limit": 1}}), "spec.steps[0].args.replicas"),
+                      (json!({"spec": {"steps": [{"op": "Wait", "args": {"replicas": 1}}], "source": "main", "image": "nginx", "limit": 1}}), "spec.steps[0]"),
+                      (json!({"spec": {"steps": [{"op": "Scale"}], "source": "main", "image": "nginx", "limit": 1}}), "spec.steps[0]"),
+                      (json!({"spec": {"steps": [{"op": "Wait", "args": {"seconds": "long"}}], "source": "main", "image": "nginx", "limit": 1}}), "spec.steps[0].args.seconds"),
+                      (json!({"spec": {"steps": [], "source": "main", "image": 5, "limit": 1}}), "spec.image"),
+                      (json!({"spec": {"steps": [], "source": "main", "image": "nginx", "limit": "lots"}}), "spec.limit"),
+                      (json!({"spec": {"steps": [], "source": "main", "image": "nginx", "limit": 1, "alert": {"channel": "Pager", "target": "x"}}}), "spec.alert.channel")]),
     ]
 }
 

@@ -604,3 +604,86 @@ pub mod shapes {
         pub secret: Option<String>,
     }
 }
+
+/// 18. Enums whose variants carry different shapes.
+///
+/// An adjacently tagged enum whose content is a struct in each variant (one structural schema: every
+/// variant's fields, each variant's `required` in its branch), untagged enums of one scalar type
+/// (a known name or any string; an integer or a float), and the two shapes no structural schema
+/// describes, kept unvalidated: an untagged string-or-struct and adjacently tagged content that is
+/// a string in one variant and a struct in another.
+pub mod unions {
+    use super::*;
+
+    /// A pipeline of steps.
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[kubeforge(group = "unions.example.com", version = "v1")]
+    pub struct PipelineSpec {
+        pub steps: Vec<Step>,
+        pub source: Source,
+        pub image: ImageRef,
+        pub limit: Limit,
+        pub alert: Option<Alert>,
+    }
+
+    /// One step: the operation and its arguments.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    #[serde(tag = "op", content = "args")]
+    pub enum Step {
+        Scale {
+            #[kubeforge(minimum = 0)]
+            replicas: i32,
+        },
+        Wait(WaitArgs),
+        Pause,
+    }
+
+    /// How long to wait.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+    pub struct WaitArgs {
+        pub seconds: u32,
+        pub reason: Option<String>,
+    }
+
+    /// A repository by name, or spelled out.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(untagged)]
+    pub enum Source {
+        Name(String),
+        Git {
+            url: String,
+            revision: Option<String>,
+        },
+    }
+
+    /// A well-known image, or any reference.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(untagged)]
+    pub enum ImageRef {
+        Known(KnownImage),
+        Custom(String),
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum KnownImage {
+        Nginx,
+        Redis,
+    }
+
+    /// A whole count or a fraction.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(untagged)]
+    pub enum Limit {
+        Count(i64),
+        Fraction(f64),
+    }
+
+    /// Where to send alerts: an address, or a webhook.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(tag = "channel", content = "target")]
+    pub enum Alert {
+        Email(String),
+        Webhook { url: String },
+    }
+}
