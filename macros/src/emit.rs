@@ -21,6 +21,7 @@ pub fn resource(
     r: &Resource,
     krate: &Path,
     root_validations: &[Value],
+    schema_type: &TokenStream,
 ) -> TokenStream {
     let spec = &a.ident;
     let vis = &a.vis;
@@ -205,7 +206,7 @@ pub fn resource(
             /// structural schema. `kubeforge::registry::crds()` merges all versions of a kind.
             pub fn crd() -> #pk::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
                 let mut generator = #krate::crd::schema_generator();
-                let spec = generator.subschema_for::<#spec>();
+                let spec = generator.subschema_for::<#schema_type>();
                 let status = #status_schema;
                 #krate::crd::build(&Self::DESCRIPTOR, &mut generator, spec, status)
             }

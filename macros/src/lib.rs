@@ -123,6 +123,7 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
         .crate_path
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::kubeforge));
+    let marker = quote::format_ident!("__KubeforgeSpecSchemaOf{}", a.ident);
     let schema_impl = if manual {
         proc_macro2::TokenStream::new()
     } else {
@@ -137,7 +138,7 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
             darling::ast::Data::Struct(f) => &f.fields[..],
             darling::ast::Data::Enum(_) => &[],
         };
-        schema::emit(&schema::SchemaImpl {
+        let schema = schema::emit(&schema::SchemaImpl {
             krate: &krate,
             ident: &a.ident,
             generics: &a.generics,
@@ -145,13 +146,50 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
             body: schema::Body::Struct(struct_fields),
             field_exts,
             container_ext,
-        })
+            marker: Some(marker.clone()),
+        });
+        let check = json_schema_derived_too(&a.ident, &krate);
+        quote!(#schema #check)
     };
-    let resource_tokens = emit::resource(&a, &resource, &krate, &root_validations);
+    let schema_type = if manual {
+        let spec = &a.ident;
+        quote!(#spec)
+    } else {
+        quote!(#marker)
+    };
+    let resource_tokens = emit::resource(&a, &resource, &krate, &root_validations, &schema_type);
     Ok(quote! {
         #schema_impl
         #resource_tokens
     })
+}
+
+/// A compile error, at the spec's name, when the spec also implements `JsonSchema` (usually a
+/// `#[derive(JsonSchema)]` next to the derive): the derive generates the spec's schema itself, so
+/// the user's would be silently ignored. The probe is the inherent-const-over-trait-const pattern:
+/// `Probe::<Spec>::DERIVED` names the inherent `true` only when `Spec: JsonSchema`.
+fn json_schema_derived_too(spec: &syn::Ident, krate: &syn::Path) -> proc_macro2::TokenStream {
+    let message = format!(
+        "`{spec}` implements JsonSchema as well as deriving CustomResource: the derive generates the spec's schema \
+         (with the #[kubeforge(...)] rules), so yours would be ignored. Remove `JsonSchema` from `#[derive(...)]`, \
+         or keep your JsonSchema and add `schema = \"manual\"` to `#[kubeforge(...)]` to use it for the CRD"
+    );
+    quote::quote_spanned! {spec.span()=>
+        const _: () = {
+            struct Probe<T: ?::core::marker::Sized>(::core::marker::PhantomData<T>);
+            trait NotDerived {
+                const DERIVED: bool = false;
+            }
+            impl<T: ?::core::marker::Sized> NotDerived for Probe<T> {}
+            #[allow(dead_code)]
+            impl<T: ?::core::marker::Sized + #krate::__private::schemars::JsonSchema> Probe<T> {
+                const DERIVED: bool = true;
+            }
+            if Probe::<#spec>::DERIVED {
+                ::core::panic!(#message);
+            }
+        };
+    }
 }
 
 /// The spec replica path must name a field of the spec (checked here, where the fields are known);
@@ -266,5 +304,6 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
         body,
         field_exts,
         container_ext,
+        marker: None,
     }))
 }

@@ -4,7 +4,8 @@
 //! the type (same fields, same doc / serde / schemars attributes) that derives
 //! `schemars::JsonSchema`, with each `#[kubeforge(...)]` field attribute turned into a
 //! `#[schemars(transform = Extend("<json>"))]` that adds the keys to that field's schema.
-//! The real type's `JsonSchema` delegates to the shadow. The structural rewrite happens later,
+//! The real type's `JsonSchema` delegates to the shadow (for a spec, a marker type's does: see
+//! [`SchemaImpl::marker`]). The structural rewrite happens later,
 //! at run time, in `kubeforge::schema`.
 
 use proc_macro2::TokenStream;
@@ -65,6 +66,10 @@ pub struct SchemaImpl<'a> {
     pub field_exts: Vec<Map<String, Value>>,
     /// Keys the container attributes add to the type's own schema.
     pub container_ext: Map<String, Value>,
+    /// A unit struct to implement `JsonSchema` on instead of the type itself (declared here): a
+    /// spec's schema is the derive's business, so the spec stays free of a `JsonSchema` impl, and
+    /// a `#[derive(JsonSchema)]` next to the derive can be reported with its fix instead of E0119.
+    pub marker: Option<Ident>,
 }
 
 /// Emits the shadow type and the delegating `JsonSchema` impl.
@@ -192,7 +197,26 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
             ))),
         )
     };
+    let (marker_decl, implementor, impl_generics, bounded_where) = match &s.marker {
+        Some(marker) => (
+            quote! {
+                #[doc(hidden)]
+                #[allow(non_camel_case_types)]
+                struct #marker;
+            },
+            quote!(#marker),
+            TokenStream::new(),
+            TokenStream::new(),
+        ),
+        None => (
+            TokenStream::new(),
+            quote!(#ident #ty_generics),
+            quote!(#impl_generics),
+            quote!(#bounded_where),
+        ),
+    };
     quote! {
+        #marker_decl
         const _: () = {
             #[derive(#krate::__private::schemars::JsonSchema)]
             #[schemars(crate = #schemars_path)]
@@ -203,7 +227,7 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
             #default_impl
 
             #[automatically_derived]
-            impl #impl_generics #krate::__private::schemars::JsonSchema for #ident #ty_generics #bounded_where {
+            impl #impl_generics #krate::__private::schemars::JsonSchema for #implementor #bounded_where {
                 fn schema_name() -> ::std::borrow::Cow<'static, str> {
                     #schema_name
                 }
