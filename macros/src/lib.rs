@@ -17,6 +17,7 @@ mod attrs;
 mod controller;
 mod emit;
 mod json;
+mod list_map;
 mod model;
 mod schema;
 
@@ -158,9 +159,11 @@ fn custom_resource(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStr
         quote!(#marker)
     };
     let resource_tokens = emit::resource(&a, &resource, &krate, &root_validations, &schema_type);
+    let key_checks = fields.iter().map(|f| list_map::key_checks(&krate, f));
     Ok(quote! {
         #schema_impl
         #resource_tokens
+        #(#key_checks)*
     })
 }
 
@@ -296,7 +299,22 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
         .crate_path
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::kubeforge));
-    Ok(schema::emit(&schema::SchemaImpl {
+    let list_map = match &a.data {
+        darling::ast::Data::Struct(f) => {
+            let checks = f.fields.iter().map(|f| list_map::key_checks(&krate, f));
+            let item = (f.style == darling::ast::Style::Struct)
+                .then(|| list_map::item_impl(&krate, &a.ident, &a.generics, &a.attrs, &f.fields));
+            quote!(#item #(#checks)*)
+        }
+        darling::ast::Data::Enum(vs) => {
+            let checks = vs
+                .iter()
+                .flat_map(|v| v.fields.fields.iter())
+                .map(|f| list_map::key_checks(&krate, f));
+            quote!(#(#checks)*)
+        }
+    };
+    let schema = schema::emit(&schema::SchemaImpl {
         krate: &krate,
         ident: &a.ident,
         generics: &a.generics,
@@ -305,5 +323,6 @@ fn kube_schema(input: &DeriveInput) -> darling::Result<proc_macro2::TokenStream>
         field_exts,
         container_ext,
         marker: None,
-    }))
+    });
+    Ok(quote!(#schema #list_map))
 }

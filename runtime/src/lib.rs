@@ -54,6 +54,34 @@ pub mod __private {
     pub use schemars;
     pub use serde;
     pub use serde_json;
+
+    /// Implemented by `#[derive(KubeSchema)]` structs: the fields an object may leave out, so that a
+    /// `list_map_key` naming one is a compile error (kube-apiserver refuses such a CRD).
+    pub trait ListMapItem {
+        /// JSON names of the `Option` fields (nullable: never a list map key).
+        const NULLABLE: &'static [&'static str];
+        /// JSON names of the fields with a serde default and no schema default (not required).
+        const DEFAULTED: &'static [&'static str];
+    }
+
+    /// Whether `list` holds `name` (usable in constants).
+    pub const fn contains(list: &[&str], name: &str) -> bool {
+        let mut i = 0;
+        while i < list.len() {
+            let (a, b) = (list[i].as_bytes(), name.as_bytes());
+            if a.len() == b.len() {
+                let mut j = 0;
+                while j < a.len() && a[j] == b[j] {
+                    j += 1;
+                }
+                if j == a.len() {
+                    return true;
+                }
+            }
+            i += 1;
+        }
+        false
+    }
 }
 
 pub use k8s_openapi;
