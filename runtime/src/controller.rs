@@ -64,12 +64,12 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Recorder, Reporter};
 use crate::fifo::DeletedObject;
 use crate::handler::ResourceEventHandler;
-use crate::informer::InformerOptions;
+use crate::informer::{InformerOptions, SharedIndexInformer};
 use crate::key::ObjectKey;
 use crate::manager::{Manager, Runnable};
 use crate::metrics::{ControllerLabels, ReconcileResultLabels};
 pub use crate::reconcile::{Action, ReconcileError};
-use crate::store::Lister;
+use crate::store::{IndexFn, IndexName, IndexValue, Indexers, Lister};
 use crate::workqueue::{RateLimiter, WorkQueue, default_controller_rate_limiter};
 pub use predicate::{Change, Predicate};
 
@@ -119,6 +119,7 @@ pub struct Watch<K> {
     label_selector: Option<String>,
     field_selector: Option<String>,
     predicate: Option<Predicate<K>>,
+    indexes: Vec<(IndexName, IndexFn<K>)>,
 }
 
 impl<K> fmt::Debug for Watch<K> {
@@ -128,6 +129,10 @@ impl<K> fmt::Debug for Watch<K> {
             .field("label_selector", &self.label_selector)
             .field("field_selector", &self.field_selector)
             .field("predicate", &self.predicate.is_some())
+            .field(
+                "indexes",
+                &self.indexes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -139,6 +144,7 @@ impl<K> Default for Watch<K> {
             label_selector: None,
             field_selector: None,
             predicate: None,
+            indexes: Vec::new(),
         }
     }
 }
@@ -167,6 +173,59 @@ impl<K: 'static> Watch<K> {
     #[must_use]
     pub fn fields(mut self, selector: impl Into<String>) -> Self {
         self.field_selector = Some(selector.into());
+        self
+    }
+
+    /// Indexes the cache of `K` by a field, as controller-runtime's `IndexField`: `values` gives
+    /// the values an object is found under, and [`Lister::by_index`] finds the objects under one.
+    /// The index lives on the shared informer, so every controller watching `K` the same way sees
+    /// it; a name already registered there is kept (the same name means the same index).
+    ///
+    /// The usual use is a mapper answering "which primaries reference this object": index the
+    /// primary by the reference, then look the changed object up in
+    /// [`Builder::primary_lister`] by its `namespace/name`.
+    ///
+    /// ```no_run
+    /// # use kubeforge::controller::{Controller, Watch, Action, Context, ReconcileError};
+    /// # use kubeforge::ObjectKey;
+    /// # use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+    /// # async fn reconcile(_: std::sync::Arc<Deployment>, _: Context<()>) -> Result<Action, ReconcileError> { Ok(Action::await_change()) }
+    /// # fn f(mgr: &mut kubeforge::manager::Manager) -> Result<(), kubeforge::controller::BuildError> {
+    /// // Deployments by the Secrets their pods mount, as `namespace/name`.
+    /// let by_secret = Watch::<Deployment>::new().index("secret", |d: &Deployment| {
+    ///     let ns = d.metadata.namespace.clone().unwrap_or_default();
+    ///     let volumes = d.spec.template.spec.as_ref().and_then(|p| p.volumes.as_ref());
+    ///     volumes.into_iter().flatten()
+    ///         .filter_map(|v| v.secret.as_ref()?.secret_name.as_ref())
+    ///         .map(|name| format!("{ns}/{name}"))
+    ///         .collect()
+    /// });
+    /// let builder = Controller::managed_by(mgr).for_(by_secret);
+    /// let deployments = builder.primary_lister();
+    /// builder
+    ///     .watches(Watch::<Secret>::new(), move |secret: &Secret| {
+    ///         let key = format!("{}/{}", secret.metadata.namespace.as_deref().unwrap_or_default(),
+    ///                           secret.metadata.name.as_deref().unwrap_or_default());
+    ///         deployments.by_index("secret", &key).unwrap_or_default().iter()
+    ///             .filter_map(|d| ObjectKey::from_obj(d.as_ref()).ok())
+    ///             .collect()
+    ///     })
+    ///     .complete(reconcile, ())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn index(
+        mut self,
+        name: impl Into<IndexName>,
+        values: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        let f: IndexFn<K> = Arc::new(move |obj: &K| {
+            Ok(values(obj)
+                .iter()
+                .map(|v| IndexValue::from(v.as_str()))
+                .collect())
+        });
+        self.indexes.push((name.into(), f));
         self
     }
 
@@ -375,6 +434,28 @@ fn informer_options<C>(watch: &Watch<C>, scope: &RelationScope) -> InformerOptio
     }
 }
 
+/// Registers the watch's indexes on the shared informer, keeping those already there by name.
+fn add_indexes<C>(
+    informer: &SharedIndexInformer<C>,
+    indexes: &[(IndexName, IndexFn<C>)],
+) -> Result<(), crate::informer::Error>
+where
+    C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    C::DynamicType: Default,
+{
+    let present = informer.lister().index_names();
+    let missing = indexes
+        .iter()
+        .filter(|(name, _)| !present.contains(name))
+        .fold(Indexers::new(), |all, (name, f)| {
+            all.with_fn(name.clone(), f.clone())
+        });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    informer.add_indexers(missing)
+}
+
 /// Subscribes `queue` to changes of `C`, mapped to primary keys by `mapper`.
 fn subscribe<C>(
     manager: &mut Manager,
@@ -397,6 +478,11 @@ where
     );
     let informer = manager.informers().informer::<C>(options);
     let resource = informer.resource().to_owned();
+    add_indexes(&informer, &watch.indexes).map_err(|source| BuildError::Informer {
+        controller: scope.controller.clone(),
+        resource: resource.clone(),
+        source,
+    })?;
     // Only effective before the informer starts; later calls keep the first hook, which records
     // into the same map.
     let _ = informer.set_watch_error_handler(manager.watch_error_hook(&resource));
@@ -434,6 +520,7 @@ impl<'m> Builder<'m, NoPrimary> {
             label_selector: watch.label_selector.clone(),
             field_selector: watch.field_selector.clone(),
             predicate: None,
+            indexes: watch.indexes.clone(),
         };
         let relation: Relation = Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper));
         let mut relations = self.relations;
@@ -547,7 +634,12 @@ where
                 .or_else(|| self.manager.config().namespace.clone()),
         };
         let options = informer_options(&self.state.options, &scope);
-        self.manager.informers().informer::<K>(options).lister()
+        let informer = self.manager.informers().informer::<K>(options);
+        // The primary's indexes are there before a mapper can ask (subscribing later keeps them).
+        if let Err(e) = add_indexes(&informer, &self.state.options.indexes) {
+            tracing::warn!(error = %e, "cannot index the primary's cache; index lookups will fail");
+        }
+        informer.lister()
     }
 
     /// The controller's name (metrics label, logs, queue name). Default: the primary's kind,

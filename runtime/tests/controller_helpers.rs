@@ -306,3 +306,166 @@ async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference(
         "another controller owns it: {err}"
     );
 }
+
+/// A Deployment mounting the Secrets `secrets`.
+fn deployment_mounting(name: &str, secrets: &[&str]) -> Deployment {
+    use k8s_openapi::api::core::v1::{SecretVolumeSource, Volume};
+    let mut d = deployment(name);
+    if let Some(pod) = d.spec.template.spec.as_mut() {
+        pod.volumes = Some(
+            secrets
+                .iter()
+                .map(|s| Volume {
+                    name: (*s).to_owned(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some((*s).to_owned()),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                })
+                .collect(),
+        );
+    }
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referencing_primaries() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kubeforge::ObjectKey;
+    use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+
+    let server = server().await;
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), NS);
+    for (name, secrets) in [("a", &["s1"][..]), ("b", &["s1", "s2"]), ("c", &["s2"])] {
+        deployments
+            .create(&PostParams::default(), &deployment_mounting(name, secrets))
+            .await
+            .unwrap();
+    }
+    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    for name in ["s1", "s2"] {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    let mut mgr = manager(&server, config()).await;
+    let by_secret = Watch::<Deployment>::new().index("secret", |d: &Deployment| {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let pod = d.spec.template.spec.as_ref();
+        pod.and_then(|p| p.volumes.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.secret.as_ref()?.secret_name.as_ref())
+            .map(|s| format!("{ns}/{s}"))
+            .collect()
+    });
+    let builder = Controller::managed_by(&mut mgr).for_(by_secret);
+    let lister = builder.primary_lister();
+    // What the mapper answered, per Secret change: (secret, Deployment names).
+    type Mapped = Vec<(String, Vec<String>)>;
+    let mapped: Arc<Mutex<Mapped>> = Arc::default();
+    let reconciled: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = mapped.clone();
+    builder
+        .watches(Watch::<Secret>::new(), move |secret: &Secret| {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            let keys: Vec<ObjectKey> = lister
+                .by_index("secret", &format!("{NS}/{name}"))
+                .expect("the index is registered")
+                .iter()
+                .filter_map(|d| ObjectKey::from_obj(d.as_ref()).ok())
+                .collect();
+            let mut names: Vec<String> = keys.iter().map(|k| k.name().to_owned()).collect();
+            names.sort();
+            record.lock().push((name, names));
+            keys
+        })
+        .complete(
+            |d: Arc<Deployment>, ctx: Context<Arc<Mutex<Vec<String>>>>| async move {
+                ctx.data()
+                    .lock()
+                    .push(d.metadata.name.clone().unwrap_or_default());
+                Ok::<_, ReconcileError>(Action::await_change())
+            },
+            reconciled.clone(),
+        )
+        .unwrap();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+    eventually("the initial sync reconciled every Deployment", || {
+        let r = reconciled.lock();
+        ["a", "b", "c"].iter().all(|n| r.iter().any(|x| x == n))
+    })
+    .await;
+    // (While the caches first fill, a Secret may be mapped before the Deployments are cached;
+    // each Deployment is reconciled for its own initial add anyway.)
+
+    // A change to s1 reconciles exactly a and b; one to s2, exactly b and c.
+    mapped.lock().clear();
+    reconciled.lock().clear();
+    let patch = serde_json::json!({ "stringData": { "token": "rotated" } });
+    secrets
+        .patch(
+            "s1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    eventually("the s1 change reconciled a and b", || {
+        let r = reconciled.lock();
+        r.iter().any(|x| x == "a") && r.iter().any(|x| x == "b")
+    })
+    .await;
+    // An update maps both the old and the new object, as controller-runtime's map handlers do.
+    let expect = |secret: &str, names: [&str; 2]| {
+        let m = mapped.lock().clone();
+        assert!(
+            !m.is_empty()
+                && m.iter()
+                    .all(|(s, keys)| s == secret && keys == &names.map(String::from)),
+            "the {secret} change maps to the Deployments mounting it, and only those: {m:?}"
+        );
+    };
+    expect("s1", ["a", "b"]);
+    mapped.lock().clear();
+    reconciled.lock().clear();
+    secrets
+        .patch(
+            "s2",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    eventually("the s2 change reconciled b and c", || {
+        let r = reconciled.lock();
+        r.iter().any(|x| x == "b") && r.iter().any(|x| x == "c")
+    })
+    .await;
+    expect("s2", ["b", "c"]);
+
+    // One informer per type: the primary's lister and the controller share the Deployment cache.
+    let faults = server.faults();
+    assert_eq!(faults.request_count("list", Some("deployments")), 1);
+    assert_eq!(faults.request_count("list", Some("secrets")), 1);
+
+    handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
