@@ -289,7 +289,7 @@ impl Parse for Args {
 pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args: Args = syn::parse2(args)?;
     let func: ItemFn = syn::parse2(item).map_err(|e| {
-        syn::Error::new(e.span(), "#[controller] goes on a free reconcile function (`async fn reconcile(obj: Arc<K>, ctx: Arc<Ctx>) -> ...`)")
+        syn::Error::new(e.span(), "#[controller] goes on a free reconcile function (`async fn reconcile(obj: Arc<K>, ctx: Context<Data>) -> Result<Action, E>`)")
     })?;
     if let Some(recv) = func.sig.receiver() {
         return Err(syn::Error::new(

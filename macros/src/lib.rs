@@ -29,8 +29,8 @@ use syn::{DeriveInput, parse_macro_input};
 
 use crate::attrs::{ResourceAttrs, SchemaAttrs};
 
-/// Derives a Kubernetes custom resource from its spec struct. See the `kubeforge` crate docs
-/// for the attribute reference. schemars' own field attributes (`#[schemars(length(..))]`,
+/// Derives a Kubernetes custom resource from its spec struct. The attribute reference, with
+/// examples, is `kubeforge::attributes`. schemars' own field attributes (`#[schemars(length(..))]`,
 /// `range`, `regex`, `with`, `schema_with`, `extend`, …) are accepted too, as the escape hatch
 /// for what `#[kubeforge(...)]` does not say.
 #[proc_macro_derive(CustomResource, attributes(kubeforge, schemars))]
@@ -53,8 +53,11 @@ pub fn derive_kube_schema(input: TokenStream) -> TokenStream {
     }
 }
 
-/// Declares a controller on its reconcile function and registers its RBAC needs:
-/// `#[controller(for = Memcached, owns(Deployment), watches(ConfigMap), rbac(groups = [""], resources = ["secrets"], verbs = ["get"]))]`.
+/// Declares a controller on its reconcile function, generates its `setup(manager, data)` and
+/// registers its RBAC needs: `#[controller(for = Memcached, owns(Deployment),
+/// watches(ConfigMap = caches_using), rbac(groups = [""], resources = ["secrets"], verbs = ["get"]))]`
+/// on `async fn reconcile(obj: Arc<Memcached>, ctx: Context<Data>) -> Result<Action, E>`.
+/// The reference, with an example, is `kubeforge::attributes`.
 #[proc_macro_attribute]
 pub fn controller(args: TokenStream, item: TokenStream) -> TokenStream {
     match controller::expand(args.into(), item.into()) {

@@ -40,8 +40,15 @@
 //! - Deletions: a deleted primary is gone from the cache and is not reconciled. Cleanup that must
 //!   happen before deletion uses a finalizer (see [`crate::finalizer`]): the object then stays
 //!   with a `deletionTimestamp` and is reconciled until the finalizer is removed.
+//! - Logs: each reconcile runs in a `reconcile` tracing span carrying `controller`, `object` and
+//!   `trigger` (see [`Trigger`]: the primary changed, an owned or watched object changed, a
+//!   requeue, a retry, a resync), so every line the reconciler logs says what it was for and why.
+//! - Indexes: [`Watch::index`] indexes a cache by a field, for mappers that look primaries up
+//!   ([`Builder::primary_lister`]) and reconcilers that look related objects up
+//!   ([`Context::lister`]).
 
 pub mod predicate;
+pub mod trigger;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -64,7 +71,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Recorder, Reporter};
 use crate::fifo::DeletedObject;
 use crate::handler::ResourceEventHandler;
-use crate::informer::{InformerOptions, SharedIndexInformer};
+use crate::informer::{InformerFactory, InformerOptions, SharedIndexInformer};
 use crate::key::ObjectKey;
 use crate::manager::{Manager, Runnable};
 use crate::metrics::{ControllerLabels, ReconcileResultLabels};
@@ -72,6 +79,8 @@ pub use crate::reconcile::{Action, ReconcileError};
 use crate::store::{IndexFn, IndexName, IndexValue, Indexers, Lister};
 use crate::workqueue::{RateLimiter, WorkQueue, default_controller_rate_limiter};
 pub use predicate::{Change, Predicate};
+pub use trigger::Trigger;
+use trigger::{RelationKind, Triggers};
 
 /// Default number of concurrent reconciles per controller (controller-runtime's default).
 pub const DEFAULT_CONCURRENCY: usize = 1;
@@ -251,6 +260,11 @@ struct ContextInner<T> {
     recorder: Recorder,
     data: T,
     listers: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    /// For [`Context::cache`]: the shared informers, the controller's namespace scope and how
+    /// long a first sync may take.
+    informers: Arc<InformerFactory>,
+    namespace: Option<String>,
+    sync_timeout: Duration,
 }
 
 impl<T> Clone for Context<T> {
@@ -308,6 +322,72 @@ impl<T> Context<T> {
                 type_name: short_type_name::<K>(),
             })
     }
+
+    /// A cache of `R` for reads, whether or not this controller watches it: its own cache when it
+    /// does, otherwise the process's shared informer of `R` (in the controller's namespace scope),
+    /// started on first use and kept — controller-runtime's cached client. Later reads cost no
+    /// API call; changes of `R` do not trigger reconciles (use `watches` for that). The operator
+    /// needs get/list/watch on `R`: declare it with [`Builder::reads`], or `rbac(...)` on the
+    /// controller attribute.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    /// # use kubeforge::controller::{Action, Context, ReconcileError};
+    /// async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<()>) -> Result<Action, ReconcileError> {
+    ///     let secrets = ctx.cache::<Secret>().await?;
+    ///     let ns = cm.metadata.namespace.as_deref();
+    ///     let _creds = secrets.get(ns, "creds");
+    ///     Ok(Action::await_change())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`CacheNotSynced`] when the first list does not complete within the manager's
+    /// `cache_sync_timeout` (most often: RBAC does not allow listing `R`).
+    pub async fn cache<R>(&self) -> Result<Lister<R>, CacheNotSynced>
+    where
+        R: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        R::DynamicType: Default,
+    {
+        if let Ok(lister) = self.lister::<R>() {
+            return Ok(lister);
+        }
+        let options = InformerOptions {
+            namespace: self.inner.namespace.clone(),
+            ..InformerOptions::default()
+        };
+        let informer = self.inner.informers.informer::<R>(options);
+        self.inner.informers.start();
+        let deadline = tokio::time::Instant::now() + self.inner.sync_timeout;
+        while !informer.has_synced() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CacheNotSynced {
+                    controller: self.inner.name.clone(),
+                    resource: informer.resource().to_owned(),
+                    timeout: self.inner.sync_timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(informer.lister())
+    }
+}
+
+/// [`Context::cache`] started a cache that did not fill in time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "controller {controller}: the cache of {resource} did not sync within {timeout:?}; can the \
+     operator list and watch {resource}? Grant it with rbac(groups = [..], resources = [..], \
+     verbs = [\"get\", \"list\", \"watch\"]) on the controller"
+)]
+pub struct CacheNotSynced {
+    /// The controller's name.
+    pub controller: String,
+    /// The resource (`secrets`, `deployments.apps`).
+    pub resource: String,
+    /// How long it waited.
+    pub timeout: Duration,
 }
 
 /// [`Context::lister`] was asked for a type the controller does not watch.
@@ -365,6 +445,7 @@ type ReconcileFn<K, T> = Arc<
 struct RelationScope {
     controller: String,
     namespace: Option<String>,
+    triggers: Arc<Triggers>,
 }
 
 /// What subscribing a relation yields: its lister (for the context) and a dedup key.
@@ -463,6 +544,7 @@ fn subscribe<C>(
     scope: &RelationScope,
     watch: Watch<C>,
     mapper: Mapper<C>,
+    relation: RelationKind,
 ) -> Result<RelationOut, BuildError>
 where
     C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
@@ -490,6 +572,9 @@ where
         queue: queue.clone(),
         mapper,
         predicate: watch.predicate,
+        relation,
+        kind: C::kind(&C::DynamicType::default()).into_owned(),
+        triggers: scope.triggers.clone(),
     };
     let registration =
         informer
@@ -522,7 +607,8 @@ impl<'m> Builder<'m, NoPrimary> {
             predicate: None,
             indexes: watch.indexes.clone(),
         };
-        let relation: Relation = Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper));
+        let relation: Relation =
+            Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper, RelationKind::Primary));
         let mut relations = self.relations;
         relations.insert(0, relation);
         let mut rules = self.rules;
@@ -581,8 +667,9 @@ where
             };
             vec![ObjectKey::new(namespace, &owner.name)]
         });
-        self.relations
-            .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.relations.push(Box::new(move |m, q, s| {
+            subscribe(m, q, s, watch, mapper, RelationKind::Owned)
+        }));
         self.rules.extend(crate::registry::owned_rules_of::<C>());
         self
     }
@@ -599,8 +686,9 @@ where
         W::DynamicType: Default,
     {
         let mapper: Mapper<W> = Arc::new(mapper);
-        self.relations
-            .push(Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper)));
+        self.relations.push(Box::new(move |m, q, s| {
+            subscribe(m, q, s, watch, mapper, RelationKind::Watched)
+        }));
         self.rules.extend(crate::registry::watched_rules_of::<W>());
         self
     }
@@ -632,6 +720,7 @@ where
                 .namespace
                 .clone()
                 .or_else(|| self.manager.config().namespace.clone()),
+            triggers: Arc::default(),
         };
         let options = informer_options(&self.state.options, &scope);
         let informer = self.manager.informers().informer::<K>(options);
@@ -640,6 +729,18 @@ where
             tracing::warn!(error = %e, "cannot index the primary's cache; index lookups will fail");
         }
         informer.lister()
+    }
+
+    /// Declares that the reconciler reads `R` through [`Context::cache`] without watching it:
+    /// adds get/list/watch on `R` to the operator's RBAC. Nothing is watched until the first read.
+    #[must_use]
+    pub fn reads<R>(mut self) -> Self
+    where
+        R: Resource,
+        R::DynamicType: Default,
+    {
+        self.rules.extend(crate::registry::watched_rules_of::<R>());
+        self
     }
 
     /// The controller's name (metrics label, logs, queue name). Default: the primary's kind,
@@ -713,12 +814,14 @@ where
             .rate_limiter(BoxedLimiter(limiter))
             .metrics(&metrics)
             .build();
+        let triggers: Arc<Triggers> = Arc::default();
         let scope = RelationScope {
             controller: name.clone(),
             namespace: self
                 .namespace
                 .clone()
                 .or_else(|| self.manager.config().namespace.clone()),
+            triggers: triggers.clone(),
         };
         let mut listers: HashMap<TypeId, Box<dyn Any + Send + Sync>> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -771,6 +874,9 @@ where
                 recorder: Recorder::new(self.manager.client().clone(), Reporter::new(name.clone())),
                 data,
                 listers,
+                informers: self.manager.informers().clone(),
+                namespace: scope.namespace.clone(),
+                sync_timeout: self.manager.config().cache_sync_timeout,
             }),
         };
         let runner = Runner {
@@ -782,6 +888,7 @@ where
                 context,
                 timeout: self.reconcile_timeout,
                 instruments,
+                triggers,
             }),
             concurrency: self.concurrency,
         };
@@ -810,24 +917,56 @@ struct EnqueueHandler<C> {
     queue: WorkQueue<ObjectKey>,
     mapper: Mapper<C>,
     predicate: Option<Predicate<C>>,
+    relation: RelationKind,
+    /// `C`'s kind, for the trigger.
+    kind: String,
+    triggers: Arc<Triggers>,
 }
 
-impl<C: 'static> EnqueueHandler<C> {
+impl<C: Resource + 'static> EnqueueHandler<C> {
     fn passes(&self, change: &Change<'_, C>) -> bool {
         self.predicate.as_ref().is_none_or(|p| p.matches(change))
     }
 
-    fn enqueue(&self, obj: &C) {
-        for key in (self.mapper)(obj) {
+    fn enqueue(&self, obj: &C, resync: bool) {
+        self.add(obj, (self.mapper)(obj), resync);
+    }
+
+    /// Records why, then queues `keys` (the trigger is there before a worker can take a key).
+    fn add(&self, obj: &C, keys: Vec<ObjectKey>, resync: bool) {
+        for key in keys {
+            self.triggers.record(&key, || self.trigger(obj, resync));
             self.queue.add(key);
+        }
+    }
+
+    fn trigger(&self, obj: &C, resync: bool) -> Trigger {
+        let object = || {
+            let m = obj.meta();
+            match &m.namespace {
+                Some(ns) => format!("{ns}/{}", m.name.as_deref().unwrap_or_default()),
+                None => m.name.clone().unwrap_or_default(),
+            }
+        };
+        match self.relation {
+            RelationKind::Primary if resync => Trigger::Resync,
+            RelationKind::Primary => Trigger::Changed,
+            RelationKind::Owned => Trigger::Owned {
+                kind: self.kind.clone(),
+                object: object(),
+            },
+            RelationKind::Watched => Trigger::Watched {
+                kind: self.kind.clone(),
+                object: object(),
+            },
         }
     }
 }
 
-impl<C: Send + Sync + 'static> ResourceEventHandler<C> for EnqueueHandler<C> {
+impl<C: Resource + Send + Sync + 'static> ResourceEventHandler<C> for EnqueueHandler<C> {
     fn on_add(&self, obj: Arc<C>, _is_initial_list: bool) {
         if self.passes(&Change::Create(&obj)) {
-            self.enqueue(&obj);
+            self.enqueue(&obj, false);
         }
     }
 
@@ -844,9 +983,8 @@ impl<C: Send + Sync + 'static> ResourceEventHandler<C> for EnqueueHandler<C> {
                     keys.push(key);
                 }
             }
-            for key in keys {
-                self.queue.add(key);
-            }
+            let resync = old.meta().resource_version == new.meta().resource_version;
+            self.add(&new, keys, resync);
         }
     }
 
@@ -858,7 +996,7 @@ impl<C: Send + Sync + 'static> ResourceEventHandler<C> for EnqueueHandler<C> {
         if let Some(last) = last
             && self.passes(&Change::Delete(&last))
         {
-            self.enqueue(&last);
+            self.enqueue(&last, false);
         }
     }
 }
@@ -882,6 +1020,7 @@ struct Shared<K, T> {
     context: Context<T>,
     timeout: Option<Duration>,
     instruments: Instruments,
+    triggers: Arc<Triggers>,
 }
 
 /// The running controller: `concurrency` workers over one queue.
@@ -959,11 +1098,13 @@ where
     let Some(obj) = shared.primary.get_by_key(key) else {
         // Deleted (and its finalizers done): nothing left to reconcile.
         shared.queue.forget(key);
+        shared.triggers.forget(key);
         return;
     };
     let started = tokio::time::Instant::now();
-    // Every log line of the reconcile carries the controller and the object.
-    let span = tracing::info_span!("reconcile", controller = %shared.name, object = %key);
+    // Every log line of the reconcile carries the controller, the object and why it runs.
+    let trigger = shared.triggers.take(key);
+    let span = tracing::info_span!("reconcile", controller = %shared.name, object = %key, trigger = %trigger);
     let fut = AssertUnwindSafe(tracing::Instrument::instrument(
         (shared.reconcile)(obj, shared.context.clone()),
         span,
@@ -985,6 +1126,7 @@ where
             match action.requeue_after() {
                 Some(after) => {
                     i.requeue_after.inc();
+                    shared.triggers.schedule(key, Trigger::Requeue);
                     shared.queue.add_after(key.clone(), after);
                 }
                 None => {
@@ -1002,6 +1144,7 @@ where
             i.error.inc();
             i.errors.inc();
             tracing::warn!(controller = %name, %key, error = %err, retries = shared.queue.num_requeues(key), "reconcile failed; retrying with backoff");
+            shared.triggers.schedule(key, Trigger::Retry);
             shared.queue.add_rate_limited(key.clone());
         }
         Outcome::Panicked(message) => {
@@ -1009,12 +1152,14 @@ where
             i.errors.inc();
             i.panics.inc();
             tracing::error!(controller = %name, %key, panic = %message, "reconcile panicked; retrying with backoff");
+            shared.triggers.schedule(key, Trigger::Retry);
             shared.queue.add_rate_limited(key.clone());
         }
         Outcome::TimedOut(limit) => {
             i.error.inc();
             i.errors.inc();
             tracing::warn!(controller = %name, %key, timeout = ?limit, "reconcile timed out; retrying with backoff");
+            shared.triggers.schedule(key, Trigger::Retry);
             shared.queue.add_rate_limited(key.clone());
         }
     }

@@ -154,8 +154,7 @@ async fn the_context_recorder_reports_as_the_controller() {
             (),
         )
         .unwrap();
-    let handle = mgr.shutdown_handle();
-    let task = tokio::spawn(mgr.run());
+    let running = start(mgr);
     create_cm(&server, "watched", &[]).await;
     let events: Api<Event> = Api::namespaced(server.client(), NS);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -195,12 +194,7 @@ async fn the_context_recorder_reports_as_the_controller() {
         event.regarding.and_then(|r| r.kind).as_deref(),
         Some("ConfigMap")
     );
-    handle.shutdown();
-    tokio::time::timeout(std::time::Duration::from_secs(20), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,8 +223,7 @@ async fn asking_for_the_cache_of_an_unwatched_type_names_the_builder_call_to_add
             seen.clone(),
         )
         .unwrap();
-    let handle = mgr.shutdown_handle();
-    let task = tokio::spawn(mgr.run());
+    let running = start(mgr);
     create_cm(&server, "any", &[]).await;
     eventually("the reconcile asked for Secrets", || {
         !seen.lock().is_empty()
@@ -242,12 +235,7 @@ async fn asking_for_the_cache_of_an_unwatched_type_names_the_builder_call_to_add
             && message.contains(".owns::<Secret>(Watch::new())"),
         "{message}"
     );
-    handle.shutdown();
-    tokio::time::timeout(std::time::Duration::from_secs(20), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,8 +390,7 @@ async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referenci
             reconciled.clone(),
         )
         .unwrap();
-    let handle = mgr.shutdown_handle();
-    let task = tokio::spawn(mgr.run());
+    let running = start(mgr);
     eventually("the initial sync reconciled every Deployment", || {
         let r = reconciled.lock();
         ["a", "b", "c"].iter().all(|n| r.iter().any(|x| x == n))
@@ -462,10 +449,117 @@ async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referenci
     assert_eq!(faults.request_count("list", Some("deployments")), 1);
     assert_eq!(faults.request_count("list", Some("secrets")), 1);
 
-    handle.shutdown();
-    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+
+    let server = server().await;
+    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let secret = |token: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some("creds".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("token".to_owned(), ByteString(token.as_bytes().to_vec()))].into()),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("one"))
         .await
-        .unwrap()
-        .unwrap()
         .unwrap();
+    let mut mgr = manager(&server, config()).await;
+    // The token each reconcile read, by ConfigMap.
+    type Reads = Arc<Mutex<Vec<(String, String)>>>;
+    let read: Reads = Arc::default();
+    Controller::managed_by(&mut mgr)
+        .for_::<ConfigMap>(Watch::new())
+        .reads::<Secret>()
+        .named("reads")
+        .complete(
+            |cm: Arc<ConfigMap>, ctx: Context<Reads>| async move {
+                let secrets = ctx.cache::<Secret>().await?;
+                let token = secrets
+                    .get(Some(NS), "creds")
+                    .and_then(|s| s.data.as_ref()?.get("token").cloned())
+                    .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                    .unwrap_or_default();
+                let name = cm.metadata.name.clone().unwrap_or_default();
+                ctx.data().lock().push((name, token));
+                Ok::<_, ReconcileError>(Action::await_change())
+            },
+            read.clone(),
+        )
+        .unwrap();
+    assert!(
+        mgr.rbac_rules().iter().any(|r| r
+            .resources
+            .as_ref()
+            .is_some_and(|res| res.contains(&"secrets".to_owned()))
+            && r.verbs.contains(&"list".to_owned())),
+        "reads::<Secret>() grants list on secrets: {:?}",
+        mgr.rbac_rules()
+    );
+    let running = start(mgr);
+    let faults = server.faults();
+    assert_eq!(
+        faults.request_count("list", Some("secrets")),
+        0,
+        "nothing watches Secrets before the first read"
+    );
+
+    create_cm(&server, "first", &[]).await;
+    eventually("the first reconcile read the token", || {
+        read.lock()
+            .iter()
+            .any(|(cm, t)| cm == "first" && t == "one")
+    })
+    .await;
+    // The cache follows the Secret: a later reconcile reads the new token, with no new LIST and
+    // no GET.
+    secrets
+        .replace("creds", &PostParams::default(), &{
+            let mut s = secret("two");
+            s.metadata.resource_version = None;
+            s
+        })
+        .await
+        .unwrap();
+    read.lock().clear();
+    let mut n = 0;
+    loop {
+        n += 1;
+        create_cm(&server, &format!("later-{n}"), &[]).await;
+        let name = format!("later-{n}");
+        eventually("the later reconcile ran", || {
+            read.lock().iter().any(|(cm, _)| cm == &name)
+        })
+        .await;
+        if read.lock().iter().any(|(cm, t)| cm == &name && t == "two") {
+            break;
+        }
+        assert!(
+            n < 100,
+            "the cache never saw the new token: {:?}",
+            read.lock()
+        );
+    }
+    assert_eq!(
+        faults.request_count("list", Some("secrets")),
+        1,
+        "one cache, listed once"
+    );
+    assert_eq!(
+        faults.request_count("get", Some("secrets")),
+        0,
+        "reads never hit the API"
+    );
+
+    running.stop().await;
 }

@@ -163,3 +163,29 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
         })
         .collect()
 }
+
+/// A manager running in the background until [`Running::stop`].
+pub struct Running {
+    handle: kubeforge::manager::ShutdownHandle,
+    task: tokio::task::JoinHandle<Result<(), kubeforge::manager::Error>>,
+}
+
+/// Runs `mgr` in the background.
+pub fn start(mgr: Manager) -> Running {
+    Running {
+        handle: mgr.shutdown_handle(),
+        task: tokio::spawn(mgr.run()),
+    }
+}
+
+impl Running {
+    /// Shuts the manager down and asserts that it stopped cleanly within 20 s.
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the manager stops within 20 s")
+            .expect("the manager task did not panic")
+            .expect("the manager stopped without error");
+    }
+}
