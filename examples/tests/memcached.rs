@@ -2,8 +2,7 @@
 //! kubectl, the operator process running against the embedded API server, and the user driving
 //! it with kubectl (apply, scale through the scale subresource, delete).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -11,43 +10,12 @@ use kube::api::{Patch, PatchParams};
 use kubeforge_e2e::Kubectl;
 use kubeforge_testkit::ApiServer;
 
+use support::{Operator, eventually};
+
 const OPERATOR: &str = env!("CARGO_BIN_EXE_memcached-operator");
 
-/// Kills the operator if the test fails half-way.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-/// Polls `check` until it returns `Some`, or fails naming `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn output(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(OPERATOR).args(args).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "memcached-operator {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    support::output(OPERATOR, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,20 +48,7 @@ async fn memcached_operator_reconciles_scales_and_cleans_up() -> anyhow::Result<
     })
     .await??;
 
-    let _operator = Operator(
-        Command::new(OPERATOR)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args([
-                "--metrics-bind-address",
-                "0",
-                "--health-probe-bind-address",
-                "0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let _operator = Operator::start(OPERATOR, &kubeconfig, &dir.path().join("operator.log"), &[])?;
 
     let k = kubectl.clone();
     tokio::task::spawn_blocking(move || {

@@ -1,5 +1,5 @@
-//! `#[kubeforge::controller(for = K, owns(A, B), watches(C = map_c), rbac(...), name = "...")]`
-//! on a reconcile function: registers a `ControllerEntry` whose RBAC rules are inferred from the
+//! `#[kubeforge::controller(for = K, owns(A, B), watches(C = map_c), index("by-c" = c_refs),
+//! reads(D), rbac(...), name = "...")]` on a reconcile function: registers a `ControllerEntry` whose RBAC rules are inferred from the
 //! types (group and plural come from `kube::Resource` at run time), and generates the wiring —
 //! a `setup(manager, data)` function that builds the same controller with the same watches — so
 //! the watches are declared once and the RBAC cannot disagree with them.
@@ -22,6 +22,8 @@ const KEYS: &[&str] = &[
     "for",
     "owns",
     "watches",
+    "index",
+    "reads",
     "rbac",
     "name",
     "setup",
@@ -60,6 +62,10 @@ pub struct Args {
     primary: Option<Type>,
     owns: Vec<Type>,
     watches: Vec<Watched>,
+    /// `index("name" = values_fn)`: indexes of the primary's cache.
+    indexes: Vec<(LitStr, Path)>,
+    /// `reads(T)`: types read through `Context::cache` (get/list/watch RBAC).
+    reads: Vec<Type>,
     rules: Vec<Rule>,
     name: Option<LitStr>,
     setup: Option<Ident>,
@@ -189,12 +195,31 @@ impl Parse for Rule {
     }
 }
 
+/// `(A, B, ...)` after `key`; an empty list is an error saying `if_empty`.
+fn parenthesized_list<T: Parse>(
+    input: ParseStream<'_>,
+    key: &Ident,
+    if_empty: &str,
+) -> syn::Result<Vec<T>> {
+    let content;
+    syn::parenthesized!(content in input);
+    let items: Vec<T> = Punctuated::<T, Token![,]>::parse_terminated(&content)?
+        .into_iter()
+        .collect();
+    if items.is_empty() {
+        return Err(syn::Error::new(key.span(), if_empty));
+    }
+    Ok(items)
+}
+
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = Args {
             primary: None,
             owns: Vec::new(),
             watches: Vec::new(),
+            indexes: Vec::new(),
+            reads: Vec::new(),
             rules: Vec::new(),
             name: None,
             setup: None,
@@ -213,36 +238,34 @@ impl Parse for Args {
                     }
                     args.primary = Some(input.parse()?);
                 }
-                "owns" => {
+                "owns" => args.owns.extend(parenthesized_list::<Type>(
+                    input,
+                    &key,
+                    "`owns()` is empty: list types, e.g. `owns(Deployment)`",
+                )?),
+                "watches" => args.watches.extend(parenthesized_list::<Watched>(
+                    input,
+                    &key,
+                    "`watches()` is empty: list types with their mappers, e.g. `watches(Secret = sites_for_secret)`",
+                )?),
+                "index" => {
                     let content;
                     syn::parenthesized!(content in input);
-                    let types: Vec<Type> =
-                        Punctuated::<Type, Token![,]>::parse_terminated(&content)?
-                            .into_iter()
-                            .collect();
-                    if types.is_empty() {
-                        return Err(syn::Error::new(
-                            key.span(),
-                            "`owns()` is empty: list types, e.g. `owns(Deployment)`",
-                        ));
-                    }
-                    args.owns.extend(types);
+                    let name: LitStr = content.parse()?;
+                    content.parse::<Token![=]>().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`index` names its function: `index(\"by-secret\" = secret_refs)` with \
+                             `fn secret_refs(obj: &Primary) -> Vec<String>`",
+                        )
+                    })?;
+                    args.indexes.push((name, content.parse()?));
                 }
-                "watches" => {
-                    let content;
-                    syn::parenthesized!(content in input);
-                    let watched: Vec<Watched> =
-                        Punctuated::<Watched, Token![,]>::parse_terminated(&content)?
-                            .into_iter()
-                            .collect();
-                    if watched.is_empty() {
-                        return Err(syn::Error::new(
-                            key.span(),
-                            "`watches()` is empty: list types with their mappers, e.g. `watches(Secret = sites_for_secret)`",
-                        ));
-                    }
-                    args.watches.extend(watched);
-                }
+                "reads" => args.reads.extend(parenthesized_list::<Type>(
+                    input,
+                    &key,
+                    "`reads()` is empty: list the types read through `ctx.cache`, e.g. `reads(Secret)`",
+                )?),
                 "setup" => {
                     input.parse::<Token![=]>()?;
                     args.setup = Some(input.parse()?);
@@ -322,6 +345,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let t = &w.ty;
         quote_spanned!(t.span()=> rules.extend(#reg::watched_rules::<#t>());)
     });
+    let read = args
+        .reads
+        .iter()
+        .map(|t| quote_spanned!(t.span()=> rules.extend(#reg::watched_rules::<#t>());));
     let extra = args.rules.iter().map(|r| {
         let (g, res, v, n) = (&r.groups, &r.resources, &r.verbs, &r.resource_names);
         quote!(rules.push(#reg::rule(&[#(#g),*], &[#(#res),*], &[#(#v),*], &[#(#n),*]));)
@@ -341,6 +368,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                         #primary_rules
                         #(#owned)*
                         #(#watched)*
+                        #(#read)*
                         #(#extra)*
                         rules
                     }
@@ -432,6 +460,14 @@ fn setup_fn(
         .owns
         .iter()
         .map(|t| quote_spanned!(t.span()=> .owns::<#t>(#krate::controller::Watch::new())));
+    let indexes = args
+        .indexes
+        .iter()
+        .map(|(name, f)| quote_spanned!(f.span()=> .index(#name, #f)));
+    let reads = args
+        .reads
+        .iter()
+        .map(|t| quote_spanned!(t.span()=> .reads::<#t>()));
     let vis = &func.vis;
     let reconcile = &func.sig.ident;
     let setup = args
@@ -450,8 +486,9 @@ fn setup_fn(
             data: #data,
         ) -> ::std::result::Result<(), #krate::controller::BuildError> {
             let builder = #krate::controller::Controller::managed_by(manager)
-                .for_::<#primary>(#krate::controller::Watch::new())
+                .for_::<#primary>(#krate::controller::Watch::new()#(#indexes)*)
                 #(#owns)*
+                #(#reads)*
                 .named(#name);
             let primaries = builder.primary_lister();
             #(#watches)*
