@@ -107,33 +107,16 @@ fn preserve() -> Value {
     json!({ PRESERVE: true })
 }
 
+/// Rewrites one node (and, recursively, its children) into structural form, step by step.
 fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) -> Value {
     let mut m = match schema {
         Value::Object(m) => m,
         // `true` (anything, e.g. serde_json::Value) and `false` alike: keep what is sent.
-        Value::Bool(_) => return preserve(),
         _ => return preserve(),
     };
-
     // 1. References: inline the definition, siblings (field docs, validations) win.
     if let Some(Value::String(r)) = m.remove("$ref") {
-        let name = r.rsplit('/').next().unwrap_or(&r).to_string();
-        if stack.contains(&name) {
-            // A recursive type has no finite structural schema: accept anything below this point.
-            let mut out = preserve();
-            copy_annotations(&m, &mut out);
-            return out;
-        }
-        let target = defs.get(&name).cloned().unwrap_or_else(preserve);
-        let mut merged = match target {
-            Value::Object(t) => t,
-            _ => Map::new(),
-        };
-        merge_siblings(&mut merged, m);
-        stack.push(name);
-        let out = normalize(Value::Object(merged), defs, stack);
-        stack.pop();
-        return out;
+        return inline_ref(&r, m, defs, stack);
     }
     pattern_properties_to_map(&mut m);
     title_into_description(&mut m);
@@ -143,77 +126,142 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if m.get("default") == Some(&Value::Null) {
         m.remove("default");
     }
-
     // 2. `type: [T, "null"]` → `type: T, nullable: true`.
-    if let Some(Value::Array(types)) = m.get("type").cloned() {
-        let mut non_null: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
-        if non_null.len() < m["type"].as_array().map_or(0, Vec::len) {
-            m.insert("nullable".into(), true.into());
-        }
-        match non_null.len() {
-            0 => {
-                m.remove("type");
-            }
-            1 => {
-                m.insert("type".into(), non_null.remove(0));
-            }
-            _ => {
-                m.remove("type");
-                let set: BTreeSet<String> = non_null
-                    .iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect();
-                let int_or_string: BTreeSet<String> =
-                    ["integer", "string"].map(String::from).into();
-                if set == int_or_string {
-                    m.insert(INT_OR_STRING.into(), true.into());
-                } else {
-                    m.insert(PRESERVE.into(), true.into());
-                }
-            }
-        }
-    }
-
-    // 3. `Option<T>` as `anyOf`/`oneOf` [T, null] → T + nullable.
-    for junctor in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = m.get(junctor).cloned() {
-            let (nulls, rest): (Vec<Value>, Vec<Value>) =
-                branches.into_iter().partition(is_null_schema);
-            if !nulls.is_empty() {
-                m.insert("nullable".into(), true.into());
-                if rest.len() == 1 {
-                    m.remove(junctor);
-                    let mut inner = match rest.into_iter().next() {
-                        Some(Value::Object(b)) => b,
-                        _ => Map::new(),
-                    };
-                    // The wrapper's keys (field description, validations) override the inner schema's.
-                    merge_siblings(&mut inner, m);
-                    return normalize(Value::Object(inner), defs, stack);
-                }
-                m.insert(junctor.into(), Value::Array(rest));
-            }
-        }
-    }
-    // A single-branch allOf (older schemars encodes "ref with siblings" this way) is its branch.
-    if let Some(Value::Array(all_of)) = m.get("allOf").cloned()
-        && all_of.len() == 1
-    {
-        m.remove("allOf");
-        let mut inner = match all_of.into_iter().next() {
-            Some(Value::Object(b)) => b,
-            _ => Map::new(),
-        };
-        merge_siblings(&mut inner, m);
+    split_type_list(&mut m);
+    // 3. `Option<T>` as `anyOf`/`oneOf` [T, null], and a single-branch `allOf`: the branch.
+    if let Some(inner) = unwrap_single_branch(&mut m) {
         return normalize(Value::Object(inner), defs, stack);
     }
-
     // 4. `const` → single-valued `enum`.
     if let Some(c) = m.remove("const") {
         m.insert("enum".into(), Value::Array(vec![c]));
     }
-
     // 5. Children first.
+    normalize_children(&mut m, defs, stack);
+    // 6. Enums.
+    if let Some(Value::Array(branches)) = m.remove("oneOf") {
+        hoist_enum(&mut m, branches, true);
+    }
+    if let Some(Value::Array(branches)) = m.remove("anyOf") {
+        hoist_enum(&mut m, branches, false);
+    }
+    // 7. Sets and 8. formats.
+    set_from_unique_items(&mut m);
+    map_format(&mut m);
+    // 9. Every node has a type unless exempt.
+    ensure_type(&mut m);
+    Value::Object(m)
+}
+
+/// Step 1: a `$ref` node is its definition with the node's own keys on top; a reference back
+/// into a definition being inlined (a recursive type) keeps unknown fields instead.
+fn inline_ref(
+    r: &str,
+    siblings: Map<String, Value>,
+    defs: &Map<String, Value>,
+    stack: &mut Vec<String>,
+) -> Value {
+    let name = r.rsplit('/').next().unwrap_or(r).to_string();
+    if stack.contains(&name) {
+        // A recursive type has no finite structural schema: accept anything below this point.
+        let mut out = preserve();
+        copy_annotations(&siblings, &mut out);
+        return out;
+    }
+    let mut merged = match defs.get(&name) {
+        Some(Value::Object(t)) => t.clone(),
+        Some(_) => Map::new(),
+        None => match preserve() {
+            Value::Object(p) => p,
+            _ => Map::new(),
+        },
+    };
+    merge_siblings(&mut merged, siblings);
+    stack.push(name);
+    let out = normalize(Value::Object(merged), defs, stack);
+    stack.pop();
+    out
+}
+
+/// Step 2: a list of types becomes one type (+ `nullable` for `"null"`); integer-or-string
+/// becomes int-or-string; other mixes keep unknown fields.
+fn split_type_list(m: &mut Map<String, Value>) {
+    let Some(Value::Array(types)) = m.get("type").cloned() else {
+        return;
+    };
+    let mut non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+    if non_null.len() < types.len() {
+        m.insert("nullable".into(), true.into());
+    }
+    match non_null.len() {
+        0 => {
+            m.remove("type");
+        }
+        1 => {
+            m.insert("type".into(), non_null.remove(0));
+        }
+        _ => {
+            m.remove("type");
+            let set: BTreeSet<String> = non_null
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect();
+            let int_or_string: BTreeSet<String> = ["integer", "string"].map(String::from).into();
+            if set == int_or_string {
+                m.insert(INT_OR_STRING.into(), true.into());
+            } else {
+                m.insert(PRESERVE.into(), true.into());
+            }
+        }
+    }
+}
+
+/// Step 3: `anyOf`/`oneOf` [T, null] (an `Option`) marks the node nullable and, when one branch
+/// is left, returns it with the wrapper's keys (field description, validations) on top; so does
+/// a single-branch `allOf` (older schemars' "ref with siblings").
+fn unwrap_single_branch(m: &mut Map<String, Value>) -> Option<Map<String, Value>> {
+    for junctor in ["anyOf", "oneOf"] {
+        let Some(Value::Array(branches)) = m.get(junctor).cloned() else {
+            continue;
+        };
+        let (nulls, rest): (Vec<Value>, Vec<Value>) =
+            branches.into_iter().partition(is_null_schema);
+        if nulls.is_empty() {
+            continue;
+        }
+        m.insert("nullable".into(), true.into());
+        if rest.len() == 1 {
+            m.remove(junctor);
+            return Some(wrapped(rest.into_iter().next(), std::mem::take(m)));
+        }
+        m.insert(junctor.into(), Value::Array(rest));
+    }
+    if let Some(Value::Array(all_of)) = m.get("allOf").cloned()
+        && all_of.len() == 1
+    {
+        m.remove("allOf");
+        return Some(wrapped(all_of.into_iter().next(), std::mem::take(m)));
+    }
+    None
+}
+
+/// `inner` (an object schema) with the `wrapper`'s keys merged over it.
+fn wrapped(inner: Option<Value>, wrapper: Map<String, Value>) -> Map<String, Value> {
+    let mut inner = match inner {
+        Some(Value::Object(b)) => b,
+        _ => Map::new(),
+    };
+    merge_siblings(&mut inner, wrapper);
+    inner
+}
+
+/// Step 5: properties, items (a `Vec<Condition>` becomes a list map keyed by `type`), tuples,
+/// map values and junctor branches, each normalized.
+fn normalize_children(
+    m: &mut Map<String, Value>,
+    defs: &Map<String, Value>,
+    stack: &mut Vec<String>,
+) {
     if let Some(Value::Object(props)) = m.get_mut("properties") {
         for v in props.values_mut() {
             *v = normalize(v.take(), defs, stack);
@@ -245,9 +293,6 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if let Some(ap) = m.remove("additionalProperties") {
         match ap {
             Value::Bool(false) => {}
-            Value::Bool(true) if m.contains_key("properties") => {
-                m.insert(PRESERVE.into(), true.into());
-            }
             // `#[serde(flatten)]` maps next to named properties: structural schemas cannot have
             // both, so unknown keys are kept instead.
             _ if m.contains_key("properties") => {
@@ -268,16 +313,10 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if let Some(not) = m.remove("not") {
         m.insert("not".into(), normalize(not, defs, stack));
     }
+}
 
-    // 6. Enums.
-    if let Some(Value::Array(branches)) = m.remove("oneOf") {
-        hoist_enum(&mut m, branches, true);
-    }
-    if let Some(Value::Array(branches)) = m.remove("anyOf") {
-        hoist_enum(&mut m, branches, false);
-    }
-
-    // 7. Sets: `uniqueItems` is forbidden, `x-kubernetes-list-type: set` says the same thing.
+/// Step 7: `uniqueItems` is forbidden; `x-kubernetes-list-type: set` says the same thing.
+fn set_from_unique_items(m: &mut Map<String, Value>) {
     if m.remove("uniqueItems") == Some(Value::Bool(true)) && !m.contains_key(LIST_TYPE) {
         m.insert(LIST_TYPE.into(), "set".into());
         if let Some(Value::Object(items)) = m.get_mut("items")
@@ -286,21 +325,25 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
             items.insert(MAP_TYPE.into(), "atomic".into());
         }
     }
+}
 
-    // 8. Formats Kubernetes does not know.
-    if let Some(Value::String(f)) = m.get("format") {
-        let mapped = match f.as_str() {
-            "int8" | "int16" | "uint8" | "uint16" => Some("int32"),
-            // `int` / `uint` are schemars' isize / usize.
-            "int" | "uint32" | "uint64" | "uint" | "uint128" | "int128" => Some("int64"),
-            _ => None,
-        };
-        if let Some(mapped) = mapped {
-            m.insert("format".into(), mapped.into());
-        }
-    }
+/// Step 8: integer formats Kubernetes does not know become the nearest it does.
+fn map_format(m: &mut Map<String, Value>) {
+    let Some(Value::String(f)) = m.get("format") else {
+        return;
+    };
+    let mapped = match f.as_str() {
+        "int8" | "int16" | "uint8" | "uint16" => "int32",
+        // `int` / `uint` are schemars' isize / usize.
+        "int" | "uint32" | "uint64" | "uint" | "uint128" | "int128" => "int64",
+        _ => return,
+    };
+    m.insert("format".into(), mapped.into());
+}
 
-    // 9. Embedded resources are objects; every other node needs a type unless exempt.
+/// Step 9: embedded resources are objects; every other node gets a type from its keywords, or
+/// keeps unknown fields.
+fn ensure_type(m: &mut Map<String, Value>) {
     if m.get(EMBEDDED) == Some(&Value::Bool(true)) {
         m.insert("type".into(), "object".into());
         if !m.contains_key("properties") {
@@ -310,7 +353,7 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if m.get(PRESERVE) == Some(&Value::Bool(false)) {
         m.remove(PRESERVE);
     }
-    if !m.contains_key("type") && !is_true(&m, INT_OR_STRING) && !is_true(&m, PRESERVE) {
+    if !m.contains_key("type") && !is_true(m, INT_OR_STRING) && !is_true(m, PRESERVE) {
         if m.contains_key("properties") || m.contains_key("additionalProperties") {
             m.insert("type".into(), "object".into());
         } else if m.contains_key("items") {
@@ -325,7 +368,7 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
     if m.get("type") == Some(&json!("object"))
         && !m.contains_key("properties")
         && !m.contains_key("additionalProperties")
-        && !is_true(&m, PRESERVE)
+        && !is_true(m, PRESERVE)
     {
         // `{type: object}` alone would prune every key: an empty struct keeps nothing, which is right,
         // but a hand-written `JsonSchema` returning a bare object means "any object".
@@ -333,7 +376,6 @@ fn normalize(schema: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) 
             m.insert("properties".into(), Value::Object(Map::new()));
         }
     }
-    Value::Object(m)
 }
 
 fn is_true(m: &Map<String, Value>, key: &str) -> bool {
