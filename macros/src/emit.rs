@@ -3,9 +3,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use serde_json::Value;
-use syn::Path;
+use syn::{Ident, Path};
 
-use crate::attrs::ResourceAttrs;
+use crate::attrs::{KeyValue, ResourceAttrs};
 use crate::model::Resource;
 
 fn opt_str(s: Option<String>) -> TokenStream {
@@ -23,27 +23,48 @@ pub fn resource(
     root_validations: &[Value],
     schema_type: &TokenStream,
 ) -> TokenStream {
+    let root = format_ident!("{}", r.kind, span = r.kind_span);
+    let pk = quote!(#krate::__private);
+    let root_struct = root_struct(a, r, &root, &pk);
+    let descriptor = descriptor(a, r, krate, root_validations);
+    let inherent_impl = inherent_impl(a, &root, krate, &pk, &descriptor, schema_type);
+    let resource_impl = kube_resource_impl(r, &root, &pk);
+    let spec_status_impls = spec_status_impls(a, &root, &pk);
+    let storage_guard = storage_guard(a, r);
+    let custom_resource_ext_impl = custom_resource_ext_impl(a, r, &root, &pk);
+    let serialize_impl = serialize_impl(a, r, &root, &pk);
+    let registration = registration(a, r, &root, krate, &pk);
+
+    quote! {
+        #root_struct
+
+        #inherent_impl
+
+        #resource_impl
+
+        #spec_status_impls
+
+        #storage_guard
+
+        #custom_resource_ext_impl
+
+        #serialize_impl
+
+        #registration
+    }
+}
+
+/// The `group/version` string that goes into `apiVersion`.
+fn api_version(r: &Resource) -> String {
+    format!("{}/{}", r.group, r.version)
+}
+
+/// The root type users handle: metadata, the user's spec and, when declared, the status.
+fn root_struct(a: &ResourceAttrs, r: &Resource, root: &Ident, pk: &TokenStream) -> TokenStream {
     let spec = &a.ident;
     let vis = &a.vis;
-    let Resource {
-        group,
-        version,
-        kind,
-        plural,
-        singular,
-        namespaced,
-        served,
-        ..
-    } = r;
-    let root = format_ident!("{}", kind, span = r.kind_span);
-    let api_version = format!("{group}/{version}");
-    let pk = quote!(#krate::__private);
-    let scope = if *namespaced {
-        quote!(#pk::k8s_openapi::NamespaceResourceScope)
-    } else {
-        quote!(#pk::k8s_openapi::ClusterResourceScope)
-    };
-
+    let kind = &r.kind;
+    let api_version = api_version(r);
     // status: an Option field typed with the user's path, spanned on it so a missing type is
     // reported on the attribute.
     let status_field = a.status.as_ref().map(|st| {
@@ -53,105 +74,11 @@ pub fn resource(
             pub status: ::core::option::Option<#st>,
         }
     });
-    let status_init = a
-        .status
-        .as_ref()
-        .map(|_| quote!(status: ::core::option::Option::None,));
-    let status_ser = a.status.as_ref().map(|_| {
-        quote! {
-            match &self.status {
-                ::core::option::Option::Some(status) => st.serialize_field("status", status)?,
-                ::core::option::Option::None => st.skip_field("status")?,
-            }
-        }
-    });
-    let status_schema = match &a.status {
-        Some(st) => quote!(::core::option::Option::Some(generator.subschema_for::<#st>())),
-        None => quote!(::core::option::Option::None),
-    };
-    let has_status_trait = a.status.as_ref().map(|st| {
-        quote! {
-            impl #pk::kube::core::object::HasStatus for #root {
-                type Status = #st;
-                fn status(&self) -> ::core::option::Option<&#st> { self.status.as_ref() }
-                fn status_mut(&mut self) -> &mut ::core::option::Option<#st> { &mut self.status }
-            }
-        }
-    });
-    let n_fields = 4usize + usize::from(a.status.is_some());
-
     let extra_derives = &a.derive;
-    let short_names: Vec<String> = a.short_name.iter().map(syn::LitStr::value).collect();
-    let categories: Vec<String> = a.category.iter().map(syn::LitStr::value).collect();
-    let storage = a.storage.is_present();
-    let deprecated = a.deprecated.is_present();
-    let deprecation_warning = opt_str(a.deprecation_warning.as_ref().map(syn::LitStr::value));
-    let labels = a.label.iter().map(|kv| {
-        let (k, v) = (kv.key.value(), kv.value.value());
-        quote!((#k, #v))
-    });
-    let annotations = a.annotation.iter().map(|kv| {
-        let (k, v) = (kv.key.value(), kv.value.value());
-        quote!((#k, #v))
-    });
-    let columns = a.printer_column.iter().map(|c| {
-        let name = c.name.value();
-        let ty = c.type_.value();
-        let path = c.json_path.value();
-        let description = opt_str(c.description.as_ref().map(syn::LitStr::value));
-        let format = opt_str(c.format.as_ref().map(syn::LitStr::value));
-        let priority = c.priority.unwrap_or(0);
-        quote!(#krate::crd::PrinterColumn { name: #name, type_: #ty, json_path: #path, description: #description, format: #format, priority: #priority })
-    });
-    let selectable: Vec<String> = a.selectable_field.iter().map(syn::LitStr::value).collect();
-    let scale = match &a.scale {
-        Some(s) => {
-            let spec_path = s.spec_replicas_path.value();
-            let status_path = s.status_replicas_path.value();
-            let selector = opt_str(s.label_selector_path.as_ref().map(syn::LitStr::value));
-            quote!(::core::option::Option::Some(#krate::crd::Scale { spec_replicas_path: #spec_path, status_replicas_path: #status_path, label_selector_path: #selector }))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let has_status = a.status.is_some();
-    let max_desc = match &a.max_description_len {
-        Some(n) => {
-            let n = **n;
-            quote!(::core::option::Option::Some(#n))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let root_validations = if root_validations.is_empty() {
-        quote!(::core::option::Option::None)
-    } else {
-        let json = Value::Array(root_validations.to_vec()).to_string();
-        quote!(::core::option::Option::Some(#json))
-    };
-    // Two `storage` versions of one kind in a crate define the same crate-root macro name, which
-    // rustc rejects (E0428) on both `storage` tokens; the name says what to do. Across crates and
-    // for zero storage versions, `kubeforge::registry::crds()` reports the error at run time.
-    let storage_guard = a.storage.is_present().then(|| {
-        let sanitized: String = group
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let name = format_ident!(
-            "only_one_version_of_{}_in_{}_may_be_marked_storage",
-            kind,
-            sanitized,
-            span = a.storage.span()
-        );
-        quote! {
-            #[doc(hidden)]
-            #[macro_export]
-            macro_rules! #name { () => {}; }
-        }
-    });
     let serde_path = quote!(#pk::serde).to_string().replace(' ', "");
     let doc = format!(
         "The `{kind}` custom resource ({api_version}), generated by `#[derive(CustomResource)]` on [`{spec}`]."
     );
-
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, #pk::serde::Deserialize #(, #extra_derives)*)]
@@ -164,7 +91,28 @@ pub fn resource(
             pub spec: #spec,
             #status_field
         }
+    }
+}
 
+/// The root type's own items: `new`, the `DESCRIPTOR` constant and `crd()`.
+fn inherent_impl(
+    a: &ResourceAttrs,
+    root: &Ident,
+    krate: &Path,
+    pk: &TokenStream,
+    descriptor: &TokenStream,
+    schema_type: &TokenStream,
+) -> TokenStream {
+    let spec = &a.ident;
+    let status_init = a
+        .status
+        .as_ref()
+        .map(|_| quote!(status: ::core::option::Option::None,));
+    let status_schema = match &a.status {
+        Some(st) => quote!(::core::option::Option::Some(generator.subschema_for::<#st>())),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
         impl #root {
             /// A new object with the given name and spec (and no status).
             pub fn new(name: &str, spec: #spec) -> Self {
@@ -179,28 +127,7 @@ pub fn resource(
             }
 
             /// What the resource attributes say, as data for `kubeforge::crd::build`.
-            pub const DESCRIPTOR: #krate::crd::CrdDescriptor = #krate::crd::CrdDescriptor {
-                group: #group,
-                version: #version,
-                kind: #kind,
-                plural: #plural,
-                singular: #singular,
-                short_names: &[#(#short_names),*],
-                categories: &[#(#categories),*],
-                namespaced: #namespaced,
-                served: #served,
-                storage: #storage,
-                deprecated: #deprecated,
-                deprecation_warning: #deprecation_warning,
-                labels: &[#(#labels),*],
-                annotations: &[#(#annotations),*],
-                printer_columns: &[#(#columns),*],
-                selectable_fields: &[#(#selectable),*],
-                scale: #scale,
-                has_status: #has_status,
-                max_description_len: #max_desc,
-                root_validations: #root_validations,
-            };
+            pub const DESCRIPTOR: #krate::crd::CrdDescriptor = #descriptor;
 
             /// The apiextensions.k8s.io/v1 CustomResourceDefinition of this version, with a
             /// structural schema. `kubeforge::registry::crds()` merges all versions of a kind.
@@ -211,7 +138,133 @@ pub fn resource(
                 #krate::crd::build(&Self::DESCRIPTOR, &mut generator, spec, status)
             }
         }
+    }
+}
 
+/// The `CrdDescriptor` value: the resource attributes as data, from which the CRD is built at
+/// run time.
+fn descriptor(
+    a: &ResourceAttrs,
+    r: &Resource,
+    krate: &Path,
+    root_validations: &[Value],
+) -> TokenStream {
+    let Resource {
+        group,
+        version,
+        kind,
+        plural,
+        singular,
+        namespaced,
+        served,
+        ..
+    } = r;
+    let short_names: Vec<String> = a.short_name.iter().map(syn::LitStr::value).collect();
+    let categories: Vec<String> = a.category.iter().map(syn::LitStr::value).collect();
+    let storage = a.storage.is_present();
+    let deprecated = a.deprecated.is_present();
+    let deprecation_warning = opt_str(a.deprecation_warning.as_ref().map(syn::LitStr::value));
+    let labels = key_values(&a.label);
+    let annotations = key_values(&a.annotation);
+    let columns = printer_columns(a, krate);
+    let selectable: Vec<String> = a.selectable_field.iter().map(syn::LitStr::value).collect();
+    let scale = scale(a, krate);
+    let has_status = a.status.is_some();
+    let max_desc = match &a.max_description_len {
+        Some(n) => {
+            let n = **n;
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let root_validations = if root_validations.is_empty() {
+        quote!(::core::option::Option::None)
+    } else {
+        let json = Value::Array(root_validations.to_vec()).to_string();
+        quote!(::core::option::Option::Some(#json))
+    };
+    quote! {
+        #krate::crd::CrdDescriptor {
+            group: #group,
+            version: #version,
+            kind: #kind,
+            plural: #plural,
+            singular: #singular,
+            short_names: &[#(#short_names),*],
+            categories: &[#(#categories),*],
+            namespaced: #namespaced,
+            served: #served,
+            storage: #storage,
+            deprecated: #deprecated,
+            deprecation_warning: #deprecation_warning,
+            labels: &[#(#labels),*],
+            annotations: &[#(#annotations),*],
+            printer_columns: &[#(#columns),*],
+            selectable_fields: &[#(#selectable),*],
+            scale: #scale,
+            has_status: #has_status,
+            max_description_len: #max_desc,
+            root_validations: #root_validations,
+        }
+    }
+}
+
+/// Labels or annotations for the CRD object, as `(key, value)` tuples.
+fn key_values(kvs: &[KeyValue]) -> Vec<TokenStream> {
+    kvs.iter()
+        .map(|kv| {
+            let (k, v) = (kv.key.value(), kv.value.value());
+            quote!((#k, #v))
+        })
+        .collect()
+}
+
+/// The `kubectl get` columns, as `PrinterColumn` values.
+fn printer_columns(a: &ResourceAttrs, krate: &Path) -> Vec<TokenStream> {
+    a.printer_column
+        .iter()
+        .map(|c| {
+            let name = c.name.value();
+            let ty = c.type_.value();
+            let path = c.json_path.value();
+            let description = opt_str(c.description.as_ref().map(syn::LitStr::value));
+            let format = opt_str(c.format.as_ref().map(syn::LitStr::value));
+            let priority = c.priority.unwrap_or(0);
+            quote!(#krate::crd::PrinterColumn { name: #name, type_: #ty, json_path: #path, description: #description, format: #format, priority: #priority })
+        })
+        .collect()
+}
+
+/// The scale subresource's paths, when the resource has one.
+fn scale(a: &ResourceAttrs, krate: &Path) -> TokenStream {
+    match &a.scale {
+        Some(s) => {
+            let spec_path = s.spec_replicas_path.value();
+            let status_path = s.status_replicas_path.value();
+            let selector = opt_str(s.label_selector_path.as_ref().map(syn::LitStr::value));
+            quote!(::core::option::Option::Some(#krate::crd::Scale { spec_replicas_path: #spec_path, status_replicas_path: #status_path, label_selector_path: #selector }))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// `kube::Resource`, so kube's `Api` and kubeforge's controllers can address the type.
+fn kube_resource_impl(r: &Resource, root: &Ident, pk: &TokenStream) -> TokenStream {
+    let Resource {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        ..
+    } = r;
+    let api_version = api_version(r);
+    let scope = if *namespaced {
+        quote!(#pk::k8s_openapi::NamespaceResourceScope)
+    } else {
+        quote!(#pk::k8s_openapi::ClusterResourceScope)
+    };
+    quote! {
         impl #pk::kube::Resource for #root {
             type DynamicType = ();
             type Scope = #scope;
@@ -223,7 +276,22 @@ pub fn resource(
             fn meta(&self) -> &#pk::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta { &self.metadata }
             fn meta_mut(&mut self) -> &mut #pk::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta { &mut self.metadata }
         }
+    }
+}
 
+/// kube's `HasSpec`, and `HasStatus` when there is a status, for generic code over resources.
+fn spec_status_impls(a: &ResourceAttrs, root: &Ident, pk: &TokenStream) -> TokenStream {
+    let spec = &a.ident;
+    let has_status_trait = a.status.as_ref().map(|st| {
+        quote! {
+            impl #pk::kube::core::object::HasStatus for #root {
+                type Status = #st;
+                fn status(&self) -> ::core::option::Option<&#st> { self.status.as_ref() }
+                fn status_mut(&mut self) -> &mut ::core::option::Option<#st> { &mut self.status }
+            }
+        }
+    });
+    quote! {
         impl #pk::kube::core::object::HasSpec for #root {
             type Spec = #spec;
             fn spec(&self) -> &#spec { &self.spec }
@@ -231,9 +299,45 @@ pub fn resource(
         }
 
         #has_status_trait
+    }
+}
 
-        #storage_guard
+/// For a `storage` version, a crate-root macro whose name makes a second storage version of
+/// the same kind a compile error.
+fn storage_guard(a: &ResourceAttrs, r: &Resource) -> Option<TokenStream> {
+    // Two `storage` versions of one kind in a crate define the same crate-root macro name, which
+    // rustc rejects (E0428) on both `storage` tokens; the name says what to do. Across crates and
+    // for zero storage versions, `kubeforge::registry::crds()` reports the error at run time.
+    a.storage.is_present().then(|| {
+        let sanitized: String = r
+            .group
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let name = format_ident!(
+            "only_one_version_of_{}_in_{}_may_be_marked_storage",
+            r.kind,
+            sanitized,
+            span = a.storage.span()
+        );
+        quote! {
+            #[doc(hidden)]
+            #[macro_export]
+            macro_rules! #name { () => {}; }
+        }
+    })
+}
 
+/// kube's `CustomResourceExt`, for tools that expect kube-derive's API.
+fn custom_resource_ext_impl(
+    a: &ResourceAttrs,
+    r: &Resource,
+    root: &Ident,
+    pk: &TokenStream,
+) -> TokenStream {
+    let Resource { group, plural, .. } = r;
+    let short_names: Vec<String> = a.short_name.iter().map(syn::LitStr::value).collect();
+    quote! {
         impl #pk::kube::core::CustomResourceExt for #root {
             fn crd() -> #pk::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
                 #root::crd()
@@ -244,7 +348,23 @@ pub fn resource(
             }
             fn shortnames() -> &'static [&'static str] { &[#(#short_names),*] }
         }
+    }
+}
 
+/// `Serialize` written by hand so every object carries its `apiVersion` and `kind`.
+fn serialize_impl(a: &ResourceAttrs, r: &Resource, root: &Ident, pk: &TokenStream) -> TokenStream {
+    let kind = &r.kind;
+    let api_version = api_version(r);
+    let status_ser = a.status.as_ref().map(|_| {
+        quote! {
+            match &self.status {
+                ::core::option::Option::Some(status) => st.serialize_field("status", status)?,
+                ::core::option::Option::None => st.skip_field("status")?,
+            }
+        }
+    });
+    let n_fields = 4usize + usize::from(a.status.is_some());
+    quote! {
         impl #pk::serde::Serialize for #root {
             fn serialize<S: #pk::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
                 use #pk::serde::ser::SerializeStruct as _;
@@ -257,7 +377,25 @@ pub fn resource(
                 st.end()
             }
         }
+    }
+}
 
+/// The `inventory` entry through which `kubeforge::registry` finds every version of every kind.
+fn registration(
+    a: &ResourceAttrs,
+    r: &Resource,
+    root: &Ident,
+    krate: &Path,
+    pk: &TokenStream,
+) -> TokenStream {
+    let Resource {
+        group,
+        version,
+        kind,
+        ..
+    } = r;
+    let storage = a.storage.is_present();
+    quote! {
         #pk::inventory::submit! {
             #krate::registry::CustomResourceEntry {
                 type_name: concat!(module_path!(), "::", #kind),

@@ -84,7 +84,41 @@ fn err(span: Span, msg: impl std::fmt::Display) -> darling::Error {
 
 /// Checks the resource-level attributes.
 pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> Option<Resource> {
-    let group = match &a.group {
+    let group = resolve_group(a, errors);
+    let version = resolve_version(a, errors);
+    let (kind, kind_span) = resolve_kind(a, errors);
+    let lower = kind.to_lowercase();
+    let plural = a
+        .plural
+        .as_ref()
+        .map_or_else(|| to_plural(&lower), LitStr::value);
+    let singular = a
+        .singular
+        .as_ref()
+        .map_or_else(|| lower.clone(), LitStr::value);
+    check_names(a, errors);
+    let served = check_scope_and_serving(a, errors);
+    check_printer_columns(a, errors);
+    check_selectable_fields(a, errors);
+    check_scale(a, errors);
+    check_labels_and_annotations(a, errors);
+    let manual_schema = resolve_manual_schema(a, errors);
+    Some(Resource {
+        group,
+        version,
+        kind,
+        plural,
+        singular,
+        kind_span,
+        namespaced: !a.cluster.is_present(),
+        served,
+        manual_schema,
+    })
+}
+
+/// The API group the resource belongs to; required, and a DNS subdomain.
+fn resolve_group(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> String {
+    match &a.group {
         Some(g) => {
             check_group(g, errors);
             g.value()
@@ -93,8 +127,12 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             errors.push(err(Span::call_site(), "missing `group`: add `#[kubeforge(group = \"example.com\", ...)]`, a DNS subdomain with at least one dot"));
             String::new()
         }
-    };
-    let version = match &a.version {
+    }
+}
+
+/// The API version this derive defines; required, and shaped like `v1`, `v1beta1`, ...
+fn resolve_version(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> String {
+    match &a.version {
         Some(v) => {
             if !VERSION.is_match(&v.value()) {
                 errors.push(err(v.span(), format!("`{}` is not a Kubernetes version: use `v1`, `v2`, `v1beta1`, `v2alpha3`, ...", v.value())));
@@ -105,7 +143,11 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             errors.push(err(Span::call_site(), "missing `version`: add `#[kubeforge(version = \"v1\", ...)]` (`v1`, `v1beta1`, `v2alpha1`, ...)"));
             String::new()
         }
-    };
+    }
+}
+
+/// The kind (given, or inferred from a `<Kind>Spec` struct name) and where to report it.
+fn resolve_kind(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> (String, Span) {
     let (kind, kind_span) = match &a.kind {
         Some(k) => (k.value(), k.span()),
         None => {
@@ -122,15 +164,12 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
     if !KIND.is_match(&kind) {
         errors.push(err(kind_span, format!("kind `{kind}` must be UpperCamelCase (letters and digits, starting with an uppercase letter), e.g. `{}`", upper_camel(&kind))));
     }
-    let lower = kind.to_lowercase();
-    let plural = a
-        .plural
-        .as_ref()
-        .map_or_else(|| to_plural(&lower), LitStr::value);
-    let singular = a
-        .singular
-        .as_ref()
-        .map_or_else(|| lower.clone(), LitStr::value);
+    (kind, kind_span)
+}
+
+/// The plural, singular, short names and categories are names the API paths and kubectl use,
+/// so each must be a lowercase DNS label.
+fn check_names(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) {
     for (lit, what) in [
         (a.plural.as_ref(), "plural"),
         (a.singular.as_ref(), "singular"),
@@ -167,6 +206,11 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             ));
         }
     }
+}
+
+/// Whether the version is served, after checking that scope, serving, storage and deprecation
+/// flags do not contradict each other.
+fn check_scope_and_serving(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> bool {
     if a.namespaced.is_present() && a.cluster.is_present() {
         errors.push(err(a.cluster.span(), "`namespaced` and `cluster` contradict each other: keep one (namespaced is the default)"));
     }
@@ -185,6 +229,11 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             "`deprecation_warning` needs `deprecated`: add `deprecated` to the attribute",
         ));
     }
+    served
+}
+
+/// Printer columns (`kubectl get` output) need a known type and format and a valid JSON path.
+fn check_printer_columns(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) {
     for col in &a.printer_column {
         let ty = col.type_.value();
         if !COLUMN_TYPES.contains(&ty.as_str()) {
@@ -209,12 +258,20 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             ));
         }
     }
+}
+
+/// Field selectors may only name spec or status fields (metadata ones are built in).
+fn check_selectable_fields(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) {
     for f in &a.selectable_field {
         check_json_path(f, errors);
         if f.value().starts_with(".metadata") {
             errors.push(err(f.span(), "metadata fields are always selectable: selectable fields must be under `.spec` or `.status`"));
         }
     }
+}
+
+/// The scale subresource's paths must point into spec and status, and it needs a status.
+fn check_scale(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) {
     if let Some(scale) = &a.scale {
         if !scale.spec_replicas_path.value().starts_with(".spec.") {
             errors.push(err(
@@ -243,6 +300,10 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             ));
         }
     }
+}
+
+/// Labels and annotations put on the CRD object need non-empty keys.
+fn check_labels_and_annotations(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) {
     for kv in a.label.iter().chain(&a.annotation) {
         if kv.key.value().is_empty() {
             errors.push(err(
@@ -251,25 +312,18 @@ pub fn resource(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> 
             ));
         }
     }
-    let manual_schema = match &a.schema {
+}
+
+/// Whether the spec brings its own `JsonSchema` (`schema = "manual"`) instead of the derived one.
+fn resolve_manual_schema(a: &ResourceAttrs, errors: &mut darling::error::Accumulator) -> bool {
+    match &a.schema {
         None => false,
         Some(s) if s.value() == "manual" => true,
         Some(s) => {
             errors.push(err(s.span(), "`schema` accepts only \"manual\" (the spec implements JsonSchema itself); remove it to let the derive generate the schema"));
             false
         }
-    };
-    Some(Resource {
-        group,
-        version,
-        kind,
-        plural,
-        singular,
-        kind_span,
-        namespaced: !a.cluster.is_present(),
-        served,
-        manual_schema,
-    })
+    }
 }
 
 fn check_group(g: &LitStr, errors: &mut darling::error::Accumulator) {
@@ -519,6 +573,25 @@ pub fn field_extensions(
 ) -> Map<String, Value> {
     let mut ext = Map::new();
     let shape = shape_of(&f.ty);
+    add_numeric_bounds(f, &mut ext, errors);
+    add_size_bounds(f, &mut ext, errors);
+    let compiled_pattern = add_pattern(f, &mut ext, errors);
+    add_enum(f, &shape, &mut ext, errors);
+    add_format(f, &mut ext, errors);
+    add_default(f, &shape, compiled_pattern.as_ref(), &mut ext, errors);
+    add_validations(f, &mut ext, errors);
+    add_list_type(f, &shape, &mut ext, errors);
+    add_map_type(f, &shape, &mut ext, errors);
+    add_markers(f, &mut ext);
+    ext
+}
+
+/// `minimum`, `maximum`, `multipleOf` and the exclusive flags, checked against each other.
+fn add_numeric_bounds(
+    f: &SchemaField,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     let mut number = |key: &str, e: &Option<PreservedStrExpr>, ext: &mut Map<String, Value>| {
         if let Some(PreservedStrExpr(e)) = e {
             match expr_to_number(e) {
@@ -529,9 +602,9 @@ pub fn field_extensions(
             }
         }
     };
-    number("minimum", &f.minimum, &mut ext);
-    number("maximum", &f.maximum, &mut ext);
-    number("multipleOf", &f.multiple_of, &mut ext);
+    number("minimum", &f.minimum, ext);
+    number("maximum", &f.maximum, ext);
+    number("multipleOf", &f.multiple_of, ext);
     if f.exclusive_minimum.is_present() {
         if f.minimum.is_none() {
             errors.push(err(
@@ -566,6 +639,14 @@ pub fn field_extensions(
     {
         errors.push(err(m.span(), "multiple_of must be positive"));
     }
+}
+
+/// Length, item and property counts (`minLength` ... `maxProperties`), each min at most its max.
+fn add_size_bounds(
+    f: &SchemaField,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     let counts = [
         ("minLength", &f.min_length),
         ("maxLength", &f.max_length),
@@ -605,6 +686,14 @@ pub fn field_extensions(
             errors.push(err(span, format!("{lo} {l} is greater than {hi} {h}")));
         }
     }
+}
+
+/// `pattern`, returned compiled (when it compiles) so the default can be checked against it.
+fn add_pattern(
+    f: &SchemaField,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) -> Option<Regex> {
     let mut compiled_pattern = None;
     if let Some(p) = &f.pattern {
         match Regex::new(&p.value()) {
@@ -623,11 +712,21 @@ pub fn field_extensions(
         }
         ext.insert("pattern".into(), p.value().into());
     }
+    compiled_pattern
+}
+
+/// `enum`: a non-empty list of values, each of the field's type.
+fn add_enum(
+    f: &SchemaField,
+    shape: &Option<Shape>,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     if let Some(PreservedStrExpr(e)) = &f.enum_values {
         match expr_to_json(e) {
             Ok(Value::Array(values)) if !values.is_empty() => {
                 for v in &values {
-                    if !json_matches(v, &shape) {
+                    if !json_matches(v, shape) {
                         errors.push(err(
                             e.span(),
                             format!(
@@ -647,12 +746,31 @@ pub fn field_extensions(
             Err(e) => errors.push(e),
         }
     }
+}
+
+/// `format`, one the API server knows.
+fn add_format(
+    f: &SchemaField,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     if let Some(fmt) = &f.format {
         if !FORMATS.contains(&fmt.value().as_str()) {
             errors.push(err(fmt.span(), format!("unknown format `{}`: use e.g. date-time, date, email, uri, uuid, hostname, ipv4, int32, int64", fmt.value())));
         }
         ext.insert("format".into(), fmt.value().into());
     }
+}
+
+/// `default` (a Rust expression) or `default_json`, checked against the type and the keys
+/// added so far, since the API server rejects a CRD whose default breaks its own schema.
+fn add_default(
+    f: &SchemaField,
+    shape: &Option<Shape>,
+    compiled_pattern: Option<&Regex>,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     if f.default.is_some()
         && f.default_json.is_some()
         && let Some(d) = &f.default_json
@@ -683,16 +801,17 @@ pub fn field_extensions(
         _ => None,
     };
     if let Some((value, span)) = default {
-        check_default(
-            &value,
-            span,
-            &shape,
-            &ext,
-            compiled_pattern.as_ref(),
-            errors,
-        );
+        check_default(&value, span, shape, ext, compiled_pattern, errors);
         ext.insert("default".into(), value);
     }
+}
+
+/// `x-kubernetes-validations`: the CEL rules, plus the one `immutable` stands for.
+fn add_validations(
+    f: &SchemaField,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     let mut rules: Vec<Value> = f
         .validation
         .iter()
@@ -708,6 +827,15 @@ pub fn field_extensions(
     if !rules.is_empty() {
         ext.insert("x-kubernetes-validations".into(), Value::Array(rules));
     }
+}
+
+/// `x-kubernetes-list-type` and `-list-map-keys`: how server-side apply merges a list.
+fn add_list_type(
+    f: &SchemaField,
+    shape: &Option<Shape>,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     if let Some(lt) = &f.list_type {
         let v = lt.value();
         if !["atomic", "set", "map"].contains(&v.as_str()) {
@@ -716,7 +844,7 @@ pub fn field_extensions(
                 format!("unknown list_type `{v}`: use atomic, set or map"),
             ));
         }
-        if shape.is_some() && !is_list(&shape) {
+        if shape.is_some() && !is_list(shape) {
             errors.push(err(
                 lt.span(),
                 "list_type applies to lists (Vec, BTreeSet, ...) only",
@@ -743,6 +871,15 @@ pub fn field_extensions(
                 .into(),
         );
     }
+}
+
+/// `x-kubernetes-map-type`: how server-side apply merges an object or map.
+fn add_map_type(
+    f: &SchemaField,
+    shape: &Option<Shape>,
+    ext: &mut Map<String, Value>,
+    errors: &mut darling::error::Accumulator,
+) {
     if let Some(mt) = &f.map_type {
         if !["atomic", "granular"].contains(&mt.value().as_str()) {
             errors.push(err(
@@ -762,7 +899,7 @@ pub fn field_extensions(
                 )
             )
         };
-        let inner = match &shape {
+        let inner = match shape {
             Some(Shape::Nullable(inner)) => inner.as_ref().clone(),
             other => other.clone(),
         };
@@ -771,6 +908,11 @@ pub fn field_extensions(
         }
         ext.insert("x-kubernetes-map-type".into(), mt.value().into());
     }
+}
+
+/// The flag-like keys (preserve unknown fields, embedded resource, int-or-string, nullable)
+/// and the description, which need no checks.
+fn add_markers(f: &SchemaField, ext: &mut Map<String, Value>) {
     if f.preserve_unknown_fields.is_present() {
         ext.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
     }
@@ -786,7 +928,6 @@ pub fn field_extensions(
     if let Some(d) = &f.description {
         ext.insert("description".into(), d.value().into());
     }
-    ext
 }
 
 fn check_default(

@@ -81,140 +81,14 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
         .to_string()
         .replace(' ', "");
     let attrs = forwarded(s.attrs);
-    let (impl_generics, ty_generics, where_clause) = s.generics.split_for_impl();
-    let generics = s.generics;
-    let mut exts = s.field_exts.iter();
-    let empty = Map::new();
+    let (_, ty_generics, _) = s.generics.split_for_impl();
     let (body, default_impl) = match &s.body {
-        Body::Struct(fields) => {
-            let fields: Vec<TokenStream> = fields
-                .iter()
-                .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
-                .collect();
-            // A newtype (`struct Port(u16)`) keeps its tuple shape, so schemars describes it as
-            // its inner type, as serde writes it.
-            let newtype =
-                matches!(s.body, Body::Struct(fs) if fs.first().is_some_and(|f| f.ident.is_none()));
-            let default_impl = if container_default_flag(s.attrs) {
-                let names: Vec<&Ident> = match &s.body {
-                    Body::Struct(fs) => fs.iter().filter_map(|f| f.ident.as_ref()).collect(),
-                    Body::Enum(_) => Vec::new(),
-                };
-                let build = if newtype {
-                    quote!(#shadow(original.0))
-                } else {
-                    quote!(#shadow { #(#names: original.#names),* })
-                };
-                quote! {
-                    impl #impl_generics ::core::default::Default for #shadow #ty_generics #where_clause {
-                        fn default() -> Self {
-                            let original = <#ident #ty_generics as ::core::default::Default>::default();
-                            #build
-                        }
-                    }
-                }
-            } else {
-                TokenStream::new()
-            };
-            let body = if newtype {
-                quote!(struct #shadow #generics ( #(#fields),* ) #where_clause;)
-            } else {
-                quote!(struct #shadow #generics #where_clause { #(#fields),* })
-            };
-            (body, default_impl)
-        }
-        Body::Enum(variants) => {
-            let variants: Vec<TokenStream> = variants
-                .iter()
-                .map(|v| {
-                    let vattrs = forwarded(&v.attrs);
-                    let vident = &v.ident;
-                    let fields: Vec<TokenStream> = v
-                        .fields
-                        .fields
-                        .iter()
-                        .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
-                        .collect();
-                    let disc = v.discriminant.as_ref().map(|d| quote!(= #d));
-                    match v.fields.style {
-                        darling::ast::Style::Struct => {
-                            quote!(#(#vattrs)* #vident { #(#fields),* } #disc)
-                        }
-                        darling::ast::Style::Tuple => {
-                            quote!(#(#vattrs)* #vident ( #(#fields),* ) #disc)
-                        }
-                        darling::ast::Style::Unit => quote!(#(#vattrs)* #vident #disc),
-                    }
-                })
-                .collect();
-            (
-                quote!(enum #shadow #generics #where_clause { #(#variants),* }),
-                TokenStream::new(),
-            )
-        }
+        Body::Struct(fields) => shadow_struct(s, fields, &shadow),
+        Body::Enum(variants) => (shadow_enum(s, variants, &shadow), TokenStream::new()),
     };
-    let container_extend = if s.container_ext.is_empty() {
-        TokenStream::new()
-    } else {
-        let json = Value::Object(s.container_ext.clone()).to_string();
-        quote!(#krate::__private::schemars::transform::Transform::transform(&mut #krate::schema::Extend(#json), &mut schema);)
-    };
-    // The real type's impl needs `T: JsonSchema` for each type parameter, as the shadow's does.
-    let mut bounded = s.generics.clone();
-    for p in s.generics.type_params() {
-        let p = &p.ident;
-        bounded
-            .make_where_clause()
-            .predicates
-            .push(syn::parse_quote!(#p: #krate::__private::schemars::JsonSchema));
-    }
-    let (_, _, bounded_where) = bounded.split_for_impl();
-    // A generic type's schema depends on its parameters: `Bounds<Quantity>` and `Bounds<String>`
-    // need two names, or the generator reuses the first one's schema for both.
-    let params: Vec<&syn::Ident> = s.generics.type_params().map(|p| &p.ident).collect();
-    let (schema_name, schema_id) = if params.is_empty() {
-        (
-            quote!(::std::borrow::Cow::Borrowed(stringify!(#ident))),
-            quote!(::std::borrow::Cow::Borrowed(concat!(
-                module_path!(),
-                "::",
-                stringify!(#ident)
-            ))),
-        )
-    } else {
-        let js = quote!(#krate::__private::schemars::JsonSchema);
-        (
-            quote!(::std::borrow::Cow::Owned(::std::format!(
-                "{}_for_{}",
-                stringify!(#ident),
-                [#(<#params as #js>::schema_name()),*].join("_and_")
-            ))),
-            quote!(::std::borrow::Cow::Owned(::std::format!(
-                "{}::{}<{}>",
-                module_path!(),
-                stringify!(#ident),
-                [#(<#params as #js>::schema_id()),*].join(", ")
-            ))),
-        )
-    };
-    let (marker_decl, implementor, impl_generics, bounded_where) = match &s.marker {
-        Some(marker) => (
-            quote! {
-                #[doc(hidden)]
-                #[allow(non_camel_case_types)]
-                struct #marker;
-            },
-            quote!(#marker),
-            TokenStream::new(),
-            TokenStream::new(),
-        ),
-        None => (
-            TokenStream::new(),
-            quote!(#ident #ty_generics),
-            quote!(#impl_generics),
-            quote!(#bounded_where),
-        ),
-    };
+    let container_extend = container_extend(s);
+    let (schema_name, schema_id) = schema_name_and_id(s);
+    let (marker_decl, implementor, impl_generics, bounded_where) = impl_target(s);
     quote! {
         #marker_decl
         const _: () = {
@@ -245,5 +119,176 @@ pub fn emit(s: &SchemaImpl<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The shadow of a struct, and its `Default` impl when schemars needs one for
+/// `#[serde(default)]`.
+fn shadow_struct(
+    s: &SchemaImpl<'_>,
+    fields: &[SchemaField],
+    shadow: &Ident,
+) -> (TokenStream, TokenStream) {
+    let krate = s.krate;
+    let generics = s.generics;
+    let (_, _, where_clause) = s.generics.split_for_impl();
+    let mut exts = s.field_exts.iter();
+    let empty = Map::new();
+    let fields: Vec<TokenStream> = fields
+        .iter()
+        .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
+        .collect();
+    // A newtype (`struct Port(u16)`) keeps its tuple shape, so schemars describes it as
+    // its inner type, as serde writes it.
+    let newtype =
+        matches!(s.body, Body::Struct(fs) if fs.first().is_some_and(|f| f.ident.is_none()));
+    let default_impl = if container_default_flag(s.attrs) {
+        shadow_default_impl(s, shadow, newtype)
+    } else {
+        TokenStream::new()
+    };
+    let body = if newtype {
+        quote!(struct #shadow #generics ( #(#fields),* ) #where_clause;)
+    } else {
+        quote!(struct #shadow #generics #where_clause { #(#fields),* })
+    };
+    (body, default_impl)
+}
+
+/// The shadow's `Default`, copied field by field from the real type's, so schemars' defaults
+/// are the ones serde fills in.
+fn shadow_default_impl(s: &SchemaImpl<'_>, shadow: &Ident, newtype: bool) -> TokenStream {
+    let ident = s.ident;
+    let (impl_generics, ty_generics, where_clause) = s.generics.split_for_impl();
+    let names: Vec<&Ident> = match &s.body {
+        Body::Struct(fs) => fs.iter().filter_map(|f| f.ident.as_ref()).collect(),
+        Body::Enum(_) => Vec::new(),
+    };
+    let build = if newtype {
+        quote!(#shadow(original.0))
+    } else {
+        quote!(#shadow { #(#names: original.#names),* })
+    };
+    quote! {
+        impl #impl_generics ::core::default::Default for #shadow #ty_generics #where_clause {
+            fn default() -> Self {
+                let original = <#ident #ty_generics as ::core::default::Default>::default();
+                #build
+            }
+        }
+    }
+}
+
+/// The shadow of an enum: each variant with its fields' extensions applied.
+fn shadow_enum(s: &SchemaImpl<'_>, variants: &[SchemaVariant], shadow: &Ident) -> TokenStream {
+    let krate = s.krate;
+    let generics = s.generics;
+    let (_, _, where_clause) = s.generics.split_for_impl();
+    let mut exts = s.field_exts.iter();
+    let empty = Map::new();
+    let variants: Vec<TokenStream> = variants
+        .iter()
+        .map(|v| {
+            let vattrs = forwarded(&v.attrs);
+            let vident = &v.ident;
+            let fields: Vec<TokenStream> = v
+                .fields
+                .fields
+                .iter()
+                .map(|f| field_tokens(krate, f, exts.next().unwrap_or(&empty)))
+                .collect();
+            let disc = v.discriminant.as_ref().map(|d| quote!(= #d));
+            match v.fields.style {
+                darling::ast::Style::Struct => {
+                    quote!(#(#vattrs)* #vident { #(#fields),* } #disc)
+                }
+                darling::ast::Style::Tuple => {
+                    quote!(#(#vattrs)* #vident ( #(#fields),* ) #disc)
+                }
+                darling::ast::Style::Unit => quote!(#(#vattrs)* #vident #disc),
+            }
+        })
+        .collect();
+    quote!(enum #shadow #generics #where_clause { #(#variants),* })
+}
+
+/// The statement adding the container attributes' keys to the type's own schema, if any.
+fn container_extend(s: &SchemaImpl<'_>) -> TokenStream {
+    let krate = s.krate;
+    if s.container_ext.is_empty() {
+        TokenStream::new()
+    } else {
+        let json = Value::Object(s.container_ext.clone()).to_string();
+        quote!(#krate::__private::schemars::transform::Transform::transform(&mut #krate::schema::Extend(#json), &mut schema);)
+    }
+}
+
+/// The bodies of `schema_name` and `schema_id`, which name a generic type per parameters.
+fn schema_name_and_id(s: &SchemaImpl<'_>) -> (TokenStream, TokenStream) {
+    let krate = s.krate;
+    let ident = s.ident;
+    // A generic type's schema depends on its parameters: `Bounds<Quantity>` and `Bounds<String>`
+    // need two names, or the generator reuses the first one's schema for both.
+    let params: Vec<&syn::Ident> = s.generics.type_params().map(|p| &p.ident).collect();
+    if params.is_empty() {
+        (
+            quote!(::std::borrow::Cow::Borrowed(stringify!(#ident))),
+            quote!(::std::borrow::Cow::Borrowed(concat!(
+                module_path!(),
+                "::",
+                stringify!(#ident)
+            ))),
+        )
+    } else {
+        let js = quote!(#krate::__private::schemars::JsonSchema);
+        (
+            quote!(::std::borrow::Cow::Owned(::std::format!(
+                "{}_for_{}",
+                stringify!(#ident),
+                [#(<#params as #js>::schema_name()),*].join("_and_")
+            ))),
+            quote!(::std::borrow::Cow::Owned(::std::format!(
+                "{}::{}<{}>",
+                module_path!(),
+                stringify!(#ident),
+                [#(<#params as #js>::schema_id()),*].join(", ")
+            ))),
+        )
+    }
+}
+
+/// What the `JsonSchema` impl is for (the marker, declared here, or the type itself) as
+/// `(marker declaration, implementor, impl generics, where clause)`.
+fn impl_target(s: &SchemaImpl<'_>) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+    let krate = s.krate;
+    let ident = s.ident;
+    let (impl_generics, ty_generics, _) = s.generics.split_for_impl();
+    // The real type's impl needs `T: JsonSchema` for each type parameter, as the shadow's does.
+    let mut bounded = s.generics.clone();
+    for p in s.generics.type_params() {
+        let p = &p.ident;
+        bounded
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(#p: #krate::__private::schemars::JsonSchema));
+    }
+    let (_, _, bounded_where) = bounded.split_for_impl();
+    match &s.marker {
+        Some(marker) => (
+            quote! {
+                #[doc(hidden)]
+                #[allow(non_camel_case_types)]
+                struct #marker;
+            },
+            quote!(#marker),
+            TokenStream::new(),
+            TokenStream::new(),
+        ),
+        None => (
+            TokenStream::new(),
+            quote!(#ident #ty_generics),
+            quote!(#impl_generics),
+            quote!(#bounded_where),
+        ),
     }
 }

@@ -133,12 +133,12 @@ impl Figures {
     }
 }
 
+/// One size's initial-sync figures, by contender.
+type SyncRow = BTreeMap<&'static str, Figures>;
+
+/// Runs every part of the benchmark, then prints its tables.
 async fn parent() {
-    let sizes: Vec<usize> = std::env::var("KUBEFORGE_BENCH_SIZES")
-        .unwrap_or_else(|_| "10000,100000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = bench_sizes();
     println!(
         "kubeforge informer benchmark (release={}, system allocator)",
         !cfg!(debug_assertions)
@@ -158,84 +158,116 @@ async fn parent() {
 
     let mut sync_rows = Vec::new();
     for &n in &sizes {
-        let server = kubeforge_testkit::ApiServer::start()
-            .await
-            .expect("start embedded server");
-        let client = server.client();
-        for i in 0..NAMESPACES {
-            let ns = Namespace {
-                metadata: ObjectMeta {
-                    name: Some(format!("bench-{i}")),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            Api::<Namespace>::all(client.clone())
-                .create(&PostParams::default(), &ns)
-                .await
-                .expect("create namespace");
-        }
-        let t = Instant::now();
-        let mut i = 0;
-        while i < n {
-            let batch: Vec<Value> = (i..(i + 5000).min(n)).map(pod_json).collect();
-            i += batch.len();
-            server.seed("v1", "Pod", batch).expect("seed pods");
-        }
-        println!("seeded {n} pods in {:.1?}", t.elapsed());
-        let dir = std::env::temp_dir().join(format!("kubeforge-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let kubeconfig = dir.join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig)
-            .expect("write kubeconfig");
-
-        let mut row = BTreeMap::new();
-        for contender in [
-            "decode-only",
-            "kube-runtime",
-            "kubeforge",
-            "kubeforge-relist",
-            "kubeforge-relist-paged",
-        ] {
-            let f = run_child(contender, n, &kubeconfig);
-            println!(
-                "  {contender:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB  {}",
-                f.secs,
-                f.rate(),
-                f.peak_mib,
-                f.extra
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v:.1}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            row.insert(contender, f);
-        }
-        if let Some(bin) = &clientgo
-            && let Some(f) = run_clientgo(bin, n, &kubeconfig)
-        {
-            println!(
-                "  {:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB",
-                "client-go",
-                f.secs,
-                f.rate(),
-                f.peak_mib
-            );
-            row.insert("client-go", f);
-        }
-        sync_rows.push((n, row));
-        server.shutdown().await;
+        sync_rows.push((n, initial_sync(n, clientgo.as_deref()).await));
     }
 
     let (tp, p50, p99, sent) = steady_watch().await;
 
+    print_sync_table(&sync_rows);
+    print_ratios(&sync_rows);
+    println!("\n== steady watch (synthetic stream → FIFO → indexer (3 indexes) → 4 handlers) ==");
+    println!("throughput: {tp:.0} events/s (target ≥ 50k)");
+    println!(
+        "dispatch latency at 10k events/s ({sent} events): p50 {p50:.1} µs, p99 {p99:.1} µs (target p99 < 1 ms)"
+    );
+}
+
+/// The object counts to sync: `KUBEFORGE_BENCH_SIZES`, else 10k and 100k.
+fn bench_sizes() -> Vec<usize> {
+    std::env::var("KUBEFORGE_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// Part 1 for one size: a fresh server seeded with `n` pods, synced by each contender in turn.
+async fn initial_sync(n: usize, clientgo: Option<&std::path::Path>) -> SyncRow {
+    let server = kubeforge_testkit::ApiServer::start()
+        .await
+        .expect("start embedded server");
+    let kubeconfig = seed(&server, n).await;
+
+    let mut row = BTreeMap::new();
+    for contender in [
+        "decode-only",
+        "kube-runtime",
+        "kubeforge",
+        "kubeforge-relist",
+        "kubeforge-relist-paged",
+    ] {
+        let f = run_child(contender, n, &kubeconfig);
+        println!(
+            "  {contender:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB  {}",
+            f.secs,
+            f.rate(),
+            f.peak_mib,
+            f.extra
+                .iter()
+                .map(|(k, v)| format!("{k}={v:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        row.insert(contender, f);
+    }
+    if let Some(bin) = clientgo
+        && let Some(f) = run_clientgo(bin, n, &kubeconfig)
+    {
+        println!(
+            "  {:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB",
+            "client-go",
+            f.secs,
+            f.rate(),
+            f.peak_mib
+        );
+        row.insert("client-go", f);
+    }
+    server.shutdown().await;
+    row
+}
+
+/// Fills the server with the bench namespaces and `n` pods, and writes the kubeconfig the
+/// child processes connect with (its path is returned).
+async fn seed(server: &kubeforge_testkit::ApiServer, n: usize) -> std::path::PathBuf {
+    let client = server.client();
+    for i in 0..NAMESPACES {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(format!("bench-{i}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+    }
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<Value> = (i..(i + 5000).min(n)).map(pod_json).collect();
+        i += batch.len();
+        server.seed("v1", "Pod", batch).expect("seed pods");
+    }
+    println!("seeded {n} pods in {:.1?}", t.elapsed());
+    let dir = std::env::temp_dir().join(format!("kubeforge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .expect("write kubeconfig");
+    kubeconfig
+}
+
+/// The initial-sync table: each contender's time, rate and peak RSS per size.
+fn print_sync_table(sync_rows: &[(usize, SyncRow)]) {
     println!(
         "\n== initial sync (wall time to cache ready, objects/s, peak RSS of the syncing process) =="
     );
     println!("| objects | contender | time | objects/s | peak RSS |");
     println!("|---|---|---|---|---|");
-    for (n, row) in &sync_rows {
+    for (n, row) in sync_rows {
         for c in ["kubeforge", "kube-runtime", "client-go", "decode-only"] {
             let Some(f) = row.get(c) else {
                 println!("| {n} | {c} | not run | | |");
@@ -249,13 +281,18 @@ async fn parent() {
             );
         }
     }
+}
+
+/// The ratios the targets are stated in: kubeforge against kube-runtime, decode-only and
+/// (when it ran) client-go, and relist peak against steady RSS.
+fn print_ratios(sync_rows: &[(usize, SyncRow)]) {
     println!("\n== ratios ==");
     println!(
         "| objects | throughput kf/kube-runtime (≥1.2) | peak RSS kf/kube-runtime (≤0.9) | throughput kf/decode-only (≥0.7) | relist peak / steady (≤1.3), default | same, paged relist (page_size 500) |"
     );
     println!("|---|---|---|---|---|---|");
     let mut cg_rows = Vec::new();
-    for (n, row) in &sync_rows {
+    for (n, row) in sync_rows {
         let kf = &row["kubeforge"];
         let kr = &row["kube-runtime"];
         let dec = &row["decode-only"];
@@ -292,11 +329,6 @@ async fn parent() {
             println!("{r}");
         }
     }
-    println!("\n== steady watch (synthetic stream → FIFO → indexer (3 indexes) → 4 handlers) ==");
-    println!("throughput: {tp:.0} events/s (target ≥ 50k)");
-    println!(
-        "dispatch latency at 10k events/s ({sent} events): p50 {p50:.1} µs, p99 {p99:.1} µs (target p99 < 1 ms)"
-    );
 }
 
 fn run_child(role: &str, n: usize, kubeconfig: &std::path::Path) -> Figures {

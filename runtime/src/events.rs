@@ -105,6 +105,11 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
+/// An Event's name: the object's name and the time in nanoseconds, in hex.
+fn event_name(object: Option<&str>, at: k8s_openapi::jiff::Timestamp) -> String {
+    format!("{}.{:x}", object.unwrap_or("object"), at.as_nanosecond())
+}
+
 /// The reference to `obj` an Event's `regarding` field needs.
 pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
     ObjectReference {
@@ -234,10 +239,9 @@ impl Recorder {
             .unwrap_or_else(|| "default".to_owned());
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!(
-                    "{}.",
-                    regarding.name.as_deref().unwrap_or("object")
-                )),
+                // `<object>.<unix nanos in hex>`, as client-go names Events (a `generateName` of
+                // `<object>.` is refused: a name prefix cannot end with a dot).
+                name: Some(event_name(regarding.name.as_deref(), now)),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },

@@ -407,13 +407,11 @@ where
     )]
 }
 
-/// Rules every operator needs besides its controllers': events (core and events.k8s.io)
-/// create/patch, and coordination.k8s.io leases when leader election is on.
+/// Rules every operator needs besides its controllers': events.k8s.io events create/patch (the
+/// recorder writes only those; core v1 events are not needed), and coordination.k8s.io leases
+/// when leader election is on.
 pub fn operator_rules(leader_election: bool) -> Vec<PolicyRule> {
-    let mut rules = vec![
-        rule(&[""], &["events"], EVENT_VERBS, &[]),
-        rule(&["events.k8s.io"], &["events"], EVENT_VERBS, &[]),
-    ];
+    let mut rules = vec![rule(&["events.k8s.io"], &["events"], EVENT_VERBS, &[])];
     if leader_election {
         rules.push(rule(
             &["coordination.k8s.io"],

@@ -153,15 +153,36 @@ fn check_namespace(info: &ResourceInfo, namespace: Option<&str>, obj: &mut Value
 
 /// Validates a name the way the real server does for this kind.
 fn check_name(info: &ResourceInfo, name: &str) -> ApiResult<()> {
-    let checked = if info.kind == "Namespace" && info.group.is_empty() {
+    name_rule(info, name)
+        .map_err(|why| invalid(info, name, vec![field_invalid("metadata.name", name, &why)]))
+}
+
+/// Validates a `generateName` as kube-apiserver does: the prefix itself, with a trailing `-`
+/// allowed, must pass the kind's name rule (`web.` does not: a subdomain cannot end with a dot).
+fn check_generate_name(info: &ResourceInfo, prefix: &str) -> ApiResult<()> {
+    let masked = match prefix.strip_suffix('-') {
+        Some(head) => format!("{head}a"),
+        None => prefix.to_owned(),
+    };
+    name_rule(info, &masked).map_err(|why| {
+        invalid(
+            info,
+            "",
+            vec![field_invalid("metadata.generateName", prefix, &why)],
+        )
+    })
+}
+
+/// The name rule of this kind: the reason a name fails it.
+fn name_rule(info: &ResourceInfo, name: &str) -> Result<(), String> {
+    if info.kind == "Namespace" && info.group.is_empty() {
         names::is_dns1123_label(name)
     } else if info.group == "rbac.authorization.k8s.io" {
         // RBAC names are path segments: `system:controller:foo` is valid.
         names::is_valid_path_segment_name(name)
     } else {
         names::is_dns1123_subdomain(name)
-    };
-    checked.map_err(|why| invalid(info, name, vec![field_invalid("metadata.name", name, &why)]))
+    }
 }
 
 /// Label keys and values, and annotation keys, as apimachinery's ObjectMeta validation checks them.
@@ -287,6 +308,7 @@ pub fn create(
             .filter(|n| !n.is_empty())
         {
             Some(prefix) => {
+                check_generate_name(info, prefix)?;
                 let n = format!("{prefix}{}", random_suffix());
                 obj["metadata"]["name"] = json!(n);
                 n

@@ -8,8 +8,8 @@ use anyhow::bail;
 use crate::kinds;
 use crate::names;
 use crate::project::{self, ControllerEntry, Project, Resource};
-use crate::scaffold::Changes;
 use crate::scaffold::render::{self, ApiVars};
+use crate::scaffold::{Changes, Written};
 use crate::templates::Templates;
 
 /// What to create.
@@ -106,6 +106,62 @@ pub fn create_api(root: &Path, args: &ApiArgs, templates: Option<&Path>) -> anyh
         .into_iter()
         .cloned()
         .collect();
+    check_version_fits(args, &group, &plural, &existing)?;
+    check_kind_free(&project, args, &group)?;
+    let module = names::snake(&args.kind);
+    let has_controller = project.controllers.iter().any(|c| c.module == module);
+    let want_controller = !args.no_controller && !has_controller;
+    if !args.no_controller && has_controller && existing.is_empty() {
+        bail!(
+            "src/controllers/{module}.rs is already a controller (for another kind); rename that \
+             module or choose another --kind"
+        );
+    }
+    let storage = existing.is_empty() || args.storage;
+    let vars = api_vars(args, &group, &plural, &module, storage);
+    let templates = Templates::load(templates)?;
+    let mut changes = Changes::new(root, false);
+    if !args.no_resource {
+        add_resource(
+            &mut changes,
+            &mut project,
+            &templates,
+            &vars,
+            args,
+            &existing,
+        )?;
+    }
+    if want_controller {
+        render::api_controller(&mut changes, &templates, &vars)?;
+        project.controllers.push(ControllerEntry {
+            module: module.clone(),
+            kind: args.kind.clone(),
+            group: group.clone(),
+            version: args.version.clone(),
+            builtin: false,
+        });
+    }
+    changes.replace(project::FILE, project.to_toml());
+    let written = changes.commit()?;
+    Ok(api_summary(
+        args,
+        &group,
+        &module,
+        &project,
+        want_controller,
+        has_controller,
+        &written,
+    ))
+}
+
+/// Checks that this version can be added (or, with --no-resource, exists) next to the kind's
+/// other versions, which must agree on scope and names.
+fn check_version_fits(
+    args: &ApiArgs,
+    group: &str,
+    plural: &str,
+    existing: &[Resource],
+) -> anyhow::Result<()> {
     let this_version = existing.iter().find(|r| r.version == args.version);
     if args.no_resource && this_version.is_none() {
         bail!(
@@ -154,6 +210,12 @@ pub fn create_api(root: &Path, args: &ApiArgs, templates: Option<&Path>) -> anyh
             }
         }
     }
+    Ok(())
+}
+
+/// Checks that no other group of the project has this kind: the Rust type and the controller
+/// module are named after the kind alone.
+fn check_kind_free(project: &Project, args: &ApiArgs, group: &str) -> anyhow::Result<()> {
     if project
         .resources
         .iter()
@@ -165,68 +227,72 @@ pub fn create_api(root: &Path, args: &ApiArgs, templates: Option<&Path>) -> anyh
             args.kind
         );
     }
-    let module = names::snake(&args.kind);
-    let has_controller = project.controllers.iter().any(|c| c.module == module);
-    let want_controller = !args.no_controller && !has_controller;
-    if !args.no_controller && has_controller && existing.is_empty() {
-        bail!(
-            "src/controllers/{module}.rs is already a controller (for another kind); rename that \
-             module or choose another --kind"
-        );
-    }
-    let storage = existing.is_empty() || args.storage;
-    let vars = ApiVars {
-        group: group.clone(),
+    Ok(())
+}
+
+/// The template variables of the resource, controller, sample and test files.
+fn api_vars(args: &ApiArgs, group: &str, plural: &str, module: &str, storage: bool) -> ApiVars {
+    ApiVars {
+        group: group.to_string(),
         version: args.version.clone(),
         kind: args.kind.clone(),
-        kind_snake: module.clone(),
+        kind_snake: module.to_string(),
         kind_lower: args.kind.to_ascii_lowercase(),
-        plural: plural.clone(),
+        plural: plural.to_string(),
         cluster: args.cluster,
         storage,
-        module: module.clone(),
+        module: module.to_string(),
         sample_file: format!(
             "{}_{}_{}.yaml",
-            group.split('.').next().unwrap_or(&group),
+            group.split('.').next().unwrap_or(group),
             args.version,
             args.kind.to_ascii_lowercase()
         ),
-    };
-    let templates = Templates::load(templates)?;
-    let mut changes = Changes::new(root, false);
-    if !args.no_resource {
-        render::api_resource(&mut changes, &templates, &vars)?;
-        if args.storage {
-            for old in existing.iter().filter(|r| r.storage) {
-                move_storage_away(&mut changes, old, &args.kind)?;
-            }
-            for r in &mut project.resources {
-                if r.group == group && r.kind == args.kind {
-                    r.storage = false;
-                }
+    }
+}
+
+/// Writes the resource version's files and records it in the project file; with --storage,
+/// takes the storage flag from the kind's other versions.
+fn add_resource(
+    changes: &mut Changes,
+    project: &mut Project,
+    templates: &Templates,
+    vars: &ApiVars,
+    args: &ApiArgs,
+    existing: &[Resource],
+) -> anyhow::Result<()> {
+    render::api_resource(changes, templates, vars)?;
+    if args.storage {
+        for old in existing.iter().filter(|r| r.storage) {
+            move_storage_away(changes, old, &args.kind)?;
+        }
+        for r in &mut project.resources {
+            if r.group == vars.group && r.kind == args.kind {
+                r.storage = false;
             }
         }
-        project.resources.push(Resource {
-            group: group.clone(),
-            version: args.version.clone(),
-            kind: args.kind.clone(),
-            plural,
-            namespaced: !args.cluster,
-            storage,
-        });
     }
-    if want_controller {
-        render::api_controller(&mut changes, &templates, &vars)?;
-        project.controllers.push(ControllerEntry {
-            module: module.clone(),
-            kind: args.kind.clone(),
-            group: group.clone(),
-            version: args.version.clone(),
-            builtin: false,
-        });
-    }
-    changes.replace(project::FILE, project.to_toml());
-    let written = changes.commit()?;
+    project.resources.push(Resource {
+        group: vars.group.clone(),
+        version: args.version.clone(),
+        kind: args.kind.clone(),
+        plural: vars.plural.clone(),
+        namespaced: !args.cluster,
+        storage: vars.storage,
+    });
+    Ok(())
+}
+
+/// What `create api` tells the user it did, and what to do next.
+fn api_summary(
+    args: &ApiArgs,
+    group: &str,
+    module: &str,
+    project: &Project,
+    want_controller: bool,
+    has_controller: bool,
+    written: &Written,
+) -> String {
     let mut summary = format!("Created {} {group}/{}", args.kind, args.version);
     if want_controller {
         summary.push_str(&format!(
@@ -249,7 +315,7 @@ pub fn create_api(root: &Path, args: &ApiArgs, templates: Option<&Path>) -> anyh
         written.updated.len(),
         args.version
     ));
-    Ok(summary)
+    summary
 }
 
 /// Removes `storage` from the attribute of an older version (the line the scaffold wrote).

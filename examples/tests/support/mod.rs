@@ -18,8 +18,20 @@ impl Operator {
         log: &Path,
         env: &[(&str, &Path)],
     ) -> anyhow::Result<Self> {
+        Self::start_with_args(bin, kubeconfig, log, env, &[])
+    }
+
+    /// [`start`](Self::start) with extra flags.
+    pub fn start_with_args(
+        bin: &str,
+        kubeconfig: &Path,
+        log: &Path,
+        env: &[(&str, &Path)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
-        cmd.arg("--kubeconfig")
+        cmd.args(args)
+            .arg("--kubeconfig")
             .arg(kubeconfig)
             .args([
                 "--metrics-bind-address",

@@ -61,6 +61,30 @@ async fn generate_name_gets_a_random_suffix() {
 }
 
 #[tokio::test]
+async fn a_generate_name_that_is_not_a_valid_prefix_is_422() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    let mut o = cm("", &[]);
+    o.metadata.name = None;
+    // A name cannot end with a dot, so neither can a prefix (a trailing `-` is fine).
+    o.metadata.generate_name = Some("site.".into());
+    let s = api_err(api.create(&PostParams::default(), &o).await);
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert!(s.message.contains("metadata.generateName"), "{}", s.message);
+    o.metadata.generate_name = Some("site.web-".into());
+    let made = api
+        .create(&PostParams::default(), &o)
+        .await
+        .expect("a valid prefix");
+    assert!(
+        made.metadata
+            .name
+            .is_some_and(|n| n.starts_with("site.web-"))
+    );
+}
+
+#[tokio::test]
 async fn creating_twice_is_409_already_exists() {
     let c = cluster().await;
     let ns = namespace(&c.client()).await;
