@@ -23,6 +23,8 @@ pub enum TestCluster {
     External {
         kubeconfig_path: PathBuf,
         client: kube::Client,
+        /// The control plane behind it, when the testkit started it (its etcd can be compacted).
+        plane: Option<&'static crate::control_plane::ControlPlane>,
     },
 }
 
@@ -51,7 +53,7 @@ impl TestCluster {
                     url: format!("the real control plane ({BACKEND_ENV}=control-plane)"),
                     message: e.to_string(),
                 })?;
-            return Self::external(plane.kubeconfig_path()).await;
+            return Self::of_plane(plane).await;
         }
         match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
             Some(path) => Self::external(Path::new(&path)).await,
@@ -87,6 +89,7 @@ impl TestCluster {
         Ok(TestCluster::External {
             kubeconfig_path: path.to_path_buf(),
             client,
+            plane: None,
         })
     }
 
@@ -113,6 +116,63 @@ impl TestCluster {
         match self {
             TestCluster::Embedded(server) => Some(server.faults()),
             TestCluster::External { .. } => None,
+        }
+    }
+
+    /// Like [`from_env`](Self::from_env), but on the control-plane backend the shared plane
+    /// without a watch cache ([`ControlPlane::shared_without_watch_cache`]), where etcd
+    /// compaction shows: for tests of 410 Gone after [`compact`](Self::compact).
+    ///
+    /// [`ControlPlane::shared_without_watch_cache`]: crate::control_plane::ControlPlane::shared_without_watch_cache
+    pub async fn from_env_uncached() -> Result<TestCluster, Error> {
+        if std::env::var(BACKEND_ENV).is_ok_and(|backend| backend == "control-plane") {
+            let plane = crate::control_plane::ControlPlane::shared_without_watch_cache()
+                .await
+                .map_err(|e| Error::Client {
+                    url: format!(
+                        "the real control plane without watch cache ({BACKEND_ENV}=control-plane)"
+                    ),
+                    message: e.to_string(),
+                })?;
+            return Self::of_plane(plane).await;
+        }
+        Self::from_env().await
+    }
+
+    /// The cluster of a testkit control plane (its etcd reachable for compaction).
+    async fn of_plane(
+        plane: &'static crate::control_plane::ControlPlane,
+    ) -> Result<TestCluster, Error> {
+        let mut cluster = Self::external(plane.kubeconfig_path()).await?;
+        if let TestCluster::External { plane: p, .. } = &mut cluster {
+            *p = Some(plane);
+        }
+        Ok(cluster)
+    }
+
+    /// Drops the server's history up to now (the embedded server's, or the testkit control
+    /// plane's etcd), so older resourceVersions and continue tokens get 410 Gone. `Ok(false)`
+    /// when the backend offers no way to (an external cluster named by a kubeconfig).
+    ///
+    /// # Errors
+    /// When the control plane's etcd cannot be reached.
+    pub async fn compact(&self) -> Result<bool, Error> {
+        match self {
+            TestCluster::Embedded(server) => {
+                server.faults().compact();
+                Ok(true)
+            }
+            TestCluster::External {
+                plane: Some(plane), ..
+            } => plane
+                .compact()
+                .await
+                .map(|_| true)
+                .map_err(|e| Error::Client {
+                    url: "the control plane's etcd".into(),
+                    message: e.to_string(),
+                }),
+            TestCluster::External { plane: None, .. } => Ok(false),
         }
     }
 

@@ -356,6 +356,7 @@ async fn boot_once(
         spawner: Spawner::new(),
         client: None,
         url: String::new(),
+        etcd_port: 0,
         kubeconfig_path: dir.path().join("kubeconfig"),
         dir,
     };
@@ -364,6 +365,9 @@ async fn boot_once(
         .await?;
     Ok(plane)
 }
+
+/// A shared plane once started: the runtime its client's connections live on, and the plane.
+type Started = Result<(tokio::runtime::Runtime, ControlPlane), String>;
 
 /// A running etcd + kube-apiserver pair; stopped (children killed and reaped) on drop.
 pub struct ControlPlane {
@@ -374,6 +378,8 @@ pub struct ControlPlane {
     spawner: Spawner,
     client: Option<kube::Client>,
     url: String,
+    /// etcd's plain-HTTP client port (for [`compact`](Self::compact)).
+    etcd_port: u16,
     kubeconfig_path: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -410,9 +416,34 @@ impl ControlPlane {
 
     /// [`shared`](Self::shared) for code outside an async runtime.
     pub fn shared_blocking() -> Result<&'static ControlPlane> {
-        type Started = Result<(tokio::runtime::Runtime, ControlPlane), String>;
         static SHARED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
-        let started = SHARED.get_or_init(|| {
+        Self::start_shared(&SHARED, ControlPlane::builder())
+    }
+
+    /// A second shared control plane whose kube-apiserver has its watch cache off, so lists and
+    /// watches read etcd: the only place [`compact`](Self::compact) is seen (with the cache,
+    /// kube-apiserver serves continued lists and recent watches from memory, which etcd
+    /// compaction does not touch). For tests of 410 Gone after compaction.
+    pub async fn shared_without_watch_cache() -> Result<&'static ControlPlane> {
+        static UNCACHED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
+        tokio::task::spawn_blocking(|| {
+            Self::start_shared(
+                &UNCACHED,
+                ControlPlane::builder()
+                    .apiserver_arg("--watch-cache=false")
+                    .without_controller_manager(),
+            )
+        })
+        .await
+        .map_err(|err| ControlPlaneError::Shared(format!("the starting task failed: {err}")))?
+    }
+
+    /// Starts the plane `builder` describes once per process, in `cell`, on a runtime of its own.
+    fn start_shared(
+        cell: &'static std::sync::OnceLock<Started>,
+        builder: ControlPlaneBuilder,
+    ) -> Result<&'static ControlPlane> {
+        let started = cell.get_or_init(|| {
             // A runtime of its own that lives as long as the plane: the plane's client runs its
             // connection tasks there, so it keeps working after the test that started it ends.
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -422,7 +453,7 @@ impl ControlPlane {
                 .build()
                 .map_err(|err| format!("building a runtime to start it: {err}"))?;
             let plane = runtime
-                .block_on(ControlPlane::start())
+                .block_on(builder.start())
                 .map_err(|err| err.to_string())?;
             Ok((runtime, plane))
         });
@@ -430,6 +461,16 @@ impl ControlPlane {
             Ok((_, plane)) => Ok(plane),
             Err(message) => Err(ControlPlaneError::Shared(message.clone())),
         }
+    }
+
+    /// Compacts etcd's history up to now, as kube-apiserver does every few minutes: lists
+    /// continued from an older token, and watches from an older resourceVersion that the watch
+    /// cache does not hold, then get 410 Gone. Returns the revision compacted to.
+    ///
+    /// # Errors
+    /// When etcd cannot be reached.
+    pub async fn compact(&self) -> std::io::Result<i64> {
+        crate::etcd::compact(self.etcd_port).await
     }
 
     /// Options: CRDs to install, extra kube-apiserver flags, timeouts, explicit binaries.
@@ -554,6 +595,7 @@ impl ControlPlane {
     ) -> Result<()> {
         let dir = self.dir.path().to_path_buf();
         let etcd_port = free_port()?;
+        self.etcd_port = etcd_port;
         let apiserver_port = free_port()?;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");

@@ -40,6 +40,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod etcd;
 pub mod faults;
 pub mod filter;
 pub mod gc;

@@ -70,11 +70,9 @@ const QUERIES: &[&str] = &[
     "?fieldManager=&force=perhaps",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_on_every_route_gets_a_status_error_and_never_crashes_the_server() {
-    let c = cluster().await;
-    let client = c.client();
-    let mut requests = 0;
+/// Every (method, path + query, content type, body) the fuzz sends.
+fn requests() -> Vec<(&'static str, String, Option<&'static str>, &'static [u8])> {
+    let mut out = Vec::new();
     for path in PATHS {
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             for body in BODIES {
@@ -91,30 +89,58 @@ async fn garbage_on_every_route_gets_a_status_error_and_never_crashes_the_server
                         if method == "GET" && q.contains("watch=") && !q.contains("timeout") {
                             continue;
                         }
-                        let uri = format!("{path}{q}");
-                        let (code_, status) = raw(&client, method, &uri, *ct, body.to_vec()).await;
-                        requests += 1;
-                        assert!(code_ != 0, "{method} {uri}: no response");
-                        // Only paths outside every API group get the plain-text `404 page not found`.
-                        if code_ >= 400 && !(code_ == 404 && status.is_null()) {
-                            assert_eq!(
-                                status["kind"], "Status",
-                                "{method} {uri} ({ct:?}) -> {code_} without a Status: {status}"
-                            );
-                        }
-                        assert!(
-                            code_ < 500
-                                || status["message"]
-                                    == "Internal error occurred: resourceVersion should not be set on objects to be created",
-                            "{method} {uri} ({ct:?}, body {:?}) -> {code_}: {status}",
-                            String::from_utf8_lossy(body)
-                        );
+                        out.push((method, format!("{path}{q}"), *ct, *body));
                     }
                 }
             }
         }
     }
-    assert!(requests > 1000);
+    out
+}
+
+/// `KUBEFORGE_FUZZ_BUDGET=N` sends an evenly spread sample of about N requests instead of all
+/// (CI's run against the real kube-apiserver, where each costs etcd writes on 2 cores).
+fn budget() -> Option<usize> {
+    std::env::var("KUBEFORGE_FUZZ_BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .filter(|b| *b > 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_every_route_gets_a_status_error_and_never_crashes_the_server() {
+    let c = cluster().await;
+    let client = c.client();
+    let all = requests();
+    let stride = budget().map_or(1, |b| all.len().div_ceil(b));
+    let mut sent = 0;
+    for (method, uri, ct, body) in all.iter().step_by(stride) {
+        // Every request is answered, and soon: garbage never hangs a connection.
+        let (code_, status) = within(10, raw(&client, method, uri, *ct, body.to_vec())).await;
+        sent += 1;
+        // Only paths outside every API group get the plain-text `404 page not found`, and a path
+        // that is not valid URL escaping gets Go's plain-text `400 Bad Request` before any
+        // handler runs.
+        let plain = status.is_null() && (code_ == 404 || (code_ == 400 && uri.starts_with("/%ZZ")));
+        if code_ >= 400 && !plain {
+            assert_eq!(
+                status["kind"], "Status",
+                "{method} {uri} ({ct:?}) -> {code_} without a Status: {status}"
+            );
+        }
+        assert!(
+            code_ < 500
+                || status["message"]
+                    == "Internal error occurred: resourceVersion should not be set on objects to be created",
+            "{method} {uri} ({ct:?}, body {:?}) -> {code_}: {status}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(
+        all.len() > 1000 && sent * stride >= all.len(),
+        "{sent} of {} sent",
+        all.len()
+    );
     let (code_, _) = raw(&client, "GET", "/healthz", None, vec![]).await;
     assert_eq!(code_, 200, "the server still serves after the garbage");
 }
