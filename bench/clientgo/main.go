@@ -41,15 +41,16 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up when the cache has not synced after this long")
 	protobuf := flag.Bool("protobuf", false, "ask for protobuf instead of JSON (the embedded server speaks JSON only)")
 	watchList := flag.Bool("watch-list", false, "use streaming lists (WatchListClient) instead of a paginated LIST")
+	dropManagedFields := flag.Bool("drop-managed-fields", false, "drop metadata.managedFields before caching (SetTransform), as kubeforge does by default")
 	flag.Parse()
 
-	if err := run(*kubeconfig, *namespace, *labelKey, *expect, *timeout, *protobuf, *watchList); err != nil {
+	if err := run(*kubeconfig, *namespace, *labelKey, *expect, *timeout, *protobuf, *watchList, *dropManagedFields); err != nil {
 		fmt.Fprintf(os.Stderr, "clientgo-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, namespace, labelKey string, expect int, timeout time.Duration, protobuf, watchList bool) error {
+func run(kubeconfig, namespace, labelKey string, expect int, timeout time.Duration, protobuf, watchList, dropManagedFields bool) error {
 	if kubeconfig == "" {
 		return fmt.Errorf("no kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")
 	}
@@ -99,6 +100,16 @@ func run(kubeconfig, namespace, labelKey string, expect int, timeout time.Durati
 			}
 			return uids, nil
 		},
+	}
+	if dropManagedFields {
+		if err := informer.SetTransform(func(obj interface{}) (interface{}, error) {
+			if pod, ok := obj.(*corev1.Pod); ok {
+				pod.ManagedFields = nil
+			}
+			return obj, nil
+		}); err != nil {
+			return fmt.Errorf("setting the transform: %w", err)
+		}
 	}
 	// The factory's Pod informer already indexes by namespace; add it only if that ever changes.
 	if _, ok := informer.GetIndexer().GetIndexers()[cache.NamespaceIndex]; !ok {

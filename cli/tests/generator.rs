@@ -247,11 +247,10 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
         "logs to a file carry no colour codes"
     );
     assert!(
-        logs.lines().any(
-            |l| l.contains("reconcile{controller=deployment object=default/web}")
-                && l.contains("reconciled Deployment")
-        ),
-        "a reconcile's log lines carry the controller and the object:\n{logs}"
+        logs.lines().any(|l| l
+            .contains("reconcile{controller=deployment object=default/web trigger=")
+            && l.contains("reconciled Deployment")),
+        "a reconcile's log lines carry the controller, the object and the trigger:\n{logs}"
     );
     let _ = operator.kill();
     let _ = operator.wait();

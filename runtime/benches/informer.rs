@@ -12,11 +12,17 @@
 //! 3. Steady watch throughput through FIFO → indexer → 4 handlers, and dispatch latency
 //!    p50/p99 at a fixed 10k events/s (a synthetic watch stream, so the server is not measured).
 //!
-//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run. All Rust contenders use the
-//! system allocator; client-go runs with Go's defaults (GOGC=100).
+//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run.
 //!
-//! The label index is one label key's value (`app.kubernetes.io/name`) for both kubeforge and
-//! client-go, so both informers index exactly the same values.
+//! Equal work: part 1 runs every contender twice, once keeping `metadata.managedFields` (kubeforge
+//! with its transform off) and once dropping them (kubeforge's default; kube-runtime through its
+//! stream's `modify`, client-go through `SetTransform`, decode-only skipping them in the page as
+//! kubeforge's reflector does). Ratios compare contenders within one mode only. Also the same for
+//! all: the server, the objects, JSON, a paginated LIST of 500. What differs, and is printed in the
+//! header: allocator (Rust: the system allocator; Go: its own, GOGC=100), threads (Rust children:
+//! a 2-worker tokio runtime; client-go: GOMAXPROCS = the machine's cores), indexes (kubeforge and
+//! client-go: namespace, one label key's value (`app.kubernetes.io/name`), owner uid; kube-runtime's
+//! store and decode-only: none — they do less).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -62,13 +68,23 @@ struct ClientGoResult {
     peak_rss_bytes: u64,
 }
 
-fn run_clientgo(bin: &std::path::Path, n: usize, kubeconfig: &std::path::Path) -> Option<Figures> {
-    let out = match Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--label-key", LABEL_KEY, "--expect", &n.to_string()])
-        .output()
-    {
+fn run_clientgo(
+    bin: &std::path::Path,
+    n: usize,
+    kubeconfig: &std::path::Path,
+    mode: ManagedFields,
+) -> Option<Figures> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--kubeconfig").arg(kubeconfig).args([
+        "--label-key",
+        LABEL_KEY,
+        "--expect",
+        &n.to_string(),
+    ]);
+    if mode == ManagedFields::Drop {
+        cmd.arg("--drop-managed-fields");
+    }
+    let out = match cmd.output() {
         Ok(out) => out,
         Err(e) => {
             println!("  client-go        could not run {}: {e}", bin.display());
@@ -133,15 +149,48 @@ impl Figures {
     }
 }
 
-/// One size's initial-sync figures, by contender.
-type SyncRow = BTreeMap<&'static str, Figures>;
+/// Whether every contender keeps `metadata.managedFields` in its cache, or every one drops them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ManagedFields {
+    Keep,
+    Drop,
+}
+
+impl ManagedFields {
+    const BOTH: [ManagedFields; 2] = [ManagedFields::Keep, ManagedFields::Drop];
+
+    fn name(self) -> &'static str {
+        match self {
+            ManagedFields::Keep => "keep",
+            ManagedFields::Drop => "drop",
+        }
+    }
+
+    /// The mode a child process was started in.
+    fn from_env() -> Self {
+        match std::env::var("KUBEFORGE_BENCH_MANAGED_FIELDS").as_deref() {
+            Ok("keep") => ManagedFields::Keep,
+            _ => ManagedFields::Drop,
+        }
+    }
+}
+
+/// One size's initial-sync figures, by (managedFields mode, contender).
+type SyncRow = BTreeMap<(&'static str, &'static str), Figures>;
 
 /// Runs every part of the benchmark, then prints its tables.
 async fn parent() {
     let sizes = bench_sizes();
     println!(
-        "kubeforge informer benchmark (release={}, system allocator)",
+        "kubeforge informer benchmark (release={})",
         !cfg!(debug_assertions)
+    );
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "allocator: Rust contenders the system allocator, client-go Go's (GOGC=100)\n\
+         threads: Rust children a 2-worker tokio runtime; client-go GOMAXPROCS={cores} (all cores)\n\
+         indexes: kubeforge and client-go namespace + label value + owner uid; kube-runtime and decode-only none\n\
+         managedFields: every contender runs twice, keeping them (keep) and dropping them (drop)"
     );
     let sample = serde_json::to_vec(&pod_json(0)).expect("serialize").len();
     println!("pod JSON size: {sample} bytes\n");
@@ -189,41 +238,45 @@ async fn initial_sync(n: usize, clientgo: Option<&std::path::Path>) -> SyncRow {
     let kubeconfig = seed(&server, n).await;
 
     let mut row = BTreeMap::new();
-    for contender in [
-        "decode-only",
-        "kube-runtime",
-        "kubeforge",
-        "kubeforge-relist",
-        "kubeforge-relist-paged",
-    ] {
-        let f = run_child(contender, n, &kubeconfig);
-        println!(
-            "  {contender:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB  {}",
-            f.secs,
-            f.rate(),
-            f.peak_mib,
-            f.extra
-                .iter()
-                .map(|(k, v)| format!("{k}={v:.1}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        row.insert(contender, f);
-    }
-    if let Some(bin) = clientgo
-        && let Some(f) = run_clientgo(bin, n, &kubeconfig)
-    {
-        println!(
-            "  {:<16} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB",
-            "client-go",
-            f.secs,
-            f.rate(),
-            f.peak_mib
-        );
-        row.insert("client-go", f);
+    for mode in ManagedFields::BOTH {
+        let relist: &[&'static str] = match mode {
+            // Relist memory is kubeforge's own figure, in its default mode.
+            ManagedFields::Drop => &["kubeforge-relist", "kubeforge-relist-paged"],
+            ManagedFields::Keep => &[],
+        };
+        for &contender in ["decode-only", "kube-runtime", "kubeforge"]
+            .iter()
+            .chain(relist)
+        {
+            let f = run_child(contender, n, &kubeconfig, mode);
+            print_figures(contender, mode, n, &f);
+            row.insert((mode.name(), contender), f);
+        }
+        if let Some(bin) = clientgo
+            && let Some(f) = run_clientgo(bin, n, &kubeconfig, mode)
+        {
+            print_figures("client-go", mode, n, &f);
+            row.insert((mode.name(), "client-go"), f);
+        }
     }
     server.shutdown().await;
     row
+}
+
+/// One contender's figures as they come in.
+fn print_figures(contender: &str, mode: ManagedFields, n: usize, f: &Figures) {
+    println!(
+        "  {contender:<22} managedFields={:<4} n={n:<7} {:>7.2} s  {:>9.0} obj/s  peak RSS {:>8.1} MiB  {}",
+        mode.name(),
+        f.secs,
+        f.rate(),
+        f.peak_mib,
+        f.extra
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }
 
 /// Fills the server with the bench namespaces and `n` pods, and writes the kubeconfig the
@@ -244,9 +297,28 @@ async fn seed(server: &kubeforge_testkit::ApiServer, n: usize) -> std::path::Pat
             .expect("create namespace");
     }
     let t = Instant::now();
+    // The ReplicaSets the pods name as their controller, so the server's garbage collector (like
+    // kube-controller-manager's) keeps the pods; their uids go into the pods' ownerReferences.
+    let owners = seed_replica_sets(server).await;
     let mut i = 0;
     while i < n {
-        let batch: Vec<Value> = (i..(i + 5000).min(n)).map(pod_json).collect();
+        let batch: Vec<Value> = (i..(i + 5000).min(n))
+            .map(|i| {
+                let mut pod = pod_json(i);
+                let key = (
+                    pod["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    pod["metadata"]["ownerReferences"][0]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                pod["metadata"]["ownerReferences"][0]["uid"] = json!(owners[&key]);
+                pod
+            })
+            .collect();
         i += batch.len();
         server.seed("v1", "Pod", batch).expect("seed pods");
     }
@@ -260,81 +332,137 @@ async fn seed(server: &kubeforge_testkit::ApiServer, n: usize) -> std::path::Pat
     kubeconfig
 }
 
-/// The initial-sync table: each contender's time, rate and peak RSS per size.
+/// One ReplicaSet per app and namespace of [`pod_json`]'s pods; their uids by (namespace, name).
+async fn seed_replica_sets(
+    server: &kubeforge_testkit::ApiServer,
+) -> BTreeMap<(String, String), String> {
+    let sets: Vec<Value> = (0..NAMESPACES)
+        .flat_map(|ns| {
+            (0..50).map(move |app| {
+                json!({
+                    "metadata": {"name": format!("app-{app}-7d9f8c6b5d"), "namespace": format!("bench-{ns}")},
+                    "spec": {
+                        "selector": {"matchLabels": {"app.kubernetes.io/name": format!("app-{app}")}},
+                        "template": {
+                            "metadata": {"labels": {"app.kubernetes.io/name": format!("app-{app}")}},
+                            "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1.24.3"}]}
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    server
+        .seed("apps/v1", "ReplicaSet", sets)
+        .expect("seed replica sets");
+    let listed = Api::<k8s_openapi::api::apps::v1::ReplicaSet>::all(server.client())
+        .list(&ListParams::default())
+        .await
+        .expect("list replica sets");
+    listed
+        .items
+        .into_iter()
+        .map(|rs| {
+            (
+                (
+                    rs.metadata.namespace.unwrap_or_default(),
+                    rs.metadata.name.unwrap_or_default(),
+                ),
+                rs.metadata.uid.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The initial-sync table: each contender's time, rate and peak RSS per size and mode.
 fn print_sync_table(sync_rows: &[(usize, SyncRow)]) {
     println!(
         "\n== initial sync (wall time to cache ready, objects/s, peak RSS of the syncing process) =="
     );
-    println!("| objects | contender | time | objects/s | peak RSS |");
-    println!("|---|---|---|---|---|");
+    println!("| objects | managedFields | contender | time | objects/s | peak RSS |");
+    println!("|---|---|---|---|---|---|");
     for (n, row) in sync_rows {
-        for c in ["kubeforge", "kube-runtime", "client-go", "decode-only"] {
-            let Some(f) = row.get(c) else {
-                println!("| {n} | {c} | not run | | |");
-                continue;
-            };
-            println!(
-                "| {n} | {c} | {:.2} s | {:.0} | {:.1} MiB |",
-                f.secs,
-                f.rate(),
-                f.peak_mib
-            );
+        for mode in ManagedFields::BOTH {
+            for c in [
+                "kubeforge",
+                "kube-runtime (no indexes)",
+                "client-go",
+                "decode-only (no cache)",
+            ] {
+                let key = c.split(' ').next().unwrap_or(c);
+                let Some(f) = row.get(&(mode.name(), key)) else {
+                    println!("| {n} | {} | {c} | not run | | |", mode.name());
+                    continue;
+                };
+                println!(
+                    "| {n} | {} | {c} | {:.2} s | {:.0} | {:.1} MiB |",
+                    mode.name(),
+                    f.secs,
+                    f.rate(),
+                    f.peak_mib
+                );
+            }
         }
     }
 }
 
-/// The ratios the targets are stated in: kubeforge against kube-runtime, decode-only and
-/// (when it ran) client-go, and relist peak against steady RSS.
+/// The ratios the targets are stated in, within one managedFields mode (equal work): kubeforge
+/// against kube-runtime, decode-only and (when it ran) client-go; and kubeforge's relist peak
+/// against its steady RSS.
 fn print_ratios(sync_rows: &[(usize, SyncRow)]) {
-    println!("\n== ratios ==");
+    println!("\n== ratios (each within one managedFields mode: equal work) ==");
     println!(
-        "| objects | throughput kf/kube-runtime (≥1.2) | peak RSS kf/kube-runtime (≤0.9) | throughput kf/decode-only (≥0.7) | relist peak / steady (≤1.3), default | same, paged relist (page_size 500) |"
+        "| objects | managedFields | throughput kf/kube-runtime (≥1.2) | peak RSS kf/kube-runtime (≤0.7) | throughput kf/decode-only (≥0.7) | throughput kf/client-go (≥1.5) | peak RSS kf/client-go |"
     );
-    println!("|---|---|---|---|---|---|");
-    let mut cg_rows = Vec::new();
+    println!("|---|---|---|---|---|---|---|");
     for (n, row) in sync_rows {
-        let kf = &row["kubeforge"];
-        let kr = &row["kube-runtime"];
-        let dec = &row["decode-only"];
-        let rl = &row["kubeforge-relist"];
+        for mode in ManagedFields::BOTH {
+            let m = mode.name();
+            let (kf, kr, dec) = (
+                &row[&(m, "kubeforge")],
+                &row[&(m, "kube-runtime")],
+                &row[&(m, "decode-only")],
+            );
+            let (cg_rate, cg_rss) = row.get(&(m, "client-go")).map_or_else(
+                || ("not run".to_owned(), "not run".to_owned()),
+                |cg| {
+                    (
+                        format!("{:.2}", kf.rate() / cg.rate()),
+                        format!("{:.2}", kf.peak_mib / cg.peak_mib),
+                    )
+                },
+            );
+            println!(
+                "| {n} | {m} | {:.2} | {:.2} | {:.2} | {cg_rate} | {cg_rss} |",
+                kf.rate() / kr.rate(),
+                kf.peak_mib / kr.peak_mib,
+                kf.rate() / dec.rate(),
+            );
+        }
+    }
+    println!(
+        "\n| objects | relist peak / steady (≤1.3), default | same, paged relist (page_size 500) |"
+    );
+    println!("|---|---|---|");
+    for (n, row) in sync_rows {
         let relist = |f: &Figures| {
             let steady = f.extra.get("steady_mib").copied().unwrap_or(f64::NAN);
             let peak = f.extra.get("relist_peak_mib").copied().unwrap_or(f64::NAN);
             format!("{:.2} ({peak:.0} / {steady:.0} MiB)", peak / steady)
         };
         println!(
-            "| {n} | {:.2} | {:.2} | {:.2} | {} | {} |",
-            kf.rate() / kr.rate(),
-            kf.peak_mib / kr.peak_mib,
-            kf.rate() / dec.rate(),
-            relist(rl),
-            relist(&row["kubeforge-relist-paged"])
+            "| {n} | {} | {} |",
+            relist(&row[&("drop", "kubeforge-relist")]),
+            relist(&row[&("drop", "kubeforge-relist-paged")])
         );
-        if let Some(cg) = row.get("client-go") {
-            cg_rows.push(format!(
-                "| {n} | {:.2} | {:.2} | {:.2} |",
-                kf.rate() / cg.rate(),
-                kf.peak_mib / cg.peak_mib,
-                cg.rate() / kr.rate()
-            ));
-        }
-    }
-    if !cg_rows.is_empty() {
-        println!();
-        println!(
-            "| objects | throughput kf/client-go | peak RSS kf/client-go | throughput client-go/kube-runtime |"
-        );
-        println!("|---|---|---|---|");
-        for r in cg_rows {
-            println!("{r}");
-        }
     }
 }
 
-fn run_child(role: &str, n: usize, kubeconfig: &std::path::Path) -> Figures {
+fn run_child(role: &str, n: usize, kubeconfig: &std::path::Path, mode: ManagedFields) -> Figures {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)
         .env("KUBEFORGE_BENCH_CHILD", role)
+        .env("KUBEFORGE_BENCH_MANAGED_FIELDS", mode.name())
         .env("KUBEFORGE_BENCH_N", n.to_string())
         .env("KUBEFORGE_BENCH_KUBECONFIG", kubeconfig)
         .output()
@@ -444,7 +572,13 @@ async fn child(role: &str) {
             use kube::runtime::{WatchStreamExt, reflector, watcher};
             let t = Instant::now();
             let (reader, writer) = reflector::store::<Pod>();
-            let stream = reflector(writer, watcher(api, watcher::Config::default()))
+            let drop_managed_fields = ManagedFields::from_env() == ManagedFields::Drop;
+            let events = watcher(api, watcher::Config::default()).modify(move |pod: &mut Pod| {
+                if drop_managed_fields {
+                    pod.metadata.managed_fields = None;
+                }
+            });
+            let stream = reflector(writer, events)
                 .applied_objects()
                 .map(|_| ())
                 .boxed();
@@ -463,7 +597,7 @@ async fn child(role: &str) {
         }
         "decode-only" => {
             // Fetch the same list pages as raw bytes first, then time decoding only.
-            let mut pages: Vec<Vec<u8>> = Vec::new();
+            let mut pages: Vec<String> = Vec::new();
             let mut token: Option<String> = None;
             loop {
                 let lp = ListParams {
@@ -478,7 +612,7 @@ async fn child(role: &str) {
                 let meta: Value = serde_json::from_str::<PartialList>(&text)
                     .map(|p| p.metadata)
                     .expect("page metadata");
-                pages.push(text.into_bytes());
+                pages.push(text);
                 token = meta["continue"]
                     .as_str()
                     .filter(|c| !c.is_empty())
@@ -487,12 +621,16 @@ async fn child(role: &str) {
                     break;
                 }
             }
-            let bytes: usize = pages.iter().map(Vec::len).sum();
+            let bytes: usize = pages.iter().map(String::len).sum();
+            let skip_managed_fields = ManagedFields::from_env() == ManagedFields::Drop;
             reset_peak();
             let t = Instant::now();
             let mut objects = 0;
-            for p in &pages {
-                let list: ObjectList<Pod> = serde_json::from_slice(p).expect("decode");
+            for mut p in pages {
+                if skip_managed_fields {
+                    kubeforge::reflector::hide_managed_fields(&mut p);
+                }
+                let list: ObjectList<Pod> = serde_json::from_str(&p).expect("decode");
                 objects += list.items.len();
             }
             let secs = t.elapsed().as_secs_f64();
@@ -612,6 +750,9 @@ async fn kubeforge_sync_with(
         ..InformerOptions::default()
     };
     let informer = SharedIndexInformer::from_list_watch(lw, options);
+    if ManagedFields::from_env() == ManagedFields::Keep {
+        informer.set_transform(None).expect("not started yet");
+    }
     informer
         .add_indexers(
             Indexers::new()

@@ -1302,7 +1302,9 @@ impl<K: Clone + Send + 'static> Fetched<K> {
 /// Renames every `items[*].metadata.managedFields` key of a list page to `managedFieldS` (same
 /// length, in place), which `ObjectMeta`'s decoder skips as an unknown field without allocating.
 /// Only object keys at exactly that path are touched; string contents and other fields are not.
-fn hide_managed_fields(json: &mut String) {
+/// What the reflector does to raw pages when the transform drops managedFields; public for
+/// decoders of raw pages (the informer benchmark's decode-only baseline does the same work).
+pub fn hide_managed_fields(json: &mut String) {
     for at in managed_fields_keys(json.as_bytes()) {
         json.replace_range(at..=at, "S");
     }
