@@ -17,7 +17,7 @@ fn deployment(name: &str) -> Deployment {
     Deployment {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            namespace: Some(NS.into()),
+            namespace: Some(ns().into()),
             ..ObjectMeta::default()
         },
         spec: DeploymentSpec {
@@ -48,7 +48,7 @@ fn deployment(name: &str) -> Deployment {
 #[tokio::test]
 async fn apply_status_writes_only_the_status() {
     let server = server().await;
-    let api: Api<Deployment> = Api::namespaced(server.client(), NS);
+    let api: Api<Deployment> = Api::namespaced(server.client(), ns());
     let created = api
         .create(&PostParams::default(), &deployment("web"))
         .await
@@ -73,7 +73,7 @@ async fn apply_status_writes_only_the_status() {
 #[tokio::test]
 async fn repeated_events_become_one_event_with_a_series() {
     let server = server().await;
-    let api: Api<Deployment> = Api::namespaced(server.client(), NS);
+    let api: Api<Deployment> = Api::namespaced(server.client(), ns());
     let web = api
         .create(&PostParams::default(), &deployment("web"))
         .await
@@ -97,7 +97,7 @@ async fn repeated_events_become_one_event_with_a_series() {
     };
     recorder.publish(&other, &regarding).await.unwrap();
 
-    let events: Api<Event> = Api::namespaced(server.client(), NS);
+    let events: Api<Event> = Api::namespaced(server.client(), ns());
     let list = events.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(
         list.len(),
@@ -156,7 +156,7 @@ async fn the_context_recorder_reports_as_the_controller() {
         .unwrap();
     let running = start(mgr);
     create_cm(&server, "watched", &[]).await;
-    let events: Api<Event> = Api::namespaced(server.client(), NS);
+    let events: Api<Event> = Api::namespaced(server.client(), ns());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let event = loop {
         let list = events.list(&ListParams::default()).await.unwrap().items;
@@ -257,7 +257,7 @@ async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference(
         .unwrap();
     assert_eq!(
         created.metadata.namespace.as_deref(),
-        Some(NS),
+        Some(ns()),
         "the owner's namespace"
     );
     let controller = kubeforge::owner::controller_of(&created).expect("a controller reference");
@@ -272,7 +272,7 @@ async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference(
     let updated = apply_owned(&server.client(), &owner, child("two"), "site-operator")
         .await
         .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let secrets: Api<Secret> = Api::namespaced(server.client(), ns());
     let live = secrets.get("site-credentials").await.unwrap();
     assert_eq!(
         live.metadata.resource_version,
@@ -326,14 +326,14 @@ async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referenci
     use std::sync::Arc;
 
     let server = server().await;
-    let deployments: Api<Deployment> = Api::namespaced(server.client(), NS);
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), ns());
     for (name, secrets) in [("a", &["s1"][..]), ("b", &["s1", "s2"]), ("c", &["s2"])] {
         deployments
             .create(&PostParams::default(), &deployment_mounting(name, secrets))
             .await
             .unwrap();
     }
-    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let secrets: Api<Secret> = Api::namespaced(server.client(), ns());
     for name in ["s1", "s2"] {
         let secret = Secret {
             metadata: ObjectMeta {
@@ -370,7 +370,7 @@ async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referenci
         .watches(Watch::<Secret>::new(), move |secret: &Secret| {
             let name = secret.metadata.name.clone().unwrap_or_default();
             let keys: Vec<ObjectKey> = lister
-                .by_index("secret", &format!("{NS}/{name}"))
+                .by_index("secret", &format!("{}/{name}", ns()))
                 .expect("the index is registered")
                 .iter()
                 .filter_map(|d| ObjectKey::from_obj(d.as_ref()).ok())
@@ -445,9 +445,10 @@ async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referenci
     expect("s2", ["b", "c"]);
 
     // One informer per type: the primary's lister and the controller share the Deployment cache.
-    let faults = server.faults();
-    assert_eq!(faults.request_count("list", Some("deployments")), 1);
-    assert_eq!(faults.request_count("list", Some("secrets")), 1);
+    if let Some(faults) = server.faults_or_skip("a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referencing_primaries (its request counts)") {
+        assert_eq!(faults.request_count("list", Some("deployments")), 1);
+        assert_eq!(faults.request_count("list", Some("secrets")), 1);
+    }
 
     running.stop().await;
 }
@@ -461,7 +462,7 @@ async fn reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use() {
     use std::sync::Arc;
 
     let server = server().await;
-    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let secrets: Api<Secret> = Api::namespaced(server.client(), ns());
     let secret = |token: &str| Secret {
         metadata: ObjectMeta {
             name: Some("creds".into()),
@@ -486,7 +487,7 @@ async fn reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use() {
             |cm: Arc<ConfigMap>, ctx: Context<Reads>| async move {
                 let secrets = ctx.cache::<Secret>().await?;
                 let token = secrets
-                    .get(Some(NS), "creds")
+                    .get(Some(ns()), "creds")
                     .and_then(|s| s.data.as_ref()?.get("token").cloned())
                     .map(|b| String::from_utf8_lossy(&b.0).into_owned())
                     .unwrap_or_default();
@@ -507,12 +508,16 @@ async fn reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use() {
         mgr.rbac_rules()
     );
     let running = start(mgr);
-    let faults = server.faults();
-    assert_eq!(
-        faults.request_count("list", Some("secrets")),
-        0,
-        "nothing watches Secrets before the first read"
+    let faults = server.faults_or_skip(
+        "reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use (its request counts)",
     );
+    if let Some(faults) = &faults {
+        assert_eq!(
+            faults.request_count("list", Some("secrets")),
+            0,
+            "nothing watches Secrets before the first read"
+        );
+    }
 
     create_cm(&server, "first", &[]).await;
     eventually("the first reconcile read the token", || {
@@ -550,16 +555,18 @@ async fn reads_of_an_unwatched_type_come_from_a_cache_started_on_first_use() {
             read.lock()
         );
     }
-    assert_eq!(
-        faults.request_count("list", Some("secrets")),
-        1,
-        "one cache, listed once"
-    );
-    assert_eq!(
-        faults.request_count("get", Some("secrets")),
-        0,
-        "reads never hit the API"
-    );
+    if let Some(faults) = &faults {
+        assert_eq!(
+            faults.request_count("list", Some("secrets")),
+            1,
+            "one cache, listed once"
+        );
+        assert_eq!(
+            faults.request_count("get", Some("secrets")),
+            0,
+            "reads never hit the API"
+        );
+    }
 
     running.stop().await;
 }

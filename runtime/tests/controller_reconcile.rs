@@ -120,13 +120,13 @@ async fn reconciles_owner_when_an_owned_child_changes() {
     let mut secret = Secret {
         metadata: ObjectMeta {
             name: Some("child".into()),
-            namespace: Some(NS.into()),
+            namespace: Some(ns().into()),
             ..ObjectMeta::default()
         },
         ..Secret::default()
     };
     kubeforge::owner::set_controller_reference(&parent, &mut secret).unwrap();
-    let secrets: Api<Secret> = Api::namespaced(server.client(), NS);
+    let secrets: Api<Secret> = Api::namespaced(server.client(), ns());
     secrets
         .create(&PostParams::default(), &secret)
         .await
@@ -185,13 +185,13 @@ async fn reconciles_keys_returned_by_a_watch_mapper() {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("s".into()),
-            namespace: Some(NS.into()),
+            namespace: Some(ns().into()),
             labels: Some([("notify".to_owned(), "target".to_owned())].into()),
             ..ObjectMeta::default()
         },
         ..Secret::default()
     };
-    Api::<Secret>::namespaced(server.client(), NS)
+    Api::<Secret>::namespaced(server.client(), ns())
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
@@ -567,7 +567,7 @@ async fn namespace_and_label_scoping_limit_what_is_reconciled() {
         .await
         .unwrap();
     configmaps(&server)
-        .create(&PostParams::default(), &labelled("other-ns", NS))
+        .create(&PostParams::default(), &labelled("other-ns", ns()))
         .await
         .unwrap();
     eventually("the in-scope object is reconciled", || {
@@ -602,12 +602,15 @@ async fn controllers_of_one_manager_share_one_informer_per_type() {
         first.count("shared") == 1 && second.count("shared") == 1
     })
     .await;
-    let faults = server.faults();
-    assert_eq!(
-        faults.request_count("list", Some("configmaps")),
-        1,
-        "one list for two controllers"
-    );
-    assert_eq!(faults.request_count("list", Some("secrets")), 1);
+    if let Some(faults) = server.faults_or_skip(
+        "controllers_of_one_manager_share_one_informer_per_type (its request counts)",
+    ) {
+        assert_eq!(
+            faults.request_count("list", Some("configmaps")),
+            1,
+            "one list for two controllers"
+        );
+        assert_eq!(faults.request_count("list", Some("secrets")), 1);
+    }
     stop(handle, task).await;
 }

@@ -74,7 +74,7 @@ fn triggers_of(reconciled: &str) -> Vec<String> {
 fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.into()),
-        namespace: Some(NS.into()),
+        namespace: Some(ns().into()),
         ..ObjectMeta::default()
     }
 }
@@ -91,7 +91,7 @@ async fn each_reconcile_span_names_what_triggered_it() {
         .for_::<ConfigMap>(Watch::new())
         .owns::<Secret>(Watch::new())
         .watches::<Service>(Watch::new(), |_svc: &Service| {
-            vec![ObjectKey::new(Some(NS), "site")]
+            vec![ObjectKey::new(Some(ns()), "site")]
         })
         .named("why")
         .complete(
@@ -117,11 +117,11 @@ async fn each_reconcile_span_names_what_triggered_it() {
 
     let site = create_cm(&server, "site", &[]).await;
     eventually("the create, the requeue and the retry reconciled", || {
-        triggers_of("why default/site").len() >= 3
+        triggers_of(&format!("why {}/site", ns())).len() >= 3
     })
     .await;
     assert_eq!(
-        triggers_of("why default/site")[..3],
+        triggers_of(&format!("why {}/site", ns()))[..3],
         ["primary changed", "requeue", "retry after error"]
     );
 
@@ -130,27 +130,34 @@ async fn each_reconcile_span_names_what_triggered_it() {
         ..Secret::default()
     };
     kubeforge::owner::set_controller_reference(&site, &mut child).unwrap();
-    Api::<Secret>::namespaced(server.client(), NS)
+    Api::<Secret>::namespaced(server.client(), ns())
         .create(&PostParams::default(), &child)
         .await
         .unwrap();
-    let owned = "owned Secret default/child changed";
+    let owned = format!("owned Secret {}/child changed", ns());
     eventually("the owned Secret reconciled the site", || {
-        triggers_of("why default/site").iter().any(|t| t == owned)
+        triggers_of(&format!("why {}/site", ns())).contains(&owned)
     })
     .await;
 
     let svc = Service {
         metadata: meta("front"),
+        spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+            ports: Some(vec![k8s_openapi::api::core::v1::ServicePort {
+                port: 80,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
         ..Service::default()
     };
-    Api::<Service>::namespaced(server.client(), NS)
+    Api::<Service>::namespaced(server.client(), ns())
         .create(&PostParams::default(), &svc)
         .await
         .unwrap();
-    let watched = "watched Service default/front changed";
+    let watched = format!("watched Service {}/front changed", ns());
     eventually("the watched Service reconciled the site", || {
-        triggers_of("why default/site").iter().any(|t| t == watched)
+        triggers_of(&format!("why {}/site", ns())).contains(&watched)
     })
     .await;
 

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
 use kubeforge::leader_election::LeaderElectionConfig;
 use kubeforge::manager::{Manager, ManagerConfig};
-use kubeforge_testkit::ApiServer;
+
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -24,8 +24,8 @@ const RETRY: Duration = Duration::from_millis(300);
 
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
-async fn elected_manager(server: &ApiServer, identity: &str, seen: &Seen) -> Manager {
-    let lease = LeaderElectionConfig::new(NS, "test-operator-leader")
+async fn elected_manager(server: &TestServer, identity: &str, seen: &Seen) -> Manager {
+    let lease = LeaderElectionConfig::new(ns(), "test-operator-leader")
         .identity(identity)
         .timing(LEASE, RENEW, RETRY);
     let mut mgr = manager(
@@ -68,7 +68,7 @@ async fn only_the_leader_reconciles_and_the_follower_takes_over() {
     let seen: Seen = Arc::default();
     let a = tokio::spawn(elected_manager(&server, "a", &seen).await.run());
     // Give `a` the lease first, so the roles are known.
-    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    let leases: Api<Lease> = Api::namespaced(server.client(), ns());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let holder = leases
@@ -124,7 +124,7 @@ async fn a_leader_that_loses_its_lease_stops_its_controllers() {
 
     // Someone else takes the lease by force; `a` can no longer renew. `a` renews every RETRY, so
     // a write based on an older read may conflict: read again and retry.
-    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    let leases: Api<Lease> = Api::namespaced(server.client(), ns());
     loop {
         let mut lease = leases.get("test-operator-leader").await.unwrap();
         let spec = lease.spec.get_or_insert_with(Default::default);
@@ -190,7 +190,7 @@ async fn a_leader_shutting_down_releases_the_lease_for_an_immediate_takeover() {
         .unwrap()
         .unwrap();
     assert_eq!(parse_metrics(&a_metrics.encode()).get(status), Some(&0.0));
-    let leases: Api<Lease> = Api::namespaced(server.client(), NS);
+    let leases: Api<Lease> = Api::namespaced(server.client(), ns());
     eventually_async_holder(&leases, "b").await;
     let takeover = released.elapsed();
     assert!(

@@ -97,7 +97,8 @@ async fn sigterm_drains_the_in_flight_reconcile_then_exits_cleanly() {
     server.write_kubeconfig(&kubeconfig).unwrap();
     let port = free_port();
     let mut child = tokio::process::Command::new(example_binary())
-        .args(["run", "--kubeconfig"])
+        // The test's namespace only (on a real server, others hold other tests' objects).
+        .args(["run", "--namespace", ns(), "--kubeconfig"])
         .arg(&kubeconfig)
         .args([
             "--metrics-bind-address",

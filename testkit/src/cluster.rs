@@ -184,3 +184,44 @@ impl TestCluster {
         }
     }
 }
+
+/// Creates a uniquely named namespace (`t-<random>`) and returns its name: how tests sharing
+/// one real cluster keep out of each other's way.
+///
+/// # Errors
+/// When the server refuses the namespace.
+pub async fn unique_namespace(client: &kube::Client) -> Result<String, kube::Error> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    kube::Api::<Namespace>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &ns)
+        .await?;
+    Ok(name)
+}
+
+/// Environment variable naming the file skipped tests are recorded in.
+pub const SKIP_LOG_ENV: &str = "KUBEFORGE_SKIP_LOG";
+
+/// Records that `test` did not run (or ran in part) on this backend, and why: on stderr, and as a
+/// line `<test>: <reason>` in the file `KUBEFORGE_SKIP_LOG` names, which `scripts/test.sh` counts
+/// and lists at the end, so that a skip is never a silent pass.
+pub fn record_skip(test: &str, reason: &str) {
+    eprintln!("note: {test} skipped: {reason}");
+    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {reason}");
+        }
+    }
+}

@@ -1,9 +1,16 @@
-//! Shared set-up of the controller and manager tests: an embedded API server, a manager on it,
+//! Shared set-up of the controller and manager tests: the API server under test, a manager on it,
 //! ConfigMap helpers and a tiny HTTP GET for the manager's endpoints.
+//!
+//! The server is the embedded one, or with `KUBEFORGE_TEST_BACKEND=control-plane` the testkit's
+//! real kube-apiserver (shared by the tests of a binary, which `scripts/test.sh` then runs one at
+//! a time): each test gets a fresh namespace there ([`ns`]) and its managers watch only it.
+//! Tests that need the embedded server's fault handle record themselves as skipped on it.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,15 +18,69 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kubeforge::manager::{Manager, ManagerConfig};
-use kubeforge_testkit::ApiServer;
+use kubeforge_testkit::TestCluster;
+use kubeforge_testkit::faults::Faults;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const NS: &str = "default";
+/// The namespace of the running test: `default` on the embedded server (a server per test), a
+/// fresh one per test on a real server (tests then run one at a time, see the module docs).
+pub fn ns() -> &'static str {
+    NAMESPACE.lock().map_or("default", |n| *n)
+}
 
-pub async fn server() -> ApiServer {
-    ApiServer::start()
+static NAMESPACE: Mutex<&'static str> = Mutex::new("default");
+
+/// The API server a test talks to.
+pub struct TestServer {
+    cluster: TestCluster,
+}
+
+impl TestServer {
+    pub fn client(&self) -> kube::Client {
+        self.cluster.client()
+    }
+
+    /// The embedded server's fault handle; `None` on a real server, after recording `test` as
+    /// skipped there (the caller returns).
+    pub fn faults_or_skip(&self, test: &str) -> Option<Faults> {
+        let faults = self.cluster.faults();
+        if faults.is_none() {
+            skipped(
+                test,
+                "needs the embedded server's fault handle (request counts or injected errors); this run uses a real kube-apiserver",
+            );
+        }
+        faults
+    }
+
+    /// Whether this is a real kube-apiserver.
+    pub fn is_real(&self) -> bool {
+        self.cluster.faults().is_none()
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::copy(self.cluster.kubeconfig_path(), path).map(|_| ())
+    }
+}
+
+/// Records a skipped test (see [`kubeforge_testkit::cluster::record_skip`]).
+pub fn skipped(test: &str, reason: &str) {
+    kubeforge_testkit::cluster::record_skip(&format!("runtime::{test}"), reason);
+}
+
+pub async fn server() -> TestServer {
+    let cluster = TestCluster::from_env()
         .await
-        .expect("embedded API server starts")
+        .expect("the API server under test starts");
+    let server = TestServer { cluster };
+    if server.is_real() {
+        let name = kubeforge_testkit::cluster::unique_namespace(&server.client())
+            .await
+            .expect("a namespace for the test");
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        *NAMESPACE.lock().expect("namespace lock") = name;
+    }
+    server
 }
 
 /// Test defaults: no signal handlers, short timeouts.
@@ -32,7 +93,11 @@ pub fn config() -> ManagerConfig {
     }
 }
 
-pub async fn manager(server: &ApiServer, config: ManagerConfig) -> Manager {
+/// A manager on `server`; on a real server it watches only the test's namespace.
+pub async fn manager(server: &TestServer, mut config: ManagerConfig) -> Manager {
+    if server.is_real() && config.namespace.is_none() {
+        config.namespace = Some(ns().to_owned());
+    }
     Manager::new(server.client(), config)
         .await
         .expect("manager builds")
@@ -42,7 +107,7 @@ pub fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            namespace: Some(NS.into()),
+            namespace: Some(ns().into()),
             ..ObjectMeta::default()
         },
         data: Some(
@@ -54,18 +119,18 @@ pub fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     }
 }
 
-pub fn configmaps(server: &ApiServer) -> Api<ConfigMap> {
-    Api::namespaced(server.client(), NS)
+pub fn configmaps(server: &TestServer) -> Api<ConfigMap> {
+    Api::namespaced(server.client(), ns())
 }
 
-pub async fn create_cm(server: &ApiServer, name: &str, data: &[(&str, &str)]) -> ConfigMap {
+pub async fn create_cm(server: &TestServer, name: &str, data: &[(&str, &str)]) -> ConfigMap {
     configmaps(server)
         .create(&PostParams::default(), &cm(name, data))
         .await
         .expect("configmap created")
 }
 
-pub async fn set_cm_data(server: &ApiServer, name: &str, key: &str, value: &str) {
+pub async fn set_cm_data(server: &TestServer, name: &str, key: &str, value: &str) {
     let patch = serde_json::json!({ "data": { key: value } });
     configmaps(server)
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ObjectMeta;
 use kubeforge_testkit::TestCluster;
 
 pub async fn cluster() -> TestCluster {
@@ -15,19 +15,9 @@ pub async fn cluster() -> TestCluster {
 
 /// Creates a uniquely named namespace and returns its name.
 pub async fn namespace(client: &kube::Client) -> String {
-    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
+    kubeforge_testkit::cluster::unique_namespace(client)
         .await
-        .expect("create namespace");
-    name
+        .expect("create namespace")
 }
 
 pub fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
@@ -55,21 +45,9 @@ pub fn skip(test: &str) {
     );
 }
 
-/// Records a skipped test: on stderr, and — so that a skip is seen and counted, not a silent
-/// pass — as a line `<test>: <reason>` in the file `KUBEFORGE_SKIP_LOG` names (scripts/test.sh
-/// sets it and prints the count and the list at the end).
+/// Records a skipped test (see [`kubeforge_testkit::cluster::record_skip`]).
 pub fn skipped(test: &str, reason: &str) {
-    eprintln!("note: {test} skipped: {reason}");
-    if let Some(path) = std::env::var_os("KUBEFORGE_SKIP_LOG") {
-        use std::io::Write as _;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "conformance::{test}: {reason}");
-        }
-    }
+    kubeforge_testkit::cluster::record_skip(&format!("conformance::{test}"), reason);
 }
 
 /// Runs `f` with a timeout so a hanging watch fails the test instead of the CI job.
