@@ -3,7 +3,7 @@
 //! to mark), CRD consistency errors, and RBAC rules inferred, merged and de-duplicated.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kubeforge::registry::{self, CustomResourceEntry, RegistryError};
 use kubeforge::{CustomResource, controller};
@@ -152,7 +152,7 @@ fn crate_path_redirects_generated_code() {
 async fn reconcile_memcached() {}
 
 /// A second controller that also owns Deployments and reads secrets: its rules merge with the first's.
-#[controller(for = Deployment, name = "deployment-auditor", owns(ConfigMap),
+#[controller(for = Deployment, name = "deployment-auditor", owns(ConfigMap), reads(Namespace),
     rbac(groups = [""], resources = ["secrets"], verbs = ["get", "list"]))]
 #[allow(dead_code)]
 async fn audit_deployments() {}
@@ -319,6 +319,8 @@ fn controllers_register_with_their_inferred_rules() {
         has(&rules, "", "configmaps", &crud),
         "owned by the second controller"
     );
+    // reads(Namespace): get/list/watch, for the reconciler's `ctx.cache::<Namespace>()`
+    assert!(has(&rules, "", "namespaces", &["get", "list", "watch"]));
     // extra rules merged: get from one controller, get+list from the other
     assert!(has(&rules, "", "secrets", &["get", "list"]));
     // events: events.k8s.io only (the recorder writes no core v1 Events)
