@@ -109,8 +109,11 @@ kubectl_is_137() {
   [[ "$out" == *"Client Version: v1.37."* ]]
 }
 KUBECTL=""
-if command -v kubectl >/dev/null 2>&1 && kubectl_is_137 "$(command -v kubectl)"; then
-  KUBECTL="$(command -v kubectl)"
+# The kubectl on PATH may be our own link (after `eval "$(bash scripts/control-plane.sh)"`, $OUT is
+# on PATH): resolve it, or linking it to itself below would make a loop.
+FOUND="$(readlink -f "$(command -v kubectl 2>/dev/null || true)" 2>/dev/null || true)"
+if [[ -n "$FOUND" && "$FOUND" != "$OUT/kubectl" ]] && kubectl_is_137 "$FOUND"; then
+  KUBECTL="$FOUND"
   log "kubectl: $KUBECTL is already 1.37"
 else
   VENV="$CACHE/kubectl-venv"
