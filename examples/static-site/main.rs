@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kubeforge::ObjectKey;
-use kubeforge::apply::{apply_owned, apply_status};
-use kubeforge::conditions::{new_condition, set_condition};
+use kubeforge::controller::apply::{apply_owned, apply_status};
+use kubeforge::controller::conditions::{new_condition, set_condition};
+use kubeforge::controller::finalizer::{Event, finalizer};
 use kubeforge::controller::{Action, Context, ReconcileError};
-use kubeforge::finalizer::{Event, finalizer};
+use kubeforge::informer::Lister;
+use kubeforge::informer::ObjectKey;
 use kubeforge::kube::{Api, ResourceExt};
-use kubeforge::store::Lister;
 
 use resource::{StaticSite, StaticSiteStatus};
 
@@ -196,7 +196,7 @@ async fn unpublish(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    kubeforge::entry::run(MANAGER, async |mgr| {
+    kubeforge::manager::entry::run(MANAGER, async |mgr| {
         Ok(setup(mgr, dns::Records::from_env())?)
     })
     .await

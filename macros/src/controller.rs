@@ -334,7 +334,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         .name
         .as_ref()
         .map_or_else(|| func.sig.ident.to_string(), LitStr::value);
-    let reg = quote!(#krate::registry);
+    let reg = quote!(#krate::crd::registry);
     let primary_rules =
         quote_spanned!(primary.span()=> rules.extend(#reg::primary_rules::<#primary>()););
     let owned = args
@@ -438,7 +438,7 @@ fn setup_fn(
                 format!(
                     "`watches({})` needs the function that maps a changed object to the primaries \
                      to reconcile: `watches({} = my_mapper)` with `fn my_mapper(obj: &{}, \
-                     primaries: &kubeforge::Lister<{}>) -> Vec<kubeforge::ObjectKey>`",
+                     primaries: &kubeforge::informer::Lister<{}>) -> Vec<kubeforge::informer::ObjectKey>`",
                     quote!(#t),
                     quote!(#t),
                     quote!(#t),

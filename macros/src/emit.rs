@@ -130,7 +130,7 @@ fn inherent_impl(
             pub const DESCRIPTOR: #krate::crd::CrdDescriptor = #descriptor;
 
             /// The apiextensions.k8s.io/v1 CustomResourceDefinition of this version, with a
-            /// structural schema. `kubeforge::registry::crds()` merges all versions of a kind.
+            /// structural schema. `kubeforge::crd::registry::crds()` merges all versions of a kind.
             pub fn crd() -> #pk::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
                 let mut generator = #krate::crd::schema_generator();
                 let spec = generator.subschema_for::<#schema_type>();
@@ -307,7 +307,7 @@ fn spec_status_impls(a: &ResourceAttrs, root: &Ident, pk: &TokenStream) -> Token
 fn storage_guard(a: &ResourceAttrs, r: &Resource) -> Option<TokenStream> {
     // Two `storage` versions of one kind in a crate define the same crate-root macro name, which
     // rustc rejects (E0428) on both `storage` tokens; the name says what to do. Across crates and
-    // for zero storage versions, `kubeforge::registry::crds()` reports the error at run time.
+    // for zero storage versions, `kubeforge::crd::registry::crds()` reports the error at run time.
     a.storage.is_present().then(|| {
         let sanitized: String = r
             .group
@@ -380,7 +380,7 @@ fn serialize_impl(a: &ResourceAttrs, r: &Resource, root: &Ident, pk: &TokenStrea
     }
 }
 
-/// The `inventory` entry through which `kubeforge::registry` finds every version of every kind.
+/// The `inventory` entry through which `kubeforge::crd::registry` finds every version of every kind.
 fn registration(
     a: &ResourceAttrs,
     r: &Resource,
@@ -397,7 +397,7 @@ fn registration(
     let storage = a.storage.is_present();
     quote! {
         #pk::inventory::submit! {
-            #krate::registry::CustomResourceEntry {
+            #krate::crd::registry::CustomResourceEntry {
                 type_name: concat!(module_path!(), "::", #kind),
                 group: #group,
                 kind: #kind,

@@ -2,7 +2,7 @@
 //!
 //! - `#[derive(CustomResource)]` on a spec struct generates the root type, `kube::Resource`,
 //!   serde, `new`, `crd()` (apiextensions.k8s.io/v1, structural schema) and registers the
-//!   version for `kubeforge::registry::crds()`.
+//!   version for `kubeforge::crd::registry::crds()`.
 //! - `#[derive(KubeSchema)]` gives nested types a `JsonSchema` that understands the same
 //!   `#[kubeforge(...)]` field validation attributes.
 //! - `#[controller(for = K, owns(..), watches(..), rbac(..))]` registers a controller and the
@@ -199,7 +199,7 @@ fn json_schema_derived_too(spec: &syn::Ident, krate: &syn::Path) -> proc_macro2:
 }
 
 /// The spec replica path must name a field of the spec (checked here, where the fields are known);
-/// status paths are checked against the generated schema by `kubeforge::registry::crds()`.
+/// status paths are checked against the generated schema by `kubeforge::crd::registry::crds()`.
 fn check_scale_spec_path(
     a: &ResourceAttrs,
     fields: &[&attrs::SchemaField],

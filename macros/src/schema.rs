@@ -6,7 +6,7 @@
 //! `#[schemars(transform = Extend("<json>"))]` that adds the keys to that field's schema.
 //! The real type's `JsonSchema` delegates to the shadow (for a spec, a marker type's does: see
 //! [`SchemaImpl::marker`]). The structural rewrite happens later,
-//! at run time, in `kubeforge::schema`.
+//! at run time, in `kubeforge::crd::schema`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -35,7 +35,7 @@ fn extend_attr(krate: &Path, ext: &Map<String, Value>) -> TokenStream {
         return TokenStream::new();
     }
     let json = Value::Object(ext.clone()).to_string();
-    quote!(#[schemars(transform = #krate::schema::Extend(#json))])
+    quote!(#[schemars(transform = #krate::crd::schema::Extend(#json))])
 }
 
 fn field_tokens(krate: &Path, f: &SchemaField, ext: &Map<String, Value>) -> TokenStream {
@@ -219,7 +219,7 @@ fn container_extend(s: &SchemaImpl<'_>) -> TokenStream {
         TokenStream::new()
     } else {
         let json = Value::Object(s.container_ext.clone()).to_string();
-        quote!(#krate::__private::schemars::transform::Transform::transform(&mut #krate::schema::Extend(#json), &mut schema);)
+        quote!(#krate::__private::schemars::transform::Transform::transform(&mut #krate::crd::schema::Extend(#json), &mut schema);)
     }
 }
 

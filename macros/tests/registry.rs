@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use kubeforge::registry::{self, CustomResourceEntry, RegistryError};
+use kubeforge::crd::registry::{self, CustomResourceEntry, RegistryError};
 use kubeforge::{CustomResource, controller};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kubeforge::controller::{Action, Context, Controller, Predicate, ReconcileError, Watch};
+use kubeforge::controller::predicate::Predicate;
+use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
 use kubeforge::manager::{Manager, ManagerConfig};
 use kubeforge_testkit::ApiServer;
 use parking_lot::Mutex;
@@ -60,8 +61,8 @@ async fn run_once(
     let mut mgr = Manager::new(server.client(), config).await?;
     let stamp = probe.clone();
     let enqueue_time = Predicate::new(
-        move |change: &kubeforge::controller::Change<'_, ConfigMap>| {
-            use kubeforge::controller::Change;
+        move |change: &kubeforge::controller::predicate::Change<'_, ConfigMap>| {
+            use kubeforge::controller::predicate::Change;
             if let Change::Create(cm) | Change::Update { new: cm, .. } = change {
                 let name = cm.metadata.name.clone().unwrap_or_default();
                 stamp

@@ -36,11 +36,13 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, ObjectList, ObjectMeta, PostParams, WatchEvent};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use kubeforge::reflector::{ListRequest, RawPage, WatchRequest, WatchStream};
-use kubeforge::store::{
+use kubeforge::informer::{
+    ApiListWatch, HandlerFns, InformerOptions, ListWatch, SharedIndexInformer,
+};
+use kubeforge::informer::{
     IndexFnError, IndexValue, Indexers, LABEL_INDEX, OWNER_UID_INDEX, owner_uid_index,
 };
-use kubeforge::{ApiListWatch, HandlerFns, InformerOptions, ListWatch, SharedIndexInformer};
+use kubeforge::informer::{ListRequest, RawPage, WatchRequest, WatchStream};
 use serde_json::{Value, json};
 
 const NAMESPACES: usize = 10;
@@ -628,7 +630,7 @@ async fn child(role: &str) {
             let mut objects = 0;
             for mut p in pages {
                 if skip_managed_fields {
-                    kubeforge::reflector::hide_managed_fields(&mut p);
+                    kubeforge::informer::hide_managed_fields(&mut p);
                 }
                 let list: ObjectList<Pod> = serde_json::from_str(&p).expect("decode");
                 objects += list.items.len();

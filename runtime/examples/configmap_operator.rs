@@ -49,7 +49,7 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<()>) -> Result<Action, Recon
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    kubeforge::entry::run("configmap-operator", async |mgr| {
+    kubeforge::manager::entry::run("configmap-operator", async |mgr| {
         Controller::managed_by(mgr)
             .for_::<ConfigMap>(Watch::new().labels("kubeforge.io/demo"))
             .concurrency(2)

@@ -1,53 +1,43 @@
 //! kubeforge: the client-go informer machinery in Rust, and the controllers built on it.
 //!
-//! The pipeline is `reflector` → `fifo` → process loop (`informer`) → `store` + `handler`;
-//! `workqueue`, `controller` and `manager` sit on top. See DESIGN.md for the map.
+//! The modules are the pipeline, in the order data flows through it:
+//!
+//! ```text
+//! informer ──▶ workqueue ──▶ controller ──▶ manager
+//! (list, watch, cache,   (keys, rate   (reconcile    (runs controllers: shared caches,
+//!  handlers)              limits)       functions)    leader election, metrics, probes)
+//!                                             ▲
+//!                             crd (derived custom resources, CRDs, RBAC)
+//! ```
+//!
+//! - [`informer`]: client-go's chain — ListWatch → Reflector → DeltaFifo → process loop →
+//!   Indexer (read through a [`Lister`](informer::Lister)) → handlers — shared per type by the
+//!   [`InformerFactory`](informer::InformerFactory).
+//! - [`workqueue`]: the rate-limited, delaying, deduplicating queue of keys a controller works
+//!   from.
+//! - [`controller`](mod@controller): the [`Controller`](controller::Controller) builder, the reconcile
+//!   [`Context`](controller::Context) and outcome, and the helpers reconcile functions use
+//!   (finalizers, owner references, conditions, events, server-side apply).
+//! - [`manager`]: runs controllers in one process ([`Manager`](manager::Manager)), and the
+//!   operator entry point ([`manager::entry::run`]).
+//! - [`crd`]: what the derive macros build on: the CRD builder, the structural-schema rewrite, and
+//!   the registry behind an operator's `crds` and `rbac` subcommands.
+//!
+//! `ARCHITECTURE.md` in the repository draws the whole map.
 
-// The informer chain.
-pub mod backoff;
-pub mod fifo;
-pub mod handler;
-pub mod informer;
-pub mod key;
-pub mod reflector;
-pub mod store;
-
-pub use fifo::{DeletedObject, Delta, DeltaFifo};
-pub use handler::{HandlerFns, Registration, ResourceEventHandler};
-pub use informer::{InformerFactory, InformerOptions, SharedIndexInformer};
-pub use key::ObjectKey;
-pub use reflector::{ApiListWatch, ListWatch, MetadataListWatch, Reflector, ReflectorConfig};
-pub use store::{IndexFnError, IndexValue, Indexers, Lister};
-
-// Controllers and the manager.
 pub mod controller;
-pub mod entry;
-pub mod health;
-pub mod leader_election;
+pub mod crd;
+pub mod informer;
 pub mod manager;
-pub mod metrics;
-pub mod reconcile;
+mod task;
 pub mod workqueue;
 
-// Helpers for reconcile functions.
-pub mod apply;
-pub mod conditions;
-pub mod events;
-pub mod finalizer;
-pub mod owner;
-
-// What derived resources and controllers register, for `crds` / `rbac`.
-pub mod registry;
-
-// Custom resources: the derive macros, the CRD builder and the structural-schema rewrite they use.
-pub mod crd;
-pub mod schema;
 pub use kubeforge_macros::{CustomResource, KubeSchema, controller};
 
 #[doc = include_str!("attributes.md")]
 pub mod attributes {}
 
-/// `anyhow`, the error type of an operator's `main` ([`entry::run`]'s setup returns
+/// `anyhow`, the error type of an operator's `main` ([`manager::entry::run`]'s setup returns
 /// `anyhow::Result`), so an operator needs no extra dependency for it.
 pub use anyhow;
 

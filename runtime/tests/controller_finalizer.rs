@@ -9,8 +9,8 @@ use controller_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::DeleteParams;
+use kubeforge::controller::finalizer::{Event, finalizer};
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
-use kubeforge::finalizer::{Event, finalizer};
 use parking_lot::Mutex;
 
 const FINALIZER: &str = "kubeforge.io/cleanup";

@@ -10,7 +10,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use kubeforge::events::{EventRecord, EventType, Recorder, Reporter, object_reference};
+use kubeforge::controller::events::{EventRecord, EventType, Recorder, Reporter, object_reference};
 
 fn deployment(name: &str) -> Deployment {
     let labels = std::collections::BTreeMap::from([("app".to_owned(), name.to_owned())]);
@@ -58,9 +58,10 @@ async fn apply_status_writes_only_the_status() {
         ready_replicas: Some(1),
         ..DeploymentStatus::default()
     };
-    let applied = kubeforge::apply::apply_status(&api, "web", "kubeforge-test", &status)
-        .await
-        .unwrap();
+    let applied =
+        kubeforge::controller::apply::apply_status(&api, "web", "kubeforge-test", &status)
+            .await
+            .unwrap();
     assert_eq!(
         applied.status.as_ref().and_then(|s| s.ready_replicas),
         Some(1)
@@ -241,7 +242,7 @@ async fn asking_for_the_cache_of_an_unwatched_type_names_the_builder_call_to_add
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference() {
     use k8s_openapi::api::core::v1::Secret;
-    use kubeforge::apply::apply_owned;
+    use kubeforge::controller::apply::apply_owned;
     let server = server().await;
     let owner = create_cm(&server, "site", &[]).await;
     let child = |value: &str| Secret {
@@ -260,7 +261,8 @@ async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference(
         Some(ns()),
         "the owner's namespace"
     );
-    let controller = kubeforge::owner::controller_of(&created).expect("a controller reference");
+    let controller =
+        kubeforge::controller::owner::controller_of(&created).expect("a controller reference");
     assert_eq!(
         (
             controller.kind.as_str(),
@@ -290,7 +292,7 @@ async fn apply_owned_creates_then_updates_a_child_with_its_controller_reference(
         .await
         .unwrap_err();
     assert!(
-        matches!(err, kubeforge::apply::Error::Owner { .. }),
+        matches!(err, kubeforge::controller::apply::ApplyError::Owner { .. }),
         "another controller owns it: {err}"
     );
 }
@@ -320,8 +322,8 @@ fn deployment_mounting(name: &str, secrets: &[&str]) -> Deployment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_mapped_through_a_primary_index_reconciles_exactly_the_referencing_primaries() {
     use k8s_openapi::api::core::v1::Secret;
-    use kubeforge::ObjectKey;
     use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+    use kubeforge::informer::ObjectKey;
     use parking_lot::Mutex;
     use std::sync::Arc;
 

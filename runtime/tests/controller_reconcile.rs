@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
-use kubeforge::ObjectKey;
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch, predicate};
+use kubeforge::informer::ObjectKey;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -125,7 +125,7 @@ async fn reconciles_owner_when_an_owned_child_changes() {
         },
         ..Secret::default()
     };
-    kubeforge::owner::set_controller_reference(&parent, &mut secret).unwrap();
+    kubeforge::controller::owner::set_controller_reference(&parent, &mut secret).unwrap();
     let secrets: Api<Secret> = Api::namespaced(server.client(), ns());
     secrets
         .create(&PostParams::default(), &secret)

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
-use kubeforge::ObjectKey;
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+use kubeforge::informer::ObjectKey;
 use parking_lot::Mutex;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
@@ -129,7 +129,7 @@ async fn each_reconcile_span_names_what_triggered_it() {
         metadata: meta("child"),
         ..Secret::default()
     };
-    kubeforge::owner::set_controller_reference(&site, &mut child).unwrap();
+    kubeforge::controller::owner::set_controller_reference(&site, &mut child).unwrap();
     Api::<Secret>::namespaced(server.client(), ns())
         .create(&PostParams::default(), &child)
         .await

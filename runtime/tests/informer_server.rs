@@ -13,9 +13,9 @@ use informer_support::{Checker, cache_view, eventually, objects_view};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ApiResource, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
-use kubeforge::backoff::BackoffConfig;
-use kubeforge::store::{Indexers, LABEL_INDEX, NAMESPACE_INDEX, label_index};
-use kubeforge::{HandlerFns, InformerFactory, InformerOptions};
+use kubeforge::informer::BackoffConfig;
+use kubeforge::informer::{HandlerFns, InformerFactory, InformerOptions};
+use kubeforge::informer::{Indexers, LABEL_INDEX, NAMESPACE_INDEX, label_index};
 use kubeforge_testkit::{ApiServer, RequestMatch};
 use serde_json::json;
 
@@ -287,8 +287,9 @@ async fn scoped_metadata_dynamic_and_streaming_informers_see_their_slice() {
     factory.start();
     assert!(factory.wait_for_cache_sync(Duration::from_secs(20)).await);
 
-    let names =
-        |keys: Vec<kubeforge::ObjectKey>| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    let names = |keys: Vec<kubeforge::informer::ObjectKey>| {
+        keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(names(scoped.lister().list_keys()), ["team/a", "team/b"]);
     assert_eq!(
         names(same.lister().list_keys()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use controller_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
-use kubeforge::manager::{Error, ManagerConfig};
+use kubeforge::manager::{ManagerConfig, ManagerError};
 use kubeforge_testkit::RequestMatch;
 
 fn local() -> Option<SocketAddr> {
@@ -174,7 +174,10 @@ async fn cache_sync_timeout_names_the_resource_and_rbac() {
         .await
         .expect("run returns")
         .unwrap_err();
-    assert!(matches!(err, Error::CacheSyncTimeout { .. }), "{err}");
+    assert!(
+        matches!(err, ManagerError::CacheSyncTimeout { .. }),
+        "{err}"
+    );
     let message = err.to_string();
     assert!(
         message.contains("configmaps"),

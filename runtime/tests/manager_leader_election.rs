@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
 use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
-use kubeforge::leader_election::LeaderElectionConfig;
+use kubeforge::manager::LeaderElectionConfig;
 use kubeforge::manager::{Manager, ManagerConfig};
 
 use parking_lot::Mutex;

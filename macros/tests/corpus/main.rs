@@ -138,7 +138,8 @@ pub fn corpus() -> Vec<Case> {
 
 /// The CRDs the server gets: every kind once, versions merged (as `registry::crds()` does).
 fn merged_crds() -> Vec<CustomResourceDefinition> {
-    kubeforge::registry::crds().expect("the corpus registers exactly one storage version per kind")
+    kubeforge::crd::registry::crds()
+        .expect("the corpus registers exactly one storage version per kind")
 }
 
 #[test]
@@ -146,7 +147,7 @@ fn corpus_covers_at_least_fifteen_resource_types() {
     assert!(corpus().len() >= 15, "{} cases", corpus().len());
     // Every derived type registered itself (Widget has two versions, merged into one CRD).
     assert_eq!(
-        kubeforge::registry::custom_resources().len(),
+        kubeforge::crd::registry::custom_resources().len(),
         corpus().len() + 1
     );
     assert_eq!(merged_crds().len(), corpus().len());

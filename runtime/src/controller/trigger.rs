@@ -13,7 +13,7 @@ use std::fmt;
 
 use parking_lot::Mutex;
 
-use crate::key::ObjectKey;
+use crate::informer::ObjectKey;
 
 /// What started a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -200,7 +200,7 @@ fn dechunk(mut body: &str) -> String {
 /// reconcile a test can observe returns, so a test asserts on a metric by waiting for it, never by
 /// reading it right after waiting on something else.
 pub async fn eventually_metrics(
-    metrics: &kubeforge::metrics::Metrics,
+    metrics: &kubeforge::manager::metrics::Metrics,
     want: &[(&str, f64)],
 ) -> BTreeMap<String, f64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -232,7 +232,7 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 /// A manager running in the background until [`Running::stop`].
 pub struct Running {
     handle: kubeforge::manager::ShutdownHandle,
-    task: tokio::task::JoinHandle<Result<(), kubeforge::manager::Error>>,
+    task: tokio::task::JoinHandle<Result<(), kubeforge::manager::ManagerError>>,
 }
 
 /// Runs `mgr` in the background.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kube::Resource;
-use kubeforge::{DeletedObject, ResourceEventHandler};
+use kubeforge::informer::{DeletedObject, ResourceEventHandler};
 use parking_lot::Mutex;
 
 /// What a handler believes exists: `namespace/name → resourceVersion`.
@@ -111,7 +111,7 @@ impl<K: Resource + Send + Sync + 'static> ResourceEventHandler<K> for Checker {
 }
 
 /// The cache as `key → resourceVersion`.
-pub fn cache_view<K: Resource>(lister: &kubeforge::Lister<K>) -> View {
+pub fn cache_view<K: Resource>(lister: &kubeforge::informer::Lister<K>) -> View {
     lister.list().iter().map(|o| key_rv(&**o)).collect()
 }
 

@@ -37,7 +37,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::reconcile::{Action, ReconcileError};
+use crate::controller::{Action, ReconcileError};
 
 /// What the finalizer asks the reconcile function to do.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub enum Event<K> {
 
 /// Failures of the finalizer's own API calls (the reconcile function's errors pass through).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum FinalizerError {
     /// The object has no name, so it cannot be patched.
     #[error("cannot manage finalizer {finalizer:?}: object has no metadata.name")]
     UnnamedObject {
@@ -109,7 +109,7 @@ where
         .meta()
         .name
         .clone()
-        .ok_or_else(|| Error::UnnamedObject {
+        .ok_or_else(|| FinalizerError::UnnamedObject {
             finalizer: name.to_owned(),
         })?;
     match (index, deleting) {
@@ -136,7 +136,7 @@ where
                 // The object is already gone (a stale cache entry ran the cleanup again after
                 // the removal went through): the work is done, not an error to retry.
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(Action::await_change()),
-                Err(source) => Err(Error::RemoveFinalizer {
+                Err(source) => Err(FinalizerError::RemoveFinalizer {
                     finalizer: name.to_owned(),
                     object: object_ref(&*obj),
                     source,
@@ -167,7 +167,7 @@ where
                 &Patch::<()>::Json(patch),
             )
             .await
-            .map_err(|source| Error::AddFinalizer {
+            .map_err(|source| FinalizerError::AddFinalizer {
                 finalizer: name.to_owned(),
                 object: object_ref(&*obj),
                 source,

@@ -2,8 +2,8 @@
 //!
 //! [`SharedIndexInformer`] runs a [`Reflector`] into a [`DeltaFifo`], pops it in a process loop
 //! that updates the cache ([`Lister`]) and then notifies every registered handler through the
-//! handler's own buffer. [`InformerFactory`] hands out one informer per (type, namespace,
-//! selectors) so every controller of a process shares it.
+//! handler's own buffer. It is what ties the informer chain together; the
+//! [`super::InformerFactory`] hands out one per (type, namespace, selectors).
 //!
 //! # Contract (client-go's `SharedInformer`)
 //! - **Eventually consistent**: once the server is quiet and the informer is connected, the
@@ -16,34 +16,29 @@
 //! - **One copy**: the FIFO, the cache and every handler share the same `Arc<K>` per object state.
 //! - **Resync**: same-version `on_update`s go only to handlers whose resync period is due.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
-use kube::{Client, Resource};
+use kube::Resource;
+use kube::api::PartialObjectMeta;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backoff::BackoffConfig;
-use crate::fifo::{Delta, DeltaFifo, Popped};
-use crate::handler::{
-    MINIMUM_RESYNC_PERIOD, Processor, Registration, ResourceEventHandler, determine_resync_period,
-};
-use crate::reflector::{
-    ApiListWatch, ListWatch, MetadataListWatch, Reflector, ReflectorConfig, Transform,
-    WatchErrorHook,
-};
-use crate::store::{IndexError, Indexer, Indexers, Lister, indexer};
+use super::fifo::{Delta, DeltaFifo, Popped};
+use super::handler::{Registration, ResourceEventHandler};
+use super::list_watch::{ApiListWatch, ListWatch, MetadataListWatch};
+use super::options::InformerOptions;
+use super::processor::{MINIMUM_RESYNC_PERIOD, Processor, determine_resync_period};
+use super::reflector::{Reflector, ReflectorConfig, Transform, WatchErrorHook};
+use super::store::{IndexError, Indexer, Indexers, Lister, indexer};
 
 /// Errors from configuring an informer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub enum InformerError {
     /// The informer has stopped; it accepts no new handlers or indexers.
     #[error("the informer for {0} has stopped; create a new informer to add handlers or indexers")]
     Stopped(String),
@@ -61,79 +56,7 @@ pub enum Error {
 /// queued: bounds the delay a burst adds to its first notifications.
 const FLUSH_EVERY: usize = 32;
 
-/// Result alias for this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What an informer watches and how. The factory shares informers by type + namespace +
-/// selectors; the first request for a key decides the other settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InformerOptions {
-    /// Watch one namespace (`None`: all namespaces, or a cluster-scoped resource).
-    pub namespace: Option<String>,
-    /// Label selector.
-    pub label_selector: Option<String>,
-    /// Field selector.
-    pub field_selector: Option<String>,
-    /// The informer's resync check period and the default resync of handlers registered with
-    /// [`SharedIndexInformer::add_event_handler`]; zero never resyncs.
-    pub resync_period: Duration,
-    /// Fixed list page size (default: client-go's pager rules, pages of 500).
-    pub page_size: Option<u32>,
-    /// Stream the initial list (`sendInitialEvents`), falling back to paginated lists if refused.
-    pub streaming_list: bool,
-    /// Lower bound of the random watch timeout (5 min; the upper bound is twice this).
-    pub min_watch_timeout: Duration,
-    /// Backoff between failed list/watch attempts.
-    pub backoff: BackoffConfig,
-}
-
-impl Default for InformerOptions {
-    fn default() -> Self {
-        Self {
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
-            resync_period: Duration::ZERO,
-            page_size: None,
-            streaming_list: false,
-            min_watch_timeout: Duration::from_secs(300),
-            backoff: BackoffConfig::default(),
-        }
-    }
-}
-
-impl InformerOptions {
-    /// Watch one namespace.
-    #[must_use]
-    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
-        self.namespace = Some(ns.into());
-        self
-    }
-    /// Filter by labels.
-    #[must_use]
-    pub fn labels(mut self, selector: impl Into<String>) -> Self {
-        self.label_selector = Some(selector.into());
-        self
-    }
-    /// Filter by fields.
-    #[must_use]
-    pub fn fields(mut self, selector: impl Into<String>) -> Self {
-        self.field_selector = Some(selector.into());
-        self
-    }
-    /// Default handler resync period.
-    #[must_use]
-    pub fn resync(mut self, period: Duration) -> Self {
-        self.resync_period = period;
-        self
-    }
-    /// Use a streaming initial list.
-    #[must_use]
-    pub fn streaming_list(mut self, on: bool) -> Self {
-        self.streaming_list = on;
-        self
-    }
-}
+type Result<T, E = InformerError> = std::result::Result<T, E>;
 
 type StartFn<K> = Box<
     dyn FnOnce(
@@ -226,8 +149,8 @@ where
     pub fn from_list_watch<L: ListWatch<Object = K>>(lw: L, options: InformerOptions) -> Self {
         let resource = lw.describe();
         let (writer, lister) = match indexer(Indexers::new().with(
-            crate::store::NAMESPACE_INDEX,
-            crate::store::namespace_index::<K>,
+            crate::informer::NAMESPACE_INDEX,
+            crate::informer::namespace_index::<K>,
         )) {
             Ok(pair) => pair,
             Err(e) => unreachable!("a single built-in index cannot conflict: {e}"),
@@ -378,7 +301,7 @@ where
         resync_period: Duration,
     ) -> Result<Registration> {
         if self.is_stopped() {
-            return Err(Error::Stopped(self.inner.resource.clone()));
+            return Err(InformerError::Stopped(self.inner.resource.clone()));
         }
         let requested = if resync_period > Duration::ZERO && resync_period < MINIMUM_RESYNC_PERIOD {
             warn!(?resync_period, "resync period too small; raised to 1s");
@@ -400,7 +323,7 @@ where
             .add_with_requested(Box::new(handler), requested, effective, move || {
                 if started { lister.list() } else { Vec::new() }
             })
-            .ok_or_else(|| Error::Stopped(self.inner.resource.clone()))
+            .ok_or_else(|| InformerError::Stopped(self.inner.resource.clone()))
     }
 
     /// Removes a handler; notifications it had not processed yet are dropped. Idempotent; a
@@ -412,7 +335,7 @@ where
     /// Adds indexes; existing objects are indexed at once.
     pub fn add_indexers(&self, indexers: Indexers<K>) -> Result<()> {
         if self.inner.stopped.is_cancelled() {
-            return Err(Error::Stopped(self.inner.resource.clone()));
+            return Err(InformerError::Stopped(self.inner.resource.clone()));
         }
         Ok(self.inner.indexer.add_indexers(indexers)?)
     }
@@ -421,7 +344,7 @@ where
     /// [`strip_managed_fields`]; `None` keeps objects as the server sent them). Only before `run`.
     pub fn set_transform(&self, transform: Option<Transform<K>>) -> Result<()> {
         if self.inner.started.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::AlreadyStarted(self.inner.resource.clone()));
+            return Err(InformerError::AlreadyStarted(self.inner.resource.clone()));
         }
         *self.inner.transform.lock() = transform;
         self.inner
@@ -434,7 +357,7 @@ where
     /// log it). Only before `run`.
     pub fn set_watch_error_handler(&self, hook: WatchErrorHook) -> Result<()> {
         if self.inner.started.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::AlreadyStarted(self.inner.resource.clone()));
+            return Err(InformerError::AlreadyStarted(self.inner.resource.clone()));
         }
         *self.inner.watch_error_hook.lock() = Some(hook);
         Ok(())
@@ -482,229 +405,14 @@ where
     }
 }
 
-fn pick<T: PartialEq>(given: T, plain: T, factory_default: T) -> T {
-    if given == plain {
-        factory_default
-    } else {
-        given
-    }
-}
-
-/// Identifies a shared informer in a factory.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FactoryKey {
-    type_id: TypeId,
-    api_version: String,
-    plural: String,
-    namespace: Option<String>,
-    label_selector: Option<String>,
-    field_selector: Option<String>,
-}
-
-struct Entry {
-    informer: Arc<dyn Any + Send + Sync>,
-    run: Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
-    stop: Box<dyn Fn() + Send + Sync>,
-    has_synced: Box<dyn Fn() -> bool + Send + Sync>,
-    started: bool,
-}
-
-/// Hands out one [`SharedIndexInformer`] per (type, namespace, selectors), so every controller
-/// of a process shares one list-watch and one cache per resource.
-pub struct InformerFactory {
-    client: Client,
-    default_options: InformerOptions,
-    entries: Mutex<HashMap<FactoryKey, Entry>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-impl fmt::Debug for InformerFactory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InformerFactory")
-            .field("informers", &self.entries.lock().len())
-            .finish()
-    }
-}
-
-impl InformerFactory {
-    /// A factory whose informers use `client`.
-    pub fn new(client: Client) -> Self {
-        Self::with_options(client, InformerOptions::default())
-    }
-
-    /// A factory whose informers default to `options`' resync, page size, backoff etc.
-    pub fn with_options(client: Client, options: InformerOptions) -> Self {
-        Self {
-            client,
-            default_options: options,
-            entries: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Fields of `options` left at their `InformerOptions::default()` value take the factory's.
-    fn merge_defaults(&self, options: InformerOptions) -> InformerOptions {
-        let plain = InformerOptions::default();
-        let d = &self.default_options;
-        InformerOptions {
-            resync_period: pick(options.resync_period, plain.resync_period, d.resync_period),
-            page_size: pick(options.page_size, plain.page_size, d.page_size),
-            streaming_list: pick(
-                options.streaming_list,
-                plain.streaming_list,
-                d.streaming_list,
-            ),
-            min_watch_timeout: pick(
-                options.min_watch_timeout,
-                plain.min_watch_timeout,
-                d.min_watch_timeout,
-            ),
-            backoff: pick(options.backoff, plain.backoff, d.backoff.clone()),
-            ..options
-        }
-    }
-
-    /// The client informers use.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The shared informer for full objects of `K` (a k8s-openapi or derived type) in
-    /// `options.namespace` with `options`' selectors; created on first request, whose other
-    /// settings win (those left at their default take the factory's).
-    pub fn informer<K>(&self, options: InformerOptions) -> SharedIndexInformer<K>
-    where
-        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-        K::DynamicType: Default,
-    {
-        let dt = K::DynamicType::default();
-        self.get_or_create::<K, K, _>(&dt, options, |client, ns| {
-            ApiListWatch::<K>::for_type(client, &dt, ns)
-        })
-    }
-
-    /// The shared metadata-only informer for `K`.
-    pub fn metadata_informer<K>(
-        &self,
-        options: InformerOptions,
-    ) -> SharedIndexInformer<PartialObjectMeta<K>>
-    where
-        K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
-        K::DynamicType: Default,
-    {
-        let dt = K::DynamicType::default();
-        self.get_or_create::<PartialObjectMeta<K>, K, _>(&dt, options, |client, ns| {
-            MetadataListWatch::<K>::for_type(client, &dt, ns)
-        })
-    }
-
-    /// The shared informer for a resource known only at run time.
-    pub fn dynamic_informer(
-        &self,
-        resource: &ApiResource,
-        options: InformerOptions,
-    ) -> SharedIndexInformer<DynamicObject> {
-        self.get_or_create::<DynamicObject, DynamicObject, _>(resource, options, |client, ns| {
-            ApiListWatch::<DynamicObject>::for_type(client, resource, ns)
-        })
-    }
-
-    fn get_or_create<K, T, L>(
-        &self,
-        dt: &T::DynamicType,
-        options: InformerOptions,
-        make: impl FnOnce(Client, Option<&str>) -> L,
-    ) -> SharedIndexInformer<K>
-    where
-        K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
-        T: Resource + 'static,
-        L: ListWatch<Object = K>,
-    {
-        let key = FactoryKey {
-            type_id: TypeId::of::<K>(),
-            api_version: T::api_version(dt).into_owned(),
-            plural: T::plural(dt).into_owned(),
-            namespace: options.namespace.clone(),
-            label_selector: options.label_selector.clone(),
-            field_selector: options.field_selector.clone(),
-        };
-        let mut entries = self.entries.lock();
-        if let Some(entry) = entries.get(&key)
-            && let Some(inf) = entry.informer.downcast_ref::<SharedIndexInformer<K>>()
-        {
-            return inf.clone();
-        }
-        let options = self.merge_defaults(options);
-        let lw = make(self.client.clone(), options.namespace.as_deref());
-        let informer = SharedIndexInformer::from_list_watch(lw, options);
-        let (a, b, c) = (informer.clone(), informer.clone(), informer.clone());
-        entries.insert(
-            key,
-            Entry {
-                informer: Arc::new(informer.clone()),
-                run: Box::new(move || {
-                    let a = a.clone();
-                    Box::pin(async move { a.run().await })
-                }),
-                stop: Box::new(move || b.stop()),
-                has_synced: Box::new(move || c.has_synced()),
-                started: false,
-            },
-        );
-        informer
-    }
-
-    /// Starts every informer created so far that is not running yet (call again after
-    /// requesting more informers).
-    pub fn start(&self) {
-        let mut entries = self.entries.lock();
-        let mut tasks = self.tasks.lock();
-        for entry in entries.values_mut().filter(|e| !e.started) {
-            entry.started = true;
-            tasks.push(tokio::spawn((entry.run)()));
-        }
-    }
-
-    /// Waits until every started informer has synced. Returns false if `timeout` passed first.
-    pub async fn wait_for_cache_sync(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let all = self
-                .entries
-                .lock()
-                .values()
-                .filter(|e| e.started)
-                .all(|e| (e.has_synced)());
-            if all {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Stops every informer and waits for them to finish.
-    pub async fn shutdown(&self) {
-        for entry in self.entries.lock().values() {
-            (entry.stop)();
-        }
-        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fifo::DeletedObject;
-    use crate::handler::HandlerFns;
-    use crate::reflector::tests::{Script, Shared, cm, page};
+    use crate::informer::test_support::{Script, Shared, cm, page};
+    use crate::informer::{DeletedObject, HandlerFns, InformerFactory};
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::Client;
     use kube::api::WatchEvent;
 
     type Log = Arc<Mutex<Vec<String>>>;
@@ -795,7 +503,7 @@ mod tests {
         assert_eq!(of("b"), vec!["add b@2 true", "delete ns/b"]);
         assert_eq!(
             lister.list_keys(),
-            vec![crate::key::ObjectKey::new(Some("ns"), "a")]
+            vec![crate::informer::ObjectKey::new(Some("ns"), "a")]
         );
         assert!(
             lister
@@ -814,7 +522,7 @@ mod tests {
         run.await.unwrap();
         assert!(matches!(
             inf.add_event_handler(HandlerFns::new()),
-            Err(Error::Stopped(_))
+            Err(InformerError::Stopped(_))
         ));
     }
 

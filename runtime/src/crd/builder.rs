@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use crate::schema;
+use crate::crd::schema;
 
 /// Everything the resource-level attributes say, as static data.
 #[derive(Debug, Clone, Copy)]

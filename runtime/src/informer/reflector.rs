@@ -21,372 +21,22 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
-use kube::api::{ListParams, ObjectList, PartialObjectMeta, WatchEvent, WatchParams};
-use kube::core::{Request, Status};
-use kube::{Client, Resource};
+use futures::StreamExt;
+use kube::Resource;
+use kube::api::WatchEvent;
+use kube::core::Status;
 use rand::Rng;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::backoff::{Backoff, BackoffConfig};
-use crate::fifo::DeltaFifo;
-
-/// Errors the reflector reports to the watch-error hook. It recovers from all of them itself.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A list request failed.
-    #[error("failed to list {resource}: {source}")]
-    List {
-        /// The listed resource.
-        resource: String,
-        /// What the client reported.
-        #[source]
-        source: kube::Error,
-    },
-    /// A watch request could not be opened.
-    #[error("failed to watch {resource}: {source}")]
-    Watch {
-        /// The watched resource.
-        resource: String,
-        /// What the client reported.
-        #[source]
-        source: kube::Error,
-    },
-    /// The server ended a watch with an ERROR event or the stream failed.
-    #[error("watch of {resource} ended with an error: {source}")]
-    WatchStream {
-        /// The watched resource.
-        resource: String,
-        /// The error event (as `kube::Error::Api`) or the stream error.
-        #[source]
-        source: kube::Error,
-    },
-    /// A watch closed within a second without delivering any event: the server is likely
-    /// dropping connections; the reflector backs off and relists.
-    #[error(
-        "very short watch of {resource}: the server closed it within 1s without any event; backing off and relisting"
-    )]
-    VeryShortWatch {
-        /// The watched resource.
-        resource: String,
-    },
-    /// A streaming list never reached its end bookmark in time; the reflector falls back to lists.
-    #[error(
-        "streaming list of {resource} sent no initial-events-end bookmark within {waited:?}; falling back to paginated lists"
-    )]
-    InitialEventsTimeout {
-        /// The watched resource.
-        resource: String,
-        /// How long the reflector waited.
-        waited: Duration,
-    },
-}
-
-/// Result alias for this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Parameters of one list request, as the reflector decided them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListRequest {
-    /// `resourceVersion`: `"0"` (any cached version), `""` (quorum read) or a specific version.
-    /// Not sent on continuation pages.
-    pub resource_version: String,
-    /// Page size; `None` lists everything in one response.
-    pub limit: Option<u32>,
-    /// The continue token of the previous page.
-    pub continue_token: Option<String>,
-    /// Label selector, if any.
-    pub label_selector: Option<String>,
-    /// Field selector, if any.
-    pub field_selector: Option<String>,
-}
-
-/// Parameters of one watch request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct WatchRequest {
-    /// Start after this version (`""` = now, or everything when streaming the initial list).
-    pub resource_version: String,
-    /// Server-side timeout in seconds.
-    pub timeout_secs: u32,
-    /// `allowWatchBookmarks`.
-    pub allow_bookmarks: bool,
-    /// `sendInitialEvents=true&resourceVersionMatch=NotOlderThan` (streaming list).
-    pub send_initial_events: bool,
-    /// Label selector, if any.
-    pub label_selector: Option<String>,
-    /// Field selector, if any.
-    pub field_selector: Option<String>,
-}
-
-/// A stream of watch events.
-pub type WatchStream<K> = BoxStream<'static, Result<WatchEvent<K>, kube::Error>>;
-
-/// The two calls a reflector makes. Implement it to script a server in tests.
-pub trait ListWatch: Send + Sync + 'static {
-    /// The decoded object type.
-    type Object: Resource + Clone + fmt::Debug + Send + Sync + 'static;
-    /// One list page.
-    fn list<'a>(
-        &'a self,
-        req: &'a ListRequest,
-    ) -> BoxFuture<'a, Result<ObjectList<Self::Object>, kube::Error>>;
-    /// Opens a watch.
-    fn watch<'a>(
-        &'a self,
-        req: &'a WatchRequest,
-    ) -> BoxFuture<'a, Result<WatchStream<Self::Object>, kube::Error>>;
-    /// A short name for logs and errors, e.g. `pods in namespace default`.
-    fn describe(&self) -> String;
-    /// One list page as undecoded JSON with its decoder, if the source can provide it: the
-    /// reflector then decodes each page on a blocking thread while the next one downloads.
-    /// The default (`None`) makes the reflector call [`list`](Self::list).
-    fn list_raw<'a>(
-        &'a self,
-        _req: &'a ListRequest,
-    ) -> Option<BoxFuture<'a, Result<RawPage<Self::Object>, kube::Error>>> {
-        None
-    }
-}
-
-/// An undecoded list page (see [`ListWatch::list_raw`]).
-pub struct RawPage<K: Clone> {
-    /// The response body.
-    pub json: String,
-    /// Decodes `json` into the list.
-    pub decode: fn(&str) -> Result<ObjectList<K>, serde_json::Error>,
-}
-
-impl<K: Clone> fmt::Debug for RawPage<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawPage")
-            .field("bytes", &self.json.len())
-            .finish()
-    }
-}
-
-fn decode_json<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::Error> {
-    serde_json::from_str(json)
-}
-
-/// List/watch of full objects through a `kube::Api<K>` (any namespace scoping it has).
-pub struct ApiListWatch<K> {
-    client: Client,
-    url: String,
-    describe: String,
-    _k: std::marker::PhantomData<fn() -> K>,
-}
-
-impl<K> fmt::Debug for ApiListWatch<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiListWatch")
-            .field("url", &self.url)
-            .finish()
-    }
-}
-
-impl<K: Resource + Clone> ApiListWatch<K> {
-    /// List/watch what `api` addresses (all namespaces or one).
-    pub fn new(api: &kube::Api<K>) -> Self {
-        let url = api.resource_url().to_string();
-        Self::from_url(api.clone().into_client(), url)
-    }
-
-    /// List/watch `K` in `namespace` (all namespaces if `None`) for the dynamic type `dt`.
-    pub fn for_type(client: Client, dt: &K::DynamicType, namespace: Option<&str>) -> Self {
-        Self::from_url(client, K::url_path(dt, namespace))
-    }
-
-    fn from_url(client: Client, url: String) -> Self {
-        Self {
-            describe: url.clone(),
-            url,
-            client,
-            _k: std::marker::PhantomData,
-        }
-    }
-}
-
-/// List/watch of metadata only (`PartialObjectMetadata`) through a `kube::Api<K>`: the server
-/// sends and the cache holds only `metadata`, for controllers that need no more.
-pub struct MetadataListWatch<K> {
-    inner: ApiListWatch<K>,
-}
-
-impl<K> fmt::Debug for MetadataListWatch<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetadataListWatch")
-            .field("url", &self.inner.url)
-            .finish()
-    }
-}
-
-impl<K: Resource + Clone> MetadataListWatch<K> {
-    /// Metadata list/watch of what `api` addresses.
-    pub fn new(api: &kube::Api<K>) -> Self {
-        Self {
-            inner: ApiListWatch::new(api),
-        }
-    }
-
-    /// Metadata list/watch of `K` in `namespace` (all if `None`) for the dynamic type `dt`.
-    pub fn for_type(client: Client, dt: &K::DynamicType, namespace: Option<&str>) -> Self {
-        Self {
-            inner: ApiListWatch::for_type(client, dt, namespace),
-        }
-    }
-}
-
-fn list_params(req: &ListRequest) -> ListParams {
-    ListParams {
-        label_selector: req.label_selector.clone(),
-        field_selector: req.field_selector.clone(),
-        limit: req.limit,
-        continue_token: req.continue_token.clone(),
-        resource_version: Some(req.resource_version.clone()).filter(|rv| !rv.is_empty()),
-        ..ListParams::default()
-    }
-}
-
-fn watch_params(req: &WatchRequest) -> WatchParams {
-    WatchParams {
-        label_selector: req.label_selector.clone(),
-        field_selector: req.field_selector.clone(),
-        timeout: Some(req.timeout_secs),
-        bookmarks: req.allow_bookmarks || req.send_initial_events,
-        send_initial_events: req.send_initial_events,
-    }
-}
-
-/// `kube` omits `resourceVersion=0` when a limit is set; client-go sends it (so a watch cache
-/// may serve the first page). Put it back.
-macro_rules! fix_list_rv {
-    ($http_req:expr, $req:expr) => {{
-        let mut http_req = $http_req;
-        if $req.resource_version == "0" && $req.continue_token.is_none() && $req.limit.is_some() {
-            if let Ok(uri) = format!("{}&resourceVersion=0", http_req.uri()).parse() {
-                *http_req.uri_mut() = uri;
-            }
-        }
-        http_req
-    }};
-}
-
-impl<K> ListWatch for ApiListWatch<K>
-where
-    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-{
-    type Object = K;
-    fn list<'a>(
-        &'a self,
-        req: &'a ListRequest,
-    ) -> BoxFuture<'a, Result<ObjectList<K>, kube::Error>> {
-        async move {
-            let r = Request::new(&self.url)
-                .list(&list_params(req))
-                .map_err(kube::Error::BuildRequest)?;
-            self.client.request(fix_list_rv!(r, req)).await
-        }
-        .boxed()
-    }
-    fn watch<'a>(
-        &'a self,
-        req: &'a WatchRequest,
-    ) -> BoxFuture<'a, Result<WatchStream<K>, kube::Error>> {
-        async move {
-            let r = Request::new(&self.url)
-                .watch(&watch_params(req), &req.resource_version)
-                .map_err(kube::Error::BuildRequest)?;
-            let s = self.client.request_events::<K>(r).await?;
-            Ok(s.boxed())
-        }
-        .boxed()
-    }
-    fn describe(&self) -> String {
-        self.describe.clone()
-    }
-    fn list_raw<'a>(
-        &'a self,
-        req: &'a ListRequest,
-    ) -> Option<BoxFuture<'a, Result<RawPage<K>, kube::Error>>> {
-        Some(
-            async move {
-                let r = Request::new(&self.url)
-                    .list(&list_params(req))
-                    .map_err(kube::Error::BuildRequest)?;
-                let json = self.client.request_text(fix_list_rv!(r, req)).await?;
-                Ok(RawPage {
-                    json,
-                    decode: decode_json::<ObjectList<K>>,
-                })
-            }
-            .boxed(),
-        )
-    }
-}
-
-impl<K> ListWatch for MetadataListWatch<K>
-where
-    K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
-{
-    type Object = PartialObjectMeta<K>;
-    fn list<'a>(
-        &'a self,
-        req: &'a ListRequest,
-    ) -> BoxFuture<'a, Result<ObjectList<PartialObjectMeta<K>>, kube::Error>> {
-        async move {
-            let r = Request::new(&self.inner.url)
-                .list_metadata(&list_params(req))
-                .map_err(kube::Error::BuildRequest)?;
-            self.inner.client.request(fix_list_rv!(r, req)).await
-        }
-        .boxed()
-    }
-    fn watch<'a>(
-        &'a self,
-        req: &'a WatchRequest,
-    ) -> BoxFuture<'a, Result<WatchStream<PartialObjectMeta<K>>, kube::Error>> {
-        async move {
-            let r = Request::new(&self.inner.url)
-                .watch_metadata(&watch_params(req), &req.resource_version)
-                .map_err(kube::Error::BuildRequest)?;
-            let s = self
-                .inner
-                .client
-                .request_events::<PartialObjectMeta<K>>(r)
-                .await?;
-            Ok(s.boxed())
-        }
-        .boxed()
-    }
-    fn describe(&self) -> String {
-        format!("{} (metadata only)", self.inner.describe)
-    }
-    fn list_raw<'a>(
-        &'a self,
-        req: &'a ListRequest,
-    ) -> Option<BoxFuture<'a, Result<RawPage<PartialObjectMeta<K>>, kube::Error>>> {
-        Some(
-            async move {
-                let r = Request::new(&self.inner.url)
-                    .list_metadata(&list_params(req))
-                    .map_err(kube::Error::BuildRequest)?;
-                let json = self.inner.client.request_text(fix_list_rv!(r, req)).await?;
-                Ok(RawPage {
-                    json,
-                    decode: decode_json::<ObjectList<PartialObjectMeta<K>>>,
-                })
-            }
-            .boxed(),
-        )
-    }
-}
-
+use super::backoff::{Backoff, BackoffConfig};
+use super::fifo::DeltaFifo;
+use super::list_watch::{ListRequest, ListWatch, WatchRequest, WatchStream};
+use super::pager::{Page, run_pager};
+use super::recovery::{ErrorClass, ReflectorError, classify, classify_status, retry_after};
+use crate::task::AbortOnDrop;
 /// What the reflector writes into: the subset of the DeltaFifo it uses.
 pub trait ReflectorStore<K>: Send + Sync {
     /// A watch `ADDED` event.
@@ -437,7 +87,7 @@ impl<K: Resource + Send + Sync> ReflectorStore<K> for DeltaFifo<K> {
 /// Mutates each decoded object once, before it is shared (e.g. drop `managedFields`).
 pub type Transform<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
 /// Called with every error the reflector recovers from.
-pub type WatchErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
+pub type WatchErrorHook = Arc<dyn Fn(&ReflectorError) + Send + Sync>;
 /// Asked every resync check period whether a resync is due.
 pub type ShouldResync = Arc<dyn Fn() -> bool + Send + Sync>;
 
@@ -544,66 +194,6 @@ impl<K> fmt::Debug for State<K> {
     }
 }
 
-/// How an error steers the reflector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorClass {
-    /// 410 Gone / Expired: the version is out of the server's history.
-    Expired,
-    /// The requested version is newer than the server has.
-    TooLargeVersion,
-    /// 429, or the connection was refused: try the same thing again after a backoff.
-    RetrySame,
-    /// Anything else.
-    Other,
-}
-
-fn classify_status(s: &Status) -> ErrorClass {
-    let msg_too_large = s.message.contains("Too large resource version")
-        || s.details.as_ref().is_some_and(|d| {
-            d.causes.iter().any(|c| {
-                c.reason == "ResourceVersionTooLarge"
-                    || c.message.contains("Too large resource version")
-            })
-        });
-    if s.code == 410 || s.reason == "Expired" || s.reason == "Gone" {
-        ErrorClass::Expired
-    } else if msg_too_large {
-        ErrorClass::TooLargeVersion
-    } else if s.code == 429 {
-        ErrorClass::RetrySame
-    } else {
-        ErrorClass::Other
-    }
-}
-
-fn classify(e: &kube::Error) -> ErrorClass {
-    match e {
-        kube::Error::Api(s) => classify_status(s),
-        other => {
-            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(other);
-            while let Some(err) = src {
-                if let Some(io) = err.downcast_ref::<std::io::Error>()
-                    && io.kind() == std::io::ErrorKind::ConnectionRefused
-                {
-                    return ErrorClass::RetrySame;
-                }
-                src = err.source();
-            }
-            ErrorClass::Other
-        }
-    }
-}
-
-/// How long the server asked to wait (`Retry-After`, carried in a 429's
-/// `details.retryAfterSeconds` as kube-apiserver sends it), if it did.
-fn retry_after(e: &kube::Error) -> Option<Duration> {
-    let kube::Error::Api(status) = e else {
-        return None;
-    };
-    let secs = status.details.as_ref()?.retry_after_seconds;
-    (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
-}
-
 fn resource_version<K: Resource>(obj: &K) -> Option<&str> {
     obj.meta().resource_version.as_deref()
 }
@@ -636,16 +226,6 @@ impl<L: ListWatch> fmt::Debug for Reflector<L> {
             .field("last_sync_rv", &self.last_sync_rv)
             .finish()
     }
-}
-
-/// One fetched page, decoded and transformed by the pager task.
-struct Page<K> {
-    items: Vec<Arc<K>>,
-    continue_token: Option<String>,
-    resource_version: String,
-    /// The first page of a fresh full list that replaces the pages sent before it (a continue
-    /// token expired): keys listed only by the earlier pages must be tombstoned if missing now.
-    restarted: bool,
 }
 
 impl<L: ListWatch> Reflector<L> {
@@ -712,10 +292,10 @@ impl<L: ListWatch> Reflector<L> {
         }
     }
 
-    fn report(&mut self, err: &Error) {
-        if let Error::List { source, .. }
-        | Error::Watch { source, .. }
-        | Error::WatchStream { source, .. } = err
+    fn report(&mut self, err: &ReflectorError) {
+        if let ReflectorError::List { source, .. }
+        | ReflectorError::Watch { source, .. }
+        | ReflectorError::WatchStream { source, .. } = err
         {
             self.retry_after = retry_after(source);
         }
@@ -723,9 +303,11 @@ impl<L: ListWatch> Reflector<L> {
             Some(hook) => hook(err),
             None => {
                 let expired = match err {
-                    Error::List { source, .. }
-                    | Error::Watch { source, .. }
-                    | Error::WatchStream { source, .. } => classify(source) == ErrorClass::Expired,
+                    ReflectorError::List { source, .. }
+                    | ReflectorError::Watch { source, .. }
+                    | ReflectorError::WatchStream { source, .. } => {
+                        classify(source) == ErrorClass::Expired
+                    }
                     _ => false,
                 };
                 if expired {
@@ -785,7 +367,7 @@ impl<L: ListWatch> Reflector<L> {
                 }
                 Err(source) => {
                     let class = classify(&source);
-                    let err = Error::List {
+                    let err = ReflectorError::List {
                         resource: self.resource.clone(),
                         source,
                     };
@@ -819,7 +401,7 @@ impl<L: ListWatch> Reflector<L> {
             label_selector: self.config.label_selector.clone(),
             field_selector: self.config.field_selector.clone(),
         };
-        let pager = tokio::spawn(
+        let _pager = AbortOnDrop(tokio::spawn(
             run_pager(
                 self.lw.clone(),
                 base,
@@ -828,9 +410,7 @@ impl<L: ListWatch> Reflector<L> {
                 tx,
             )
             .instrument(tracing::Span::current()),
-        );
-        // Abort the pager if this future is dropped (cancellation).
-        let _guard = AbortOnDrop(pager.abort_handle());
+        ));
         self.store.begin_replace();
         let mut count = 0;
         let mut first = true;
@@ -901,7 +481,7 @@ impl<L: ListWatch> Reflector<L> {
                 Ok(n) => n,
                 Err(_) => {
                     self.store.abort_replace();
-                    self.report(&Error::InitialEventsTimeout {
+                    self.report(&ReflectorError::InitialEventsTimeout {
                         resource: self.resource.clone(),
                         waited: self.config.initial_events_timeout,
                     });
@@ -943,7 +523,7 @@ impl<L: ListWatch> Reflector<L> {
                 }
                 Some(Err(source)) => {
                     self.store.abort_replace();
-                    self.report(&Error::WatchStream {
+                    self.report(&ReflectorError::WatchStream {
                         resource: self.resource.clone(),
                         source,
                     });
@@ -960,7 +540,7 @@ impl<L: ListWatch> Reflector<L> {
 
     fn stream_list_failed(&mut self, source: kube::Error) -> State<L::Object> {
         let class = classify(&source);
-        self.report(&Error::Watch {
+        self.report(&ReflectorError::Watch {
             resource: self.resource.clone(),
             source,
         });
@@ -999,7 +579,7 @@ impl<L: ListWatch> Reflector<L> {
             }
             Err(source) => {
                 let class = classify(&source);
-                self.report(&Error::Watch {
+                self.report(&ReflectorError::Watch {
                     resource: self.resource.clone(),
                     source,
                 });
@@ -1104,7 +684,7 @@ impl<L: ListWatch> Reflector<L> {
 
     fn watch_closed(&mut self, opened: Instant, events: u64) -> State<L::Object> {
         if events == 0 && opened.elapsed() < Duration::from_secs(1) {
-            self.report(&Error::VeryShortWatch {
+            self.report(&ReflectorError::VeryShortWatch {
                 resource: self.resource.clone(),
             });
             return Self::next_backoff(self.relist_state());
@@ -1115,7 +695,7 @@ impl<L: ListWatch> Reflector<L> {
 
     fn watch_error_event(&mut self, status: Box<Status>) -> State<L::Object> {
         let class = classify_status(&status);
-        self.report(&Error::WatchStream {
+        self.report(&ReflectorError::WatchStream {
             resource: self.resource.clone(),
             source: kube::Error::Api(status),
         });
@@ -1144,256 +724,6 @@ impl<L: ListWatch> Reflector<L> {
     }
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Fetches pages one after another, decoding and transforming each while the consumer queues
-/// the previous one. A continuation page that fails with 410 is retried once as a full list.
-async fn run_pager<L: ListWatch>(
-    lw: Arc<L>,
-    base: ListRequest,
-    transform: Option<Transform<L::Object>>,
-    skip_managed_fields: bool,
-    tx: mpsc::Sender<Result<Page<L::Object>, kube::Error>>,
-) {
-    let mut req = base.clone();
-    let mut fell_back = false;
-    // Set when the next page starts the full-list fallback.
-    let mut restarted = false;
-    // The previous page, decoding on a blocking thread while the next one downloads.
-    let mut decoding: Option<tokio::task::JoinHandle<Result<Page<L::Object>, kube::Error>>> = None;
-    loop {
-        let fetched = fetch_page(&*lw, &req).await;
-        if let Some(previous) = decoding.take()
-            && !forward(previous, &tx).await
-        {
-            return;
-        }
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err(e)
-                if req.continue_token.is_some()
-                    && !fell_back
-                    && classify(&e) == ErrorClass::Expired =>
-            {
-                debug!("continue token expired; retrying as one full list");
-                fell_back = true;
-                restarted = true;
-                req = ListRequest {
-                    limit: None,
-                    continue_token: None,
-                    ..base.clone()
-                };
-                continue;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        let (meta, decode) = match fetched.split(skip_managed_fields) {
-            Ok(parts) => parts,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        let continue_token = meta.continue_.filter(|c| !c.is_empty());
-        let resource_version = meta.resource_version.unwrap_or_default();
-        let last = continue_token.is_none();
-        if let Some(token) = &continue_token {
-            req.continue_token = Some(token.clone());
-            req.resource_version = String::new();
-        }
-        let transform = transform.clone();
-        let page_restarts = std::mem::take(&mut restarted);
-        let task = tokio::task::spawn_blocking(move || {
-            let items = decode()?
-                .into_iter()
-                .map(|mut o| {
-                    if let Some(t) = &transform {
-                        t(&mut o);
-                    }
-                    Arc::new(o)
-                })
-                .collect();
-            Ok(Page {
-                items,
-                continue_token,
-                resource_version,
-                restarted: page_restarts,
-            })
-        });
-        if last {
-            forward(task, &tx).await;
-            return;
-        }
-        decoding = Some(task);
-    }
-}
-
-/// Sends a decoded page on; false if the consumer is gone or decoding failed (error sent).
-async fn forward<K>(
-    task: tokio::task::JoinHandle<Result<Page<K>, kube::Error>>,
-    tx: &mpsc::Sender<Result<Page<K>, kube::Error>>,
-) -> bool {
-    let page = match task.await {
-        Ok(page) => page,
-        Err(join) => Err(kube::Error::Service(
-            format!("list page decoding task failed: {join}").into(),
-        )),
-    };
-    let ok = page.is_ok();
-    tx.send(page).await.is_ok() && ok
-}
-
-/// A fetched page: decoded by the source, or raw JSON to decode here.
-enum Fetched<K: Clone> {
-    Decoded(ObjectList<K>),
-    Raw(RawPage<K>),
-}
-
-type DecodeFn<K> = Box<dyn FnOnce() -> Result<Vec<K>, kube::Error> + Send>;
-
-/// Just the list metadata of a page (serde skips `items` without allocating).
-#[derive(serde::Deserialize)]
-struct ListHead {
-    #[serde(default)]
-    metadata: kube::core::ListMeta,
-}
-
-impl<K: Clone + Send + 'static> Fetched<K> {
-    /// The page's metadata now, and the work to get its items (`skip_managed_fields`: raw
-    /// pages leave `items[*].metadata.managedFields` undecoded).
-    fn split(
-        self,
-        skip_managed_fields: bool,
-    ) -> Result<(kube::core::ListMeta, DecodeFn<K>), kube::Error> {
-        match self {
-            Self::Decoded(list) => {
-                let items = list.items;
-                Ok((list.metadata, Box::new(move || Ok(items))))
-            }
-            Self::Raw(raw) => {
-                let head: ListHead =
-                    serde_json::from_str(&raw.json).map_err(kube::Error::SerdeError)?;
-                let decode = raw.decode;
-                let mut json = raw.json;
-                Ok((
-                    head.metadata,
-                    Box::new(move || {
-                        if skip_managed_fields {
-                            hide_managed_fields(&mut json);
-                        }
-                        decode(&json)
-                            .map(|l| l.items)
-                            .map_err(kube::Error::SerdeError)
-                    }),
-                ))
-            }
-        }
-    }
-}
-
-/// Renames every `items[*].metadata.managedFields` key of a list page to `managedFieldS` (same
-/// length, in place), which `ObjectMeta`'s decoder skips as an unknown field without allocating.
-/// Only object keys at exactly that path are touched; string contents and other fields are not.
-/// What the reflector does to raw pages when the transform drops managedFields; public for
-/// decoders of raw pages (the informer benchmark's decode-only baseline does the same work).
-pub fn hide_managed_fields(json: &mut String) {
-    for at in managed_fields_keys(json.as_bytes()) {
-        json.replace_range(at..=at, "S");
-    }
-}
-
-/// Byte offsets of the final `s` of each `items[*].metadata.managedFields` key of a list page.
-fn managed_fields_keys(json: &[u8]) -> Vec<usize> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Frame {
-        /// The page object.
-        Page,
-        /// Its `items` array.
-        Items,
-        /// One item.
-        Item,
-        /// An item's `metadata`.
-        Meta,
-        /// Any other object or array.
-        Object,
-        Array,
-    }
-    let mut stack: Vec<Frame> = Vec::with_capacity(16);
-    let mut found = Vec::new();
-    // The last object key seen, and whether the next string is a key.
-    let mut key: &[u8] = b"";
-    let mut expect_key = false;
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < json.len() && json[j] != b'"' {
-                    j += if json[j] == b'\\' { 2 } else { 1 };
-                }
-                let end = j.min(json.len());
-                if expect_key {
-                    key = &json[start..end];
-                    expect_key = false;
-                    if stack.last() == Some(&Frame::Meta) && key == b"managedFields" {
-                        found.push(end - 1);
-                    }
-                }
-                i = end + 1;
-                continue;
-            }
-            b'{' => {
-                let frame = match stack.last() {
-                    None => Frame::Page,
-                    Some(Frame::Items) => Frame::Item,
-                    Some(Frame::Item) if key == b"metadata" => Frame::Meta,
-                    _ => Frame::Object,
-                };
-                stack.push(frame);
-                expect_key = true;
-            }
-            b'[' => {
-                let frame = if stack.last() == Some(&Frame::Page) && key == b"items" {
-                    Frame::Items
-                } else {
-                    Frame::Array
-                };
-                stack.push(frame);
-                expect_key = false;
-            }
-            b'}' | b']' => {
-                stack.pop();
-                expect_key = false;
-            }
-            b',' => {
-                expect_key = !matches!(stack.last(), Some(Frame::Items | Frame::Array) | None);
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    found
-}
-
-async fn fetch_page<L: ListWatch>(
-    lw: &L,
-    req: &ListRequest,
-) -> Result<Fetched<L::Object>, kube::Error> {
-    match lw.list_raw(req) {
-        Some(raw) => raw.await.map(Fetched::Raw),
-        None => lw.list(req).await.map(Fetched::Decoded),
-    }
-}
-
 /// The server-side timeout of one watch, in seconds: uniformly in `[min, 2·min)` for the
 /// configured minimum, as client-go's reflector — which also treats any minimum of 5 minutes or
 /// less (0 included) as 5 minutes, so a small setting never makes watches end every second.
@@ -1405,7 +735,7 @@ fn watch_timeout_secs(min_watch_timeout: Duration, random: f64) -> u32 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #[test]
     fn a_minimum_watch_timeout_of_five_minutes_or_less_means_the_default_range() {
         for min in [0, 1, 60, 300] {
@@ -1419,92 +749,13 @@ pub(crate) mod tests {
     }
 
     use super::*;
-    use crate::fifo::DeltaFifo;
-    use crate::store::{Indexers, indexer};
+    use crate::informer::fifo::DeltaFifo;
+    use crate::informer::store::{Indexers, indexer};
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::api::ObjectMeta;
+    use kube::core::TypeMeta;
     use kube::core::watch::{Bookmark, BookmarkMeta};
-    use kube::core::{ListMeta, TypeMeta};
-    use parking_lot::Mutex;
-    use std::collections::VecDeque;
 
-    type Events = Vec<Result<WatchEvent<ConfigMap>, kube::Error>>;
-
-    /// A scripted server: answers list and watch calls from queues and records every request.
-    /// An exhausted queue answers with a call that never completes.
-    #[derive(Default)]
-    pub(crate) struct Script {
-        pub(crate) lists: Mutex<VecDeque<Result<ObjectList<ConfigMap>, kube::Error>>>,
-        pub(crate) watches: Mutex<VecDeque<Result<Events, kube::Error>>>,
-        pub(crate) list_reqs: Mutex<Vec<ListRequest>>,
-        pub(crate) watch_reqs: Mutex<Vec<WatchRequest>>,
-    }
-
-    pub(crate) struct Shared(pub(crate) Arc<Script>);
-
-    impl ListWatch for Shared {
-        type Object = ConfigMap;
-        fn list<'a>(
-            &'a self,
-            req: &'a ListRequest,
-        ) -> BoxFuture<'a, Result<ObjectList<ConfigMap>, kube::Error>> {
-            self.0.list_reqs.lock().push(req.clone());
-            let next = self.0.lists.lock().pop_front();
-            async move {
-                match next {
-                    Some(r) => r,
-                    None => std::future::pending().await,
-                }
-            }
-            .boxed()
-        }
-        fn watch<'a>(
-            &'a self,
-            req: &'a WatchRequest,
-        ) -> BoxFuture<'a, Result<WatchStream<ConfigMap>, kube::Error>> {
-            self.0.watch_reqs.lock().push(req.clone());
-            let next = self.0.watches.lock().pop_front();
-            async move {
-                match next {
-                    Some(Ok(events)) => Ok(futures::stream::iter(events).boxed()),
-                    Some(Err(e)) => Err(e),
-                    None => Ok(futures::stream::pending().boxed()),
-                }
-            }
-            .boxed()
-        }
-        fn describe(&self) -> String {
-            "configmaps (scripted)".into()
-        }
-    }
-
-    pub(crate) fn cm(name: &str, rv: u32) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                resource_version: Some(rv.to_string()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn page(
-        items: Vec<ConfigMap>,
-        rv: u32,
-        cont: Option<&str>,
-    ) -> Result<ObjectList<ConfigMap>, kube::Error> {
-        Ok(ObjectList {
-            types: TypeMeta::default(),
-            metadata: ListMeta {
-                resource_version: Some(rv.to_string()),
-                continue_: cont.map(Into::into),
-                ..Default::default()
-            },
-            items,
-        })
-    }
+    use crate::informer::test_support::{Script, Shared, cm, page};
 
     fn status(code: u16, reason: &str) -> kube::Error {
         kube::Error::Api(Box::new(
@@ -1858,39 +1109,5 @@ pub(crate) mod tests {
             ErrorClass::RetrySame
         );
         assert_eq!(classify(&status(500, "InternalError")), ErrorClass::Other);
-    }
-
-    #[test]
-    fn list_pages_skip_managed_fields_of_items_only() {
-        let page = r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"7","managedFields":"list-level"},
-            "items":[
-              {"metadata":{"name":"a","namespace":"ns","managedFields":[{"manager":"m","fieldsV1":{"f:data":{}}}],
-                "annotations":{"note":"{\"managedFields\": [1]}","managedFields":"kept"}},
-               "data":{"managedFields":"user data","k":"v\\"}},
-              {"data":{"x":"]}"},"metadata":{"name":"b","managedFields":[]}}
-            ]}"#;
-        let mut json = page.to_string();
-        hide_managed_fields(&mut json);
-        let list: ObjectList<ConfigMap> = serde_json::from_str(&json).unwrap();
-        let (a, b) = (&list.items[0], &list.items[1]);
-        assert_eq!(a.metadata.managed_fields, None);
-        assert_eq!(b.metadata.managed_fields, None);
-        assert_eq!(b.metadata.name.as_deref(), Some("b"));
-        // Same-named fields elsewhere, and string contents, are untouched.
-        let ann = a.metadata.annotations.as_ref().unwrap();
-        assert_eq!(ann["managedFields"], "kept");
-        assert_eq!(ann["note"], r#"{"managedFields": [1]}"#);
-        let data = a.data.as_ref().unwrap();
-        assert_eq!(data["managedFields"], "user data");
-        assert_eq!(data["k"], "v\\");
-        assert!(
-            json.contains(r#""metadata":{"resourceVersion":"7","managedFields":"list-level"}"#)
-        );
-        // Without the rename the same page decodes the entries.
-        let full: ObjectList<ConfigMap> = serde_json::from_str(page).unwrap();
-        assert_eq!(
-            full.items[0].metadata.managed_fields.as_ref().map(Vec::len),
-            Some(1)
-        );
     }
 }

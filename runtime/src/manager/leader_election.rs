@@ -21,11 +21,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{LeaderLabels, Metrics};
+use crate::manager::metrics::{LeaderLabels, Metrics};
 
 /// Why leader election could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum LeaderElectionError {
     /// The durations break `lease_duration > renew_deadline > retry_period`.
     #[error(
         "invalid leader election timing: need lease_duration ({lease:?}) > renew_deadline ({renew:?}) > retry_period ({retry:?}); adjust LeaderElectionConfig"
@@ -110,14 +110,14 @@ impl LeaderElectionConfig {
         self
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    fn validate(&self) -> Result<(), LeaderElectionError> {
         if self.lease_duration > self.renew_deadline
             && self.renew_deadline > self.retry_period
             && !self.retry_period.is_zero()
         {
             Ok(())
         } else {
-            Err(Error::InvalidTiming {
+            Err(LeaderElectionError::InvalidTiming {
                 lease: self.lease_duration,
                 renew: self.renew_deadline,
                 retry: self.retry_period,
@@ -163,7 +163,7 @@ impl LeaderElector {
         client: kube::Client,
         config: LeaderElectionConfig,
         metrics: Option<&Metrics>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, LeaderElectionError> {
         config.validate()?;
         let status = metrics.map(|m| {
             m.leader.get_or_create_owned(&LeaderLabels {
@@ -211,9 +211,9 @@ impl LeaderElector {
     }
 
     /// Renews every `retry_period` while leading. Returns `Ok` when `cancel` fires (after
-    /// releasing the lease if configured), or [`Error::LeadershipLost`] when a renewal did not
+    /// releasing the lease if configured), or [`LeaderElectionError::LeadershipLost`] when a renewal did not
     /// succeed within `renew_deadline`.
-    pub async fn hold(&self, cancel: &CancellationToken) -> Result<(), Error> {
+    pub async fn hold(&self, cancel: &CancellationToken) -> Result<(), LeaderElectionError> {
         let result = self.renew_loop(cancel).await;
         self.set_status(false);
         if result.is_ok() && self.config.release_on_cancel {
@@ -222,7 +222,7 @@ impl LeaderElector {
         result
     }
 
-    async fn renew_loop(&self, cancel: &CancellationToken) -> Result<(), Error> {
+    async fn renew_loop(&self, cancel: &CancellationToken) -> Result<(), LeaderElectionError> {
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
@@ -243,7 +243,7 @@ impl LeaderElector {
                 }
                 if Instant::now() + self.config.retry_period > deadline {
                     tracing::error!(lease = %self.lease_ref(), "leadership lost");
-                    return Err(Error::LeadershipLost {
+                    return Err(LeaderElectionError::LeadershipLost {
                         namespace: self.config.lease_namespace.clone(),
                         name: self.config.lease_name.clone(),
                         deadline: self.config.renew_deadline,

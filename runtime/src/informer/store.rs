@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kube::Resource;
 use parking_lot::RwLock;
 
-use crate::key::ObjectKey;
+use super::key::ObjectKey;
 
 /// Errors from index queries and index registration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

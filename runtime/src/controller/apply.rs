@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// Why an apply could not be sent.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ApplyError {
     /// The child cannot be owned by the owner (another controller owns it, or namespaces differ).
     #[error("cannot make the {kind} {name:?} a child of its owner")]
     Owner {
@@ -19,7 +19,7 @@ pub enum Error {
         name: String,
         /// Why.
         #[source]
-        source: crate::owner::Error,
+        source: crate::controller::owner::OwnerError,
     },
     /// The child has no `metadata.name`, or is namespaced and neither it nor the owner has a
     /// namespace.
@@ -48,12 +48,12 @@ pub enum Error {
 
 /// The apply body for `status` of a `K` named `name`: `apiVersion`, `kind`, `metadata.name`
 /// and `status` only — everything in it is claimed by the field manager.
-pub fn status_apply_body<K, S>(name: &str, status: &S) -> Result<Value, Error>
+pub fn status_apply_body<K, S>(name: &str, status: &S) -> Result<Value, ApplyError>
 where
     K: Resource<DynamicType = ()>,
     S: Serialize,
 {
-    let status = serde_json::to_value(status).map_err(Error::Serialize)?;
+    let status = serde_json::to_value(status).map_err(ApplyError::Serialize)?;
     Ok(json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -69,7 +69,7 @@ pub async fn apply_status<K, S>(
     name: &str,
     field_manager: &str,
     status: &S,
-) -> Result<K, Error>
+) -> Result<K, ApplyError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -78,7 +78,7 @@ where
     let params = PatchParams::apply(field_manager).force();
     api.patch_status(name, &params, &Patch::Apply(&body))
         .await
-        .map_err(|source| Error::Apply {
+        .map_err(|source| ApplyError::Apply {
             kind: K::kind(&()).into_owned(),
             name: name.to_owned(),
             source,
@@ -92,22 +92,22 @@ where
 ///
 /// ```no_run
 /// # use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-/// # async fn f(client: kube::Client, site: &ConfigMap) -> Result<(), kubeforge::apply::Error> {
+/// # async fn f(client: kube::Client, site: &ConfigMap) -> Result<(), kubeforge::controller::apply::ApplyError> {
 /// let mut secret = Secret::default();
 /// secret.metadata.name = Some("site-credentials".into());
-/// let live: Secret = kubeforge::apply::apply_owned(&client, site, secret, "site-operator").await?;
+/// let live: Secret = kubeforge::controller::apply::apply_owned(&client, site, secret, "site-operator").await?;
 /// # Ok(()) }
 /// ```
 ///
 /// # Errors
-/// [`Error::Owner`] when another controller owns the child or the namespaces differ,
-/// [`Error::Incomplete`] without a name, [`Error::Apply`] when the server refuses it.
+/// [`ApplyError::Owner`] when another controller owns the child or the namespaces differ,
+/// [`ApplyError::Incomplete`] without a name, [`ApplyError::Apply`] when the server refuses it.
 pub async fn apply_owned<O, C>(
     client: &kube::Client,
     owner: &O,
     mut child: C,
     field_manager: &str,
-) -> Result<C, Error>
+) -> Result<C, ApplyError>
 where
     O: Resource<DynamicType = ()>,
     C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -118,44 +118,49 @@ where
 {
     let kind = C::kind(&()).into_owned();
     let Some(name) = child.meta().name.clone() else {
-        return Err(Error::Incomplete { kind, what: "name" });
+        return Err(ApplyError::Incomplete { kind, what: "name" });
     };
     if child.meta().namespace.is_none() {
         child.meta_mut().namespace = owner.meta().namespace.clone();
     }
     let Some(namespace) = child.meta().namespace.clone() else {
-        return Err(Error::Incomplete {
+        return Err(ApplyError::Incomplete {
             kind,
             what: "namespace",
         });
     };
     let api: Api<C> = Api::namespaced(client.clone(), &namespace);
-    let owner_error = |source| Error::Owner {
+    let owner_error = |source| ApplyError::Owner {
         kind: kind.clone(),
         name: name.clone(),
         source,
     };
     // The live child may already be controlled by another object: refuse, as
     // controller-runtime's SetControllerReference does, instead of applying a second controller.
-    let live = api.get_opt(&name).await.map_err(|source| Error::Apply {
-        kind: kind.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| ApplyError::Apply {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
     if let Some(live) = live
-        && let Some(current) = crate::owner::controller_of(&live)
+        && let Some(current) = crate::controller::owner::controller_of(&live)
         && owner.meta().uid.as_ref() != Some(&current.uid)
     {
-        return Err(owner_error(crate::owner::Error::AlreadyControlled {
-            kind: current.kind.clone(),
-            name: current.name.clone(),
-        }));
+        return Err(owner_error(
+            crate::controller::owner::OwnerError::AlreadyControlled {
+                kind: current.kind.clone(),
+                name: current.name.clone(),
+            },
+        ));
     }
-    crate::owner::set_controller_reference(owner, &mut child).map_err(owner_error)?;
+    crate::controller::owner::set_controller_reference(owner, &mut child).map_err(owner_error)?;
     let params = PatchParams::apply(field_manager).force();
     api.patch(&name, &params, &Patch::Apply(&child))
         .await
-        .map_err(|source| Error::Apply { kind, name, source })
+        .map_err(|source| ApplyError::Apply { kind, name, source })
 }
 
 #[cfg(test)]

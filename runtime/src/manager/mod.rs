@@ -15,7 +15,7 @@
 //! taking new keys and in-flight reconciles get `graceful_shutdown_timeout` to finish; a second
 //! request (a second signal) stops waiting and aborts them. Then the lease is released, and
 //! informers and servers stop. Losing leadership stops the controllers the same way and makes
-//! `run` return [`Error::LeaderElection`]: like controller-runtime, a process that lost the
+//! `run` return [`ManagerError::LeaderElection`]: like controller-runtime, a process that lost the
 //! lease exits and is restarted, rather than racing the new leader.
 
 use std::collections::{HashMap, HashSet};
@@ -32,15 +32,22 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::handler::Registration;
-use crate::health::{ReadyChecks, metrics_router, probes_router, serve};
-use crate::informer::{InformerFactory, InformerOptions};
-use crate::leader_election::{self, LeaderElectionConfig, LeaderElector};
-use crate::metrics::Metrics;
+pub mod entry;
+mod health;
+mod leader_election;
+pub mod metrics;
+
+pub use health::{ReadyCheck, ReadyChecks, metrics_router, probes_router};
+pub use leader_election::{LeaderElectionConfig, LeaderElectionError, LeaderElector};
+
+use crate::informer::{InformerFactory, InformerOptions, Registration};
+use crate::task::AbortOnDrop;
+use health::serve;
+use metrics::Metrics;
 
 /// Why the manager could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ManagerError {
     /// A listen address could not be bound.
     #[error(
         "failed to bind the {what} address {addr}: {source}; pick a free port or `0` to disable it"
@@ -70,7 +77,7 @@ pub enum Error {
     },
     /// Leader election failed or leadership was lost.
     #[error(transparent)]
-    LeaderElection(#[from] leader_election::Error),
+    LeaderElection(#[from] leader_election::LeaderElectionError),
     /// Installing the signal handlers failed.
     #[error("failed to install SIGTERM/SIGINT handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -182,13 +189,16 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-async fn bind(what: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Error> {
+async fn bind(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, ManagerError> {
     match addr {
         None => Ok(None),
         Some(addr) => TcpListener::bind(addr)
             .await
             .map(Some)
-            .map_err(|source| Error::Bind { what, addr, source }),
+            .map_err(|source| ManagerError::Bind { what, addr, source }),
     }
 }
 
@@ -196,7 +206,7 @@ impl Manager {
     /// A manager talking to the cluster through `client`. Binds the HTTP addresses now, so that
     /// [`metrics_addr`](Self::metrics_addr) / [`health_probe_addr`](Self::health_probe_addr)
     /// are known before [`run`](Self::run).
-    pub async fn new(client: Client, config: ManagerConfig) -> Result<Self, Error> {
+    pub async fn new(client: Client, config: ManagerConfig) -> Result<Self, ManagerError> {
         let metrics_listener = bind("metrics", config.metrics_bind_address).await?;
         let health_listener = bind("health probe", config.health_probe_bind_address).await?;
         let options = InformerOptions {
@@ -314,10 +324,10 @@ impl Manager {
     /// failure of each kind (a warning naming what failed, why, and the fix — repeats of the same
     /// failure only at debug level, the reflector logs its backoff) and keeps the last one for
     /// the cache-sync timeout message.
-    pub(crate) fn watch_error_hook(&self, resource: &str) -> crate::reflector::WatchErrorHook {
+    pub(crate) fn watch_error_hook(&self, resource: &str) -> crate::informer::WatchErrorHook {
         let errors = self.watch_errors.clone();
         let resource = resource.to_owned();
-        Arc::new(move |err: &crate::reflector::Error| {
+        Arc::new(move |err: &crate::informer::ReflectorError| {
             let text = explain_watch_error(err);
             let mut errors = errors.lock();
             if errors.get(&resource) == Some(&text) {
@@ -330,7 +340,7 @@ impl Manager {
     }
 
     /// Runs until shutdown; see the [module docs](self).
-    pub async fn run(mut self) -> Result<(), Error> {
+    pub async fn run(mut self) -> Result<(), ManagerError> {
         let servers = CancellationToken::new();
         let mut server_tasks = JoinSet::new();
         if let Some(listener) = self.metrics_listener.take() {
@@ -350,7 +360,7 @@ impl Manager {
             ));
         }
         if self.config.handle_signals {
-            spawn_signal_forwarder(self.shutdown.clone()).map_err(Error::Signals)?;
+            spawn_signal_forwarder(self.shutdown.clone()).map_err(ManagerError::Signals)?;
         }
 
         let result = self.run_caches_and_controllers().await;
@@ -362,7 +372,7 @@ impl Manager {
         result
     }
 
-    async fn run_caches_and_controllers(&mut self) -> Result<(), Error> {
+    async fn run_caches_and_controllers(&mut self) -> Result<(), ManagerError> {
         self.factory.start();
         tokio::select! {
             synced = self.wait_for_caches() => synced?,
@@ -440,7 +450,7 @@ impl Manager {
     }
 
     /// Waits until every tracked cache has synced, or fails with the first unsynced one.
-    async fn wait_for_caches(&self) -> Result<(), Error> {
+    async fn wait_for_caches(&self) -> Result<(), ManagerError> {
         let deadline = Instant::now() + self.config.cache_sync_timeout;
         loop {
             let pending = {
@@ -456,7 +466,7 @@ impl Manager {
             };
             if Instant::now() >= deadline {
                 let last = self.watch_errors.lock().get(&resource).cloned();
-                return Err(Error::CacheSyncTimeout {
+                return Err(ManagerError::CacheSyncTimeout {
                     cause: likely_cause(&resource, last.as_deref()),
                     controller,
                     resource,
@@ -465,16 +475,6 @@ impl Manager {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-/// Aborts the task when dropped: if `run` is dropped (its task aborted), the lease is no longer
-/// renewed, exactly as if the process had died.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -540,8 +540,8 @@ fn spawn_signal_forwarder(handle: ShutdownHandle) -> std::io::Result<()> {
 
 /// A failed list or watch as the user needs to read it: what failed, why, and for the causes an
 /// operator meets first (a CRD not installed, RBAC missing a rule, rejected credentials) the fix.
-pub(crate) fn explain_watch_error(err: &crate::reflector::Error) -> String {
-    use crate::reflector::Error as E;
+pub(crate) fn explain_watch_error(err: &crate::informer::ReflectorError) -> String {
+    use crate::informer::ReflectorError as E;
     let (resource, source) = match err {
         E::List { resource, source }
         | E::Watch { resource, source }
@@ -609,7 +609,7 @@ mod tests {
     #[test]
     fn the_first_watch_failure_says_what_failed_why_and_the_fix() {
         let failed = |resource: &str, code: u16, reason: &str, message: &str| {
-            explain_watch_error(&crate::reflector::Error::List {
+            explain_watch_error(&crate::informer::ReflectorError::List {
                 resource: resource.to_owned(),
                 source: kube::Error::Api(Box::new(
                     kube::core::Status::failure(message, reason).with_code(code),

@@ -11,7 +11,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     kubeforge::entry::run("my-operator", async |mgr| {
+//!     kubeforge::manager::entry::run("my-operator", async |mgr| {
 //!         Controller::managed_by(mgr).for_::<ConfigMap>(Watch::new()).complete(reconcile, ())?;
 //!         Ok(())
 //!     })
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::leader_election::LeaderElectionConfig;
+use crate::manager::leader_election::LeaderElectionConfig;
 use crate::manager::{Manager, ManagerConfig};
 
 /// The operator's command line.
@@ -107,7 +107,7 @@ pub struct RunArgs {
 
 /// Why the operator could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum EntryError {
     /// A bind address did not parse.
     #[error(
         "invalid {flag} {value:?}: expected host:port (e.g. 0.0.0.0:8080, :8080) or 0 to disable"
@@ -124,8 +124,11 @@ pub enum Error {
 }
 
 /// Parses `host:port`, `:port` (all interfaces) or `0` (disabled).
-pub fn parse_bind_address(flag: &'static str, value: &str) -> Result<Option<SocketAddr>, Error> {
-    let bad = || Error::BadAddress {
+pub fn parse_bind_address(
+    flag: &'static str,
+    value: &str,
+) -> Result<Option<SocketAddr>, EntryError> {
+    let bad = || EntryError::BadAddress {
         flag,
         value: value.to_owned(),
     };
@@ -155,24 +158,24 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Error> {
+async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, EntryError> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                .map_err(|e| EntryError::Kubeconfig(format!("{}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| Error::Kubeconfig(e.to_string()))?
+                .map_err(|e| EntryError::Kubeconfig(e.to_string()))?
         }
         None => kube::Config::infer()
             .await
-            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+            .map_err(|e| EntryError::Kubeconfig(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))
+    kube::Client::try_from(config).map_err(|e| EntryError::Kubeconfig(e.to_string()))
 }
 
 /// The [`ManagerConfig`] the flags describe (leader election lease: `<operator>-leader`).
-pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, Error> {
+pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, EntryError> {
     let leader_election = args.leader_elect.then(|| {
         let ns = args
             .leader_election_namespace
@@ -213,7 +216,7 @@ pub async fn run_cli(
     setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
 ) -> ExitCode {
     let result = match cli.command {
-        Some(Command::Crds) => crate::registry::crds_yaml()
+        Some(Command::Crds) => crate::crd::registry::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Some(Command::Rbac {
@@ -259,7 +262,7 @@ pub async fn rbac_yaml(
     };
     let mut manager = Manager::new(client, config).await?;
     setup(&mut manager).await?;
-    Ok(crate::registry::rbac_yaml_with(
+    Ok(crate::crd::registry::rbac_yaml_with(
         operator,
         namespace,
         leader_elect,

@@ -14,7 +14,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::manager::metrics::Metrics;
 
 /// A readiness check: a name and a probe returning whether it passes.
 pub type ReadyCheck = (String, Arc<dyn Fn() -> bool + Send + Sync>);

@@ -6,7 +6,7 @@ use kube::{Resource, ResourceExt};
 
 /// Why an owner reference could not be set.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub enum OwnerError {
     /// The owner has no uid: it was built locally, not read from the API server.
     #[error(
         "owner {kind} {name:?} has no metadata.uid; read it from the API server (or the cache) before owning objects with it"
@@ -41,15 +41,18 @@ pub enum Error {
 
 /// The controller owner reference pointing at `owner` (`controller: true`,
 /// `blockOwnerDeletion: true`).
-pub fn controller_reference<O>(owner: &O) -> Result<OwnerReference, Error>
+pub fn controller_reference<O>(owner: &O) -> Result<OwnerReference, OwnerError>
 where
     O: Resource<DynamicType = ()>,
 {
     let meta = owner.meta();
-    let uid = meta.uid.clone().ok_or_else(|| Error::OwnerWithoutUid {
-        kind: O::kind(&()).into_owned(),
-        name: owner.name_any(),
-    })?;
+    let uid = meta
+        .uid
+        .clone()
+        .ok_or_else(|| OwnerError::OwnerWithoutUid {
+            kind: O::kind(&()).into_owned(),
+            name: owner.name_any(),
+        })?;
     Ok(OwnerReference {
         api_version: O::api_version(&()).into_owned(),
         kind: O::kind(&()).into_owned(),
@@ -62,7 +65,7 @@ where
 
 /// Sets `owner` as the controller of `object`: replaces a reference to the same owner, fails if a
 /// different object already is the controller (as controller-runtime's `SetControllerReference`).
-pub fn set_controller_reference<O, C>(owner: &O, object: &mut C) -> Result<(), Error>
+pub fn set_controller_reference<O, C>(owner: &O, object: &mut C) -> Result<(), OwnerError>
 where
     O: Resource<DynamicType = ()>,
     C: Resource,
@@ -73,7 +76,7 @@ where
         object.meta().namespace.as_deref(),
     ) && owner_ns != object_ns
     {
-        return Err(Error::CrossNamespace {
+        return Err(OwnerError::CrossNamespace {
             owner_ns: owner_ns.into(),
             object_ns: object_ns.into(),
         });
@@ -86,7 +89,7 @@ where
         .iter()
         .find(|r| r.controller == Some(true) && r.uid != reference.uid)
     {
-        return Err(Error::AlreadyControlled {
+        return Err(OwnerError::AlreadyControlled {
             kind: existing.kind.clone(),
             name: existing.name.clone(),
         });
@@ -153,7 +156,7 @@ mod tests {
         let err = set_controller_reference(&deploy("b", Some("u2")), &mut cm).unwrap_err();
         assert_eq!(
             err,
-            Error::AlreadyControlled {
+            OwnerError::AlreadyControlled {
                 kind: "Deployment".into(),
                 name: "a".into()
             }

@@ -19,8 +19,8 @@ use kube::Resource;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
-use crate::key::ObjectKey;
-use crate::store::Lister;
+use super::key::ObjectKey;
+use super::store::Lister;
 
 /// The FIFO was closed; no more deltas will come.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
@@ -489,7 +489,7 @@ fn dedup_deltas<K>(deltas: &mut Vec<Delta<K>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Indexers, indexer};
+    use crate::informer::store::{Indexers, indexer};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
 

@@ -12,7 +12,7 @@
 //! The queue needs a tokio runtime: each delayed add ([`WorkQueue::add_after`]) is a task sleeping
 //! on tokio time until its deadline, cancelled on shutdown.
 
-pub mod rate_limiter;
+mod rate_limiter;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{InFlight, Metrics, QueueLabels};
+use crate::manager::metrics::{InFlight, Metrics, QueueLabels};
 pub use rate_limiter::{
     FastSlow, ItemExponential, MaxOf, RateLimiter, TokenBucket, default_controller_rate_limiter,
 };

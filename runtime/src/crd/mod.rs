@@ -1,0 +1,17 @@
+//! Custom resources: what `#[derive(CustomResource)]` and `#[kubeforge::controller]` hand to the
+//! runtime, and what an operator's `crds` and `rbac` subcommands print.
+//!
+//! - [`build`] (the CRD builder) turns a derived type's static [`CrdDescriptor`] and its
+//!   `schemars` schemas into a `CustomResourceDefinition` version;
+//! - [`schema`] rewrites a generated JSON schema into the structural schema kube-apiserver
+//!   requires (called by the builder);
+//! - [`registry`] collects, at link time, every derived resource and controller of the binary,
+//!   merges a kind's versions into one CRD and a controller's relations into RBAC rules.
+
+mod builder;
+pub mod registry;
+pub mod schema;
+
+pub use builder::{
+    CrdDescriptor, PrinterColumn, Scale, build, check, root_schema, schema_generator,
+};
