@@ -275,15 +275,13 @@ async fn run_schedule(seed: u64) -> Result<(), String> {
     for n in names.iter().take(rng.random_range(0..5)) {
         server.create_or_update(n);
     }
-    let options = InformerOptions {
-        page_size: Some(rng.random_range(1..4)),
-        backoff: BackoffConfig {
+    let options = InformerOptions::default()
+        .page_size(rng.random_range(1..4))
+        .backoff(BackoffConfig {
             initial: Duration::from_millis(1),
             cap: Duration::from_millis(5),
             ..BackoffConfig::default()
-        },
-        ..InformerOptions::default()
-    };
+        });
     let informer = SharedIndexInformer::from_list_watch(Handle(server.clone()), options);
     let early = Arc::new(Checker::default());
     informer

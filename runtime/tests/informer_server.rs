@@ -73,14 +73,11 @@ async fn server_view(client: &Client) -> informer_support::View {
 }
 
 fn fast_backoff() -> InformerOptions {
-    InformerOptions {
-        backoff: BackoffConfig {
-            initial: Duration::from_millis(300),
-            cap: Duration::from_secs(2),
-            ..BackoffConfig::default()
-        },
-        ..InformerOptions::default()
-    }
+    InformerOptions::default().backoff(BackoffConfig {
+        initial: Duration::from_millis(300),
+        cap: Duration::from_secs(2),
+        ..BackoffConfig::default()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

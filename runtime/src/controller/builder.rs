@@ -160,12 +160,11 @@ impl Controller {
 
 /// The informer options of a watch in a controller's scope.
 pub(super) fn informer_options<C>(watch: &Watch<C>, scope: &RelationScope) -> InformerOptions {
-    InformerOptions {
-        namespace: watch.namespace.clone().or_else(|| scope.namespace.clone()),
-        label_selector: watch.label_selector.clone(),
-        field_selector: watch.field_selector.clone(),
-        ..InformerOptions::default()
+    let mut options = watch.options.clone();
+    if options.namespace.is_none() {
+        options.namespace.clone_from(&scope.namespace);
     }
+    options
 }
 
 /// Registers the watch's indexes on the shared informer, keeping those already there by name.
@@ -205,11 +204,10 @@ where
 {
     let options = informer_options(&watch, scope);
     let dedup = format!(
-        "{}|{:?}|{:?}|{:?}",
+        "{}|{:?}|{:?}",
         std::any::type_name::<C>(),
         options.namespace,
-        options.label_selector,
-        options.field_selector
+        options.selector
     );
     let informer = manager.informers().informer::<C>(options);
     let resource = informer.resource().to_owned();
@@ -254,9 +252,7 @@ impl<'m> Builder<'m, NoPrimary> {
     {
         let mapper: Mapper<K> = Arc::new(|obj: &K| ObjectKey::from_obj(obj).into_iter().collect());
         let options = Watch {
-            namespace: watch.namespace.clone(),
-            label_selector: watch.label_selector.clone(),
-            field_selector: watch.field_selector.clone(),
+            options: watch.options.clone(),
             predicate: None,
             indexes: watch.indexes.clone(),
         };
@@ -281,8 +277,11 @@ impl<'m> Builder<'m, NoPrimary> {
 }
 
 /// Whether `K` is cluster-scoped (its owner keys then have no namespace).
-pub(super) fn is_cluster_scoped<K: Resource>() -> bool {
-    std::any::type_name::<K::Scope>().ends_with("ClusterResourceScope")
+pub(super) fn is_cluster_scoped<K: Resource>() -> bool
+where
+    K::Scope: 'static,
+{
+    TypeId::of::<K::Scope>() == TypeId::of::<k8s_openapi::ClusterResourceScope>()
 }
 
 pub(super) fn api_group(api_version: &str) -> &str {

@@ -127,18 +127,14 @@ impl<T> Context<T> {
         };
         let informer = self.inner.informers.informer::<R>(options);
         self.inner.informers.start();
-        let deadline = tokio::time::Instant::now() + self.inner.sync_timeout;
-        while !informer.has_synced() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(CacheNotSynced {
-                    controller: self.inner.name.clone(),
-                    resource: informer.resource().to_owned(),
-                    timeout: self.inner.sync_timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        match tokio::time::timeout(self.inner.sync_timeout, informer.wait_for_sync()).await {
+            Ok(true) => Ok(informer.lister()),
+            Ok(false) | Err(_) => Err(CacheNotSynced {
+                controller: self.inner.name.clone(),
+                resource: informer.resource().to_owned(),
+                timeout: self.inner.sync_timeout,
+            }),
         }
-        Ok(informer.lister())
     }
 }
 

@@ -1,18 +1,19 @@
-//! What a controller watches of one type ([`Watch`]): namespace and selectors, field indexes on
-//! the cache, and an event filter. Given to the [`super::Builder`]'s `for_`, `owns` and `watches`;
-//! its informer settings go to the shared informer the builder asks the factory for.
+//! What a controller watches of one type ([`Watch`]): the informer options (namespace, selectors,
+//! resync, …), field indexes on the cache, and an event filter. Given to the [`super::Builder`]'s
+//! `for_`, `owns` and `watches`; its informer options go unchanged to the shared informer the
+//! builder asks the factory for.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::predicate::Predicate;
-use crate::informer::{IndexFn, IndexName, IndexValue};
+use crate::informer::{IndexFn, IndexName, IndexValue, InformerOptions};
 
-/// What to watch of one type: selectors and an event filter.
+/// What to watch of one type: which objects (namespace, selectors and the other
+/// [`InformerOptions`], passed as they are to the shared informer), field indexes on its cache,
+/// and an event filter.
 pub struct Watch<K> {
-    pub(super) namespace: Option<String>,
-    pub(super) label_selector: Option<String>,
-    pub(super) field_selector: Option<String>,
+    pub(super) options: InformerOptions,
     pub(super) predicate: Option<Predicate<K>>,
     pub(super) indexes: Vec<(IndexName, IndexFn<K>)>,
 }
@@ -20,9 +21,7 @@ pub struct Watch<K> {
 impl<K> fmt::Debug for Watch<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("namespace", &self.namespace)
-            .field("label_selector", &self.label_selector)
-            .field("field_selector", &self.field_selector)
+            .field("options", &self.options)
             .field("predicate", &self.predicate.is_some())
             .field(
                 "indexes",
@@ -35,9 +34,7 @@ impl<K> fmt::Debug for Watch<K> {
 impl<K> Default for Watch<K> {
     fn default() -> Self {
         Self {
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
+            options: InformerOptions::default(),
             predicate: None,
             indexes: Vec::new(),
         }
@@ -50,25 +47,35 @@ impl<K: 'static> Watch<K> {
         Self::default()
     }
 
+    /// The shared informer's options: namespace, selectors, resync, page size, streaming list…
+    /// Settings left unset take the manager's informer defaults; a namespace left unset takes
+    /// the controller's (or the manager's). The namespace and selectors also say which shared
+    /// informer this is: watches with equal ones share one.
+    #[must_use]
+    pub fn informer(mut self, options: InformerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Only objects in `namespace` (overrides the controller's and the manager's namespace).
     #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
+    pub fn namespace(self, namespace: impl Into<String>) -> Self {
+        let options = self.options.clone().namespace(namespace);
+        self.informer(options)
     }
 
     /// Only objects matching the label selector (e.g. `app=web,tier!=cache`).
     #[must_use]
-    pub fn labels(mut self, selector: impl Into<String>) -> Self {
-        self.label_selector = Some(selector.into());
-        self
+    pub fn labels(self, selector: impl Into<String>) -> Self {
+        let options = self.options.clone().labels(selector);
+        self.informer(options)
     }
 
     /// Only objects matching the field selector.
     #[must_use]
-    pub fn fields(mut self, selector: impl Into<String>) -> Self {
-        self.field_selector = Some(selector.into());
-        self
+    pub fn fields(self, selector: impl Into<String>) -> Self {
+        let options = self.options.clone().fields(selector);
+        self.informer(options)
     }
 
     /// Indexes the cache of `K` by a field, as controller-runtime's `IndexField`: `values` gives

@@ -14,19 +14,9 @@ use serde::de::DeserializeOwned;
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::list_watch::{ApiListWatch, ListWatch, MetadataListWatch};
-use super::options::InformerOptions;
+use super::options::{InformerOptions, Selector};
 use super::shared_informer::SharedIndexInformer;
-
-fn pick<T: PartialEq>(given: T, plain: T, factory_default: T) -> T {
-    if given == plain {
-        factory_default
-    } else {
-        given
-    }
-}
 
 /// Identifies a shared informer in a factory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,15 +25,14 @@ struct FactoryKey {
     api_version: String,
     plural: String,
     namespace: Option<String>,
-    label_selector: Option<String>,
-    field_selector: Option<String>,
+    selector: Selector,
 }
 
 struct Entry {
     informer: Arc<dyn Any + Send + Sync>,
     run: Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
     stop: Box<dyn Fn() + Send + Sync>,
-    has_synced: Box<dyn Fn() -> bool + Send + Sync>,
+    wait_synced: Box<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
     started: bool,
 }
 
@@ -77,28 +66,6 @@ impl InformerFactory {
             default_options: options,
             entries: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Fields of `options` left at their `InformerOptions::default()` value take the factory's.
-    fn merge_defaults(&self, options: InformerOptions) -> InformerOptions {
-        let plain = InformerOptions::default();
-        let d = &self.default_options;
-        InformerOptions {
-            resync_period: pick(options.resync_period, plain.resync_period, d.resync_period),
-            page_size: pick(options.page_size, plain.page_size, d.page_size),
-            streaming_list: pick(
-                options.streaming_list,
-                plain.streaming_list,
-                d.streaming_list,
-            ),
-            min_watch_timeout: pick(
-                options.min_watch_timeout,
-                plain.min_watch_timeout,
-                d.min_watch_timeout,
-            ),
-            backoff: pick(options.backoff, plain.backoff, d.backoff.clone()),
-            ..options
         }
     }
 
@@ -163,8 +130,7 @@ impl InformerFactory {
             api_version: T::api_version(dt).into_owned(),
             plural: T::plural(dt).into_owned(),
             namespace: options.namespace.clone(),
-            label_selector: options.label_selector.clone(),
-            field_selector: options.field_selector.clone(),
+            selector: options.selector.clone(),
         };
         let mut entries = self.entries.lock();
         if let Some(entry) = entries.get(&key)
@@ -172,7 +138,7 @@ impl InformerFactory {
         {
             return inf.clone();
         }
-        let options = self.merge_defaults(options);
+        let options = options.or_defaults(&self.default_options);
         let lw = make(self.client.clone(), options.namespace.as_deref());
         let informer = SharedIndexInformer::from_list_watch(lw, options);
         let (a, b, c) = (informer.clone(), informer.clone(), informer.clone());
@@ -185,7 +151,10 @@ impl InformerFactory {
                     Box::pin(async move { a.run().await })
                 }),
                 stop: Box::new(move || b.stop()),
-                has_synced: Box::new(move || c.has_synced()),
+                wait_synced: Box::new(move || {
+                    let c = c.clone();
+                    Box::pin(async move { c.wait_for_sync().await })
+                }),
                 started: false,
             },
         );
@@ -203,24 +172,19 @@ impl InformerFactory {
         }
     }
 
-    /// Waits until every started informer has synced. Returns false if `timeout` passed first.
+    /// Waits until every started informer has synced. Returns false if `timeout` passed first
+    /// (or an informer stopped before syncing).
     pub async fn wait_for_cache_sync(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let all = self
-                .entries
-                .lock()
-                .values()
-                .filter(|e| e.started)
-                .all(|e| (e.has_synced)());
-            if all {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let waits: Vec<_> = self
+            .entries
+            .lock()
+            .values()
+            .filter(|e| e.started)
+            .map(|e| (e.wait_synced)())
+            .collect();
+        tokio::time::timeout(timeout, futures::future::join_all(waits))
+            .await
+            .is_ok_and(|synced| synced.iter().all(|s| *s))
     }
 
     /// Stops every informer and waits for them to finish.

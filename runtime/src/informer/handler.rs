@@ -6,7 +6,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -196,7 +195,10 @@ impl Registration {
     pub async fn wait_synced(&self) {
         let mut upstream = self.upstream.clone();
         loop {
+            // Registered before the check, so a change between the check and the wait wakes it.
             let changed = self.state.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             if self.has_synced() {
                 return;
             }
@@ -206,8 +208,6 @@ impl Registration {
                     // The informer is gone; it can never sync now.
                     std::future::pending::<()>().await;
                 },
-                // Belt and braces against a missed wake-up.
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
     }

@@ -13,6 +13,8 @@ use kube::core::Request;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::options::Selector;
+
 /// Parameters of one list request, as the reflector decided them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListRequest {
@@ -23,10 +25,8 @@ pub struct ListRequest {
     pub limit: Option<u32>,
     /// The continue token of the previous page.
     pub continue_token: Option<String>,
-    /// Label selector, if any.
-    pub label_selector: Option<String>,
-    /// Field selector, if any.
-    pub field_selector: Option<String>,
+    /// Label and field selectors.
+    pub selector: Selector,
 }
 
 /// Parameters of one watch request.
@@ -40,10 +40,8 @@ pub struct WatchRequest {
     pub allow_bookmarks: bool,
     /// `sendInitialEvents=true&resourceVersionMatch=NotOlderThan` (streaming list).
     pub send_initial_events: bool,
-    /// Label selector, if any.
-    pub label_selector: Option<String>,
-    /// Field selector, if any.
-    pub field_selector: Option<String>,
+    /// Label and field selectors.
+    pub selector: Selector,
 }
 
 /// A stream of watch events.
@@ -166,8 +164,8 @@ impl<K: Resource + Clone> MetadataListWatch<K> {
 
 fn list_params(req: &ListRequest) -> ListParams {
     ListParams {
-        label_selector: req.label_selector.clone(),
-        field_selector: req.field_selector.clone(),
+        label_selector: req.selector.labels.clone(),
+        field_selector: req.selector.fields.clone(),
         limit: req.limit,
         continue_token: req.continue_token.clone(),
         resource_version: Some(req.resource_version.clone()).filter(|rv| !rv.is_empty()),
@@ -177,8 +175,8 @@ fn list_params(req: &ListRequest) -> ListParams {
 
 fn watch_params(req: &WatchRequest) -> WatchParams {
     WatchParams {
-        label_selector: req.label_selector.clone(),
-        field_selector: req.field_selector.clone(),
+        label_selector: req.selector.labels.clone(),
+        field_selector: req.selector.fields.clone(),
         timeout: Some(req.timeout_secs),
         bookmarks: req.allow_bookmarks || req.send_initial_events,
         send_initial_events: req.send_initial_events,

@@ -45,7 +45,7 @@ pub use key::{KeyError, ObjectKey};
 pub use list_watch::{
     ApiListWatch, ListRequest, ListWatch, MetadataListWatch, RawPage, WatchRequest, WatchStream,
 };
-pub use options::InformerOptions;
+pub use options::{InformerOptions, Selector};
 pub use pager::hide_managed_fields;
 pub use processor::MINIMUM_RESYNC_PERIOD;
 pub use recovery::ReflectorError;

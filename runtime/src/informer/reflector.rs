@@ -34,6 +34,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::backoff::{Backoff, BackoffConfig};
 use super::fifo::DeltaFifo;
 use super::list_watch::{ListRequest, ListWatch, WatchRequest, WatchStream};
+use super::options::Selector;
 use super::pager::{Page, run_pager};
 use super::recovery::{ErrorClass, ReflectorError, classify, classify_status, retry_after};
 use crate::task::AbortOnDrop;
@@ -94,10 +95,8 @@ pub type ShouldResync = Arc<dyn Fn() -> bool + Send + Sync>;
 /// Reflector settings. Defaults are client-go's.
 #[derive(Clone)]
 pub struct ReflectorConfig<K> {
-    /// Label selector for list and watch.
-    pub label_selector: Option<String>,
-    /// Field selector for list and watch.
-    pub field_selector: Option<String>,
+    /// Label and field selectors, sent with every list and watch.
+    pub selector: Selector,
     /// Page size when the pager rules ask for pages (client-go pager default 500). `Some`
     /// always uses it (client-go `WatchListPageSize`); `None` applies the pager rules with 500.
     pub page_size: Option<u32>,
@@ -126,8 +125,7 @@ pub struct ReflectorConfig<K> {
 impl<K> Default for ReflectorConfig<K> {
     fn default() -> Self {
         Self {
-            label_selector: None,
-            field_selector: None,
+            selector: Selector::default(),
             page_size: None,
             min_watch_timeout: Duration::from_secs(300),
             streaming_list: false,
@@ -145,8 +143,7 @@ impl<K> Default for ReflectorConfig<K> {
 impl<K> fmt::Debug for ReflectorConfig<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReflectorConfig")
-            .field("label_selector", &self.label_selector)
-            .field("field_selector", &self.field_selector)
+            .field("selector", &self.selector)
             .field("page_size", &self.page_size)
             .field("min_watch_timeout", &self.min_watch_timeout)
             .field("streaming_list", &self.streaming_list)
@@ -398,8 +395,7 @@ impl<L: ListWatch> Reflector<L> {
             resource_version: rv.to_string(),
             limit,
             continue_token: None,
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
+            selector: self.config.selector.clone(),
         };
         let _pager = AbortOnDrop(tokio::spawn(
             run_pager(
@@ -461,8 +457,7 @@ impl<L: ListWatch> Reflector<L> {
             timeout_secs: self.watch_timeout(),
             allow_bookmarks: true,
             send_initial_events: true,
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
+            selector: self.config.selector.clone(),
         };
         info!(resource_version = %req.resource_version, "starting streaming list");
         let mut stream = match self.lw.watch(&req).await {
@@ -565,8 +560,7 @@ impl<L: ListWatch> Reflector<L> {
             timeout_secs: self.watch_timeout(),
             allow_bookmarks: true,
             send_initial_events: false,
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
+            selector: self.config.selector.clone(),
         };
         match self.lw.watch(&req).await {
             Ok(stream) => {

@@ -164,7 +164,7 @@ where
         Self {
             inner: Arc::new(Inner {
                 resource,
-                resync_check_period: Mutex::new(options.resync_period),
+                resync_check_period: Mutex::new(options.effective_resync_period()),
                 options,
                 indexer: writer,
                 lister,
@@ -192,7 +192,7 @@ where
             .started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let config = self.reflector_config();
-        info!(resource = %self.inner.resource, streaming_list = self.inner.options.streaming_list, "informer starting");
+        info!(resource = %self.inner.resource, streaming_list = self.inner.options.effective_streaming_list(), "informer starting");
         let reflector_stop = self.inner.stop.child_token();
         let reflector = start(config, self.inner.fifo.clone(), reflector_stop.clone());
         let inner = self.inner.clone();
@@ -230,12 +230,11 @@ where
         let weak: Weak<Inner<K>> = Arc::downgrade(&self.inner);
         let o = &self.inner.options;
         ReflectorConfig {
-            label_selector: o.label_selector.clone(),
-            field_selector: o.field_selector.clone(),
+            selector: o.selector.clone(),
             page_size: o.page_size,
-            min_watch_timeout: o.min_watch_timeout,
-            streaming_list: o.streaming_list,
-            backoff: o.backoff.clone(),
+            min_watch_timeout: o.effective_min_watch_timeout(),
+            streaming_list: o.effective_streaming_list(),
+            backoff: o.effective_backoff(),
             resync_check_period: check,
             should_resync: Some(Arc::new(move || {
                 weak.upgrade()
@@ -288,7 +287,7 @@ where
 
     /// Registers a handler with the informer's default resync period.
     pub fn add_event_handler(&self, handler: impl ResourceEventHandler<K>) -> Result<Registration> {
-        let period = self.inner.options.resync_period;
+        let period = self.inner.options.effective_resync_period();
         self.add_event_handler_with_resync(handler, period)
     }
 
@@ -626,9 +625,19 @@ mod tests {
         let c = factory.informer::<ConfigMap>(InformerOptions::default().namespace("x"));
         assert!(Arc::ptr_eq(&a.inner, &b.inner));
         assert!(!Arc::ptr_eq(&a.inner, &c.inner));
-        assert!(a.inner.options.streaming_list);
-        assert_eq!(a.inner.options.resync_period, Duration::from_secs(30));
+        assert!(a.inner.options.effective_streaming_list());
+        assert_eq!(
+            a.inner.options.effective_resync_period(),
+            Duration::from_secs(30)
+        );
         assert_eq!(c.resource(), "/api/v1/namespaces/x/configmaps");
+        // An explicit zero resync is kept, not mistaken for "unset" and replaced by the 30 s.
+        let d = factory.informer::<ConfigMap>(
+            InformerOptions::default()
+                .namespace("y")
+                .resync(Duration::ZERO),
+        );
+        assert_eq!(d.inner.options.effective_resync_period(), Duration::ZERO);
     }
 
     #[tokio::test]

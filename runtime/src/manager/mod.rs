@@ -174,7 +174,7 @@ pub struct Manager {
     caches: Arc<Mutex<Vec<CacheCheck>>>,
     ready_checks: ReadyChecks,
     /// Last list/watch error per resource, for the cache-sync timeout message.
-    watch_errors: Arc<Mutex<HashMap<String, String>>>,
+    watch_errors: Arc<Mutex<HashMap<String, LastWatchError>>>,
     shutdown: ShutdownHandle,
     metrics_listener: Option<TcpListener>,
     health_listener: Option<TcpListener>,
@@ -328,14 +328,18 @@ impl Manager {
         let errors = self.watch_errors.clone();
         let resource = resource.to_owned();
         Arc::new(move |err: &crate::informer::ReflectorError| {
-            let text = explain_watch_error(err);
+            let last = LastWatchError {
+                cause: Cause::of(err),
+                text: explain_watch_error(err),
+            };
+            let text = &last.text;
             let mut errors = errors.lock();
-            if errors.get(&resource) == Some(&text) {
+            if errors.get(&resource) == Some(&last) {
                 tracing::debug!(%resource, error = %text, "list/watch failing again");
             } else {
                 tracing::warn!(%resource, "{text}");
             }
-            errors.insert(resource.clone(), text);
+            errors.insert(resource.clone(), last);
         })
     }
 
@@ -449,61 +453,109 @@ impl Manager {
         }
     }
 
-    /// Waits until every tracked cache has synced, or fails with the first unsynced one.
+    /// Waits until every tracked cache has synced, or fails with the first unsynced one. Waits
+    /// on each handler registration's synced signal, in registration order.
     async fn wait_for_caches(&self) -> Result<(), ManagerError> {
         let deadline = Instant::now() + self.config.cache_sync_timeout;
-        loop {
-            let pending = {
-                let caches = self.caches.lock();
-                caches
-                    .iter()
-                    .find(|c| !c.registration.has_synced())
-                    .map(|c| (c.controller.clone(), c.resource.clone()))
-            };
-            let Some((controller, resource)) = pending else {
-                tracing::info!("all caches synced");
-                return Ok(());
-            };
-            if Instant::now() >= deadline {
+        let caches: Vec<_> = self
+            .caches
+            .lock()
+            .iter()
+            .map(|c| {
+                (
+                    c.controller.clone(),
+                    c.resource.clone(),
+                    c.registration.clone(),
+                )
+            })
+            .collect();
+        for (controller, resource, registration) in caches {
+            if tokio::time::timeout_at(deadline, registration.wait_synced())
+                .await
+                .is_err()
+            {
                 let last = self.watch_errors.lock().get(&resource).cloned();
                 return Err(ManagerError::CacheSyncTimeout {
-                    cause: likely_cause(&resource, last.as_deref()),
+                    cause: likely_cause(&resource, last.as_ref()),
                     controller,
                     resource,
                     timeout: self.config.cache_sync_timeout,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("all caches synced");
+        Ok(())
+    }
+}
+
+/// What the last list/watch error of a resource says about why its cache does not sync, read
+/// from the error's type and HTTP status code (not its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// 403: RBAC does not allow list/watch.
+    Forbidden,
+    /// 404: the API server does not serve the resource (a CRD not installed).
+    NotServed,
+    /// 401, or the client could not authenticate.
+    Unauthorized,
+    /// No HTTP answer: connection refused, DNS, TLS, timeout.
+    Unreachable,
+    /// Anything else.
+    Other,
+}
+
+impl Cause {
+    fn of(err: &crate::informer::ReflectorError) -> Self {
+        use crate::informer::ReflectorError as E;
+        let source = match err {
+            E::List { source, .. } | E::Watch { source, .. } | E::WatchStream { source, .. } => {
+                source
+            }
+            _ => return Self::Other,
+        };
+        match source {
+            kube::Error::Api(status) => match status.code {
+                403 => Self::Forbidden,
+                404 => Self::NotServed,
+                401 => Self::Unauthorized,
+                _ => Self::Other,
+            },
+            kube::Error::Auth(_) => Self::Unauthorized,
+            kube::Error::HyperError(_) | kube::Error::Service(_) => Self::Unreachable,
+            _ => Self::Other,
         }
     }
 }
 
+/// The last list/watch error of a resource: its cause and the message the user saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LastWatchError {
+    cause: Cause,
+    text: String,
+}
+
 /// Turns the last list/watch error into a likely cause with what to do about it.
-fn likely_cause(resource: &str, last_error: Option<&str>) -> String {
-    let Some(err) = last_error else {
+fn likely_cause(resource: &str, last: Option<&LastWatchError>) -> String {
+    let Some(last) = last else {
         return "no list or watch error was seen; the initial list is slow or the API server does not answer".to_owned();
     };
-    let lower = err.to_lowercase();
-    let hint = if lower.contains("forbidden") || lower.contains("403") {
-        format!(
+    let hint = match last.cause {
+        Cause::Forbidden => format!(
             "RBAC forbids listing/watching {resource}: grant `list` and `watch` on it to the operator's service account (the `rbac` subcommand prints the ClusterRole)"
-        )
-    } else if lower.contains("404")
-        || lower.contains("not found")
-        || lower.contains("could not find the requested resource")
-    {
-        format!(
+        ),
+        Cause::NotServed => format!(
             "the API server does not serve {resource}: is its CRD installed? (the `crds` subcommand prints them for `kubectl apply -f -`)"
-        )
-    } else if lower.contains("401") || lower.contains("unauthorized") {
-        "the API server rejected the credentials: check --kubeconfig / the service account token"
-            .to_owned()
-    } else if lower.contains("connect") || lower.contains("dns") || lower.contains("timed out") {
-        "the API server is unreachable: check --kubeconfig and the network".to_owned()
-    } else {
-        "see the last error".to_owned()
+        ),
+        Cause::Unauthorized => {
+            "the API server rejected the credentials: check --kubeconfig / the service account token"
+                .to_owned()
+        }
+        Cause::Unreachable => {
+            "the API server is unreachable: check --kubeconfig and the network".to_owned()
+        }
+        Cause::Other => "see the last error".to_owned(),
     };
-    format!("{hint}; last error: {err}")
+    format!("{hint}; last error: {}", last.text)
 }
 
 /// Forwards SIGTERM and SIGINT to `handle` (each signal counts once).
@@ -587,22 +639,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_sync_cause_names_rbac_and_missing_crds() {
-        let rbac = likely_cause(
-            "configmaps",
-            Some(
-                "failed to list configmaps: ApiError: configmaps is forbidden: User cannot list resource (403)",
-            ),
-        );
+    fn cache_sync_cause_is_read_from_the_status_code() {
+        let list_failed = |code: u16, message: &str| crate::informer::ReflectorError::List {
+            resource: "/api/v1/configmaps".to_owned(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure(message, "x").with_code(code),
+            )),
+        };
+        let last = |err: &crate::informer::ReflectorError| LastWatchError {
+            cause: Cause::of(err),
+            text: explain_watch_error(err),
+        };
+        // The message does not say "forbidden"; the code does.
+        let rbac = likely_cause("configmaps", Some(&last(&list_failed(403, "denied"))));
         assert!(
             rbac.starts_with("RBAC forbids listing/watching configmaps"),
             "{rbac}"
         );
         let crd = likely_cause(
             "widgets.example.com",
-            Some("failed to list widgets: 404 page not found"),
+            Some(&last(&list_failed(404, "gone"))),
         );
         assert!(crd.contains("is its CRD installed?"), "{crd}");
+        // A message that mentions 403 but comes with a 500 is not an RBAC problem.
+        let other = likely_cause("pods", Some(&last(&list_failed(500, "proxy said 403"))));
+        assert!(other.starts_with("see the last error"), "{other}");
         assert!(likely_cause("pods", None).contains("no list or watch error"));
     }
 

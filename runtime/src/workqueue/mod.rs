@@ -9,9 +9,11 @@
 //! - After [`WorkQueue::shutdown`], adds are ignored, items still queued are handed out until
 //!   the queue is empty, and then [`WorkQueue::get`] returns `None`.
 //!
-//! The queue needs a tokio runtime: each delayed add ([`WorkQueue::add_after`]) is a task sleeping
-//! on tokio time until its deadline, cancelled on shutdown.
+//! The queue needs a tokio runtime for delayed adds ([`WorkQueue::add_after`]): one timer task per
+//! queue sleeps on tokio time until the earliest deadline ([`delaying`]), and stops on shutdown or
+//! when the queue is dropped.
 
+mod delaying;
 mod rate_limiter;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -26,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::manager::metrics::{InFlight, Metrics, QueueLabels};
+use delaying::{Inserted, Waiting};
 pub use rate_limiter::{
     FastSlow, ItemExponential, MaxOf, RateLimiter, TokenBucket, default_controller_rate_limiter,
 };
@@ -65,7 +68,10 @@ struct Inner<T: QueueItem> {
     idle: Notify,
     limiter: Box<dyn RateLimiter<T>>,
     instruments: Option<Instruments>,
-    /// Cancels the sleeping tasks of delayed adds on shutdown.
+    /// Wakes the timer task when a delayed add has the new earliest deadline (shared with the
+    /// task, which holds the queue itself only weakly).
+    timer_wake: Arc<Notify>,
+    /// Stops the timer task (on shutdown, or when the queue is dropped).
     delayed: CancellationToken,
 }
 
@@ -80,9 +86,10 @@ struct State<T> {
     processing: HashMap<T, Instant>,
     /// For each dirty item, when it was first added since it was last handed out.
     added_at: HashMap<T, Instant>,
-    /// Items waiting for a delayed add, with the deadline of the timer that will add them.
-    /// An item waits at most once: the earlier deadline wins.
-    waiting: HashMap<T, Instant>,
+    /// Items waiting for a delayed add. An item waits at most once: the earlier deadline wins.
+    waiting: Waiting<T>,
+    /// Whether the timer task that adds waiting items runs.
+    timer_started: bool,
     shutting_down: bool,
     /// Set by `shutdown_with_drain`; cleared by `shutdown` to release a drainer early.
     drain: bool,
@@ -145,7 +152,8 @@ impl<T: QueueItem> WorkQueueBuilder<T> {
                 dirty: HashSet::new(),
                 processing: HashMap::new(),
                 added_at: HashMap::new(),
-                waiting: HashMap::new(),
+                waiting: Waiting::new(),
+                timer_started: false,
                 shutting_down: false,
                 drain: false,
             }),
@@ -155,6 +163,7 @@ impl<T: QueueItem> WorkQueueBuilder<T> {
                 .limiter
                 .unwrap_or_else(|| Box::new(default_controller_rate_limiter())),
             instruments,
+            timer_wake: Arc::new(Notify::new()),
             delayed: CancellationToken::new(),
         });
         if let Some(metrics) = &self.metrics {
@@ -178,6 +187,53 @@ impl<T: QueueItem> InFlight for Inner<T> {
             .values()
             .map(|start| now - *start)
             .collect()
+    }
+}
+
+impl<T: QueueItem> Drop for Inner<T> {
+    fn drop(&mut self) {
+        self.delayed.cancel();
+    }
+}
+
+/// The queue's one timer: sleeps until the earliest deadline of a delayed add (or a wake-up for
+/// an earlier one), adds the items that are due, and again, until the queue shuts down or is
+/// dropped. Holds the queue only while adding, so an unused queue can be dropped.
+async fn run_timer<T: QueueItem>(
+    queue: Weak<Inner<T>>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    loop {
+        let Some(inner) = queue.upgrade() else {
+            return;
+        };
+        let next = {
+            let queue = WorkQueue { inner };
+            let (due, next) = {
+                let mut state = queue.inner.state.lock();
+                (
+                    state.waiting.pop_due(Instant::now()),
+                    state.waiting.next_deadline(),
+                )
+            };
+            for item in due {
+                queue.add(item);
+            }
+            next
+        };
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        // `wake` keeps the permit of a notify_one sent while the queue was held above.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = sleep => {}
+            () = wake.notified() => {}
+        }
     }
 }
 
@@ -295,32 +351,18 @@ impl<T: QueueItem> WorkQueue<T> {
             return;
         }
         let deadline = Instant::now() + delay;
-        {
-            let mut state = self.inner.state.lock();
-            match state.waiting.get(&item) {
-                Some(existing) if *existing <= deadline => return,
-                _ => state.waiting.insert(item.clone(), deadline),
-            };
+        let mut state = self.inner.state.lock();
+        let inserted = state.waiting.insert(item, deadline);
+        if !state.timer_started {
+            state.timer_started = true;
+            tokio::spawn(run_timer(
+                Arc::downgrade(&self.inner),
+                self.inner.timer_wake.clone(),
+                self.inner.delayed.clone(),
+            ));
+        } else if inserted == Inserted::Earliest {
+            self.inner.timer_wake.notify_one();
         }
-        let queue = self.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
-                    let due = {
-                        let mut state = queue.inner.state.lock();
-                        let due = state.waiting.get(&item) == Some(&deadline);
-                        if due {
-                            state.waiting.remove(&item);
-                        }
-                        due
-                    };
-                    if due {
-                        queue.add(item);
-                    }
-                }
-                () = queue.inner.delayed.cancelled() => {}
-            }
-        });
     }
 
     /// Adds `item` after the delay its rate limiter assigns (one more failure of `item`).
@@ -499,6 +541,32 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn delayed_adds_share_one_timer_task_which_ends_with_the_queue() {
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let before = runtime.num_alive_tasks();
+        let q: WorkQueue<u32> = WorkQueue::new("timer");
+        for i in 0..1000 {
+            q.add_after(i, Duration::from_secs(3600 + u64::from(i)));
+        }
+        q.add_after(5000, Duration::from_millis(20));
+        assert_eq!(runtime.num_alive_tasks() - before, 1, "one timer task");
+        // The earlier deadline woke the sleeping timer.
+        let got = tokio::time::timeout(Duration::from_secs(5), q.get()).await;
+        assert_eq!(got.unwrap(), Some(5000));
+        // Dropping the queue ends the timer, with 1000 items still waiting.
+        let inner = Arc::downgrade(&q.inner);
+        drop(q);
+        for _ in 0..100 {
+            if runtime.num_alive_tasks() == before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(runtime.num_alive_tasks(), before, "the timer task ended");
+        assert!(inner.upgrade().is_none(), "the queue was freed");
     }
 
     #[tokio::test]
