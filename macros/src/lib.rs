@@ -12,6 +12,7 @@
 //! `emit` / `schema` (code, through `::kubeforge::__private` or `crate_path`).
 //!
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod attrs;
 mod controller;

@@ -25,12 +25,26 @@
 //!
 //! `ARCHITECTURE.md` in the repository draws the whole map.
 
-pub mod controller;
-pub mod crd;
+#![warn(missing_docs)]
+
+// The pipeline, in the order data flows through it.
+
+// 1. Watching a resource into a local cache and telling handlers.
 pub mod informer;
-pub mod manager;
-mod task;
+
+// 2. The keys a controller works from.
 pub mod workqueue;
+
+// 3. Reconcile functions, the builder that wires them up, and their helpers.
+pub mod controller;
+
+// 4. Running controllers in one process.
+pub mod manager;
+
+// What the derive macros build on.
+pub mod crd;
+
+mod task;
 
 pub use kubeforge_macros::{CustomResource, KubeSchema, controller};
 

@@ -21,7 +21,9 @@ pub enum TestCluster {
     Embedded(ApiServer),
     /// A server given by a kubeconfig file.
     External {
+        /// The kubeconfig file (`KUBEFORGE_TEST_KUBECONFIG` or the control plane's).
         kubeconfig_path: PathBuf,
+        /// A client built from it.
         client: kube::Client,
         /// The control plane behind it, when the testkit started it (its etcd can be compacted).
         plane: Option<&'static crate::control_plane::ControlPlane>,
@@ -93,6 +95,7 @@ impl TestCluster {
         })
     }
 
+    /// A client for the cluster.
     pub fn client(&self) -> kube::Client {
         match self {
             TestCluster::Embedded(server) => server.client(),

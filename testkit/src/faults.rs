@@ -24,6 +24,8 @@ impl RequestMatch {
         Self::default()
     }
 
+    /// Matches every request with this verb (`get`, `list`, `watch`, `create`, `update`,
+    /// `patch`, `delete`, `deletecollection`).
     pub fn verb(verb: &str) -> Self {
         RequestMatch {
             verb: Some(verb.to_string()),
@@ -31,6 +33,7 @@ impl RequestMatch {
         }
     }
 
+    /// Matches requests with this verb on this resource (plural, e.g. `configmaps`).
     pub fn new(verb: &str, resource: &str) -> Self {
         RequestMatch {
             verb: Some(verb.to_string()),

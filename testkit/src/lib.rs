@@ -33,33 +33,35 @@
 //! Fidelity is checked by running the conformance suite (`tests/conformance/`) against a real
 //! kube-apiserver too: `KUBEFORGE_TEST_BACKEND=control-plane` or `KUBEFORGE_TEST_KUBECONFIG`.
 
-pub mod apply;
+#![warn(missing_docs)]
+
+mod apply;
 pub mod cluster;
 pub mod control_plane;
-pub mod crd;
-pub mod defaults;
-pub mod discovery;
-pub mod error;
+mod crd;
+mod defaults;
+mod discovery;
+mod error;
 pub mod etcd;
 pub mod faults;
-pub mod filter;
-pub mod gc;
+mod filter;
+mod gc;
 mod handlers;
-pub mod kubeconfig;
-pub mod names;
-pub mod objects;
-pub mod openapi;
-pub mod patch;
-pub mod query;
-pub mod resources;
-pub mod scale;
+mod kubeconfig;
+mod names;
+mod objects;
+mod openapi;
+mod patch;
+mod query;
+mod resources;
+mod scale;
 pub mod schema;
-pub mod selector;
-pub mod server;
-pub mod status;
-pub mod store;
-pub mod strategic;
-pub mod table;
+mod selector;
+mod server;
+mod status;
+mod store;
+mod strategic;
+mod table;
 mod watch;
 
 pub use cluster::TestCluster;

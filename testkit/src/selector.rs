@@ -182,12 +182,8 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
-    /// The selector that matches every object (an empty `labelSelector=`).
-    pub fn everything() -> Self {
-        Self::default()
-    }
-
     /// The selector that matches no object (a nil `metav1.LabelSelector`).
+    #[cfg(test)]
     pub fn nothing() -> Self {
         LabelSelector {
             requirements: Vec::new(),
@@ -247,11 +243,6 @@ impl LabelSelector {
     /// Whether this selector matches every object.
     pub fn is_everything(&self) -> bool {
         !self.nothing && self.requirements.is_empty()
-    }
-
-    /// The requirements, sorted by key.
-    pub fn requirements(&self) -> &[Requirement] {
-        &self.requirements
     }
 }
 
@@ -659,13 +650,9 @@ impl FieldSelector {
         self.terms.iter().map(|t| t.field.as_str())
     }
 
-    /// The terms, sorted as apimachinery sorts them.
-    pub fn terms(&self) -> &[FieldTerm] {
-        &self.terms
-    }
-
     /// Rejects the first field label `supported` refuses, with the server's message
     /// (`field label not supported: spec.foo`).
+    #[cfg(test)]
     pub fn check_supported(&self, supported: impl Fn(&str) -> bool) -> Result<(), SelectorError> {
         match self.fields().find(|f| !supported(f)) {
             Some(f) => Err(SelectorError::new(format!(
@@ -678,6 +665,7 @@ impl FieldSelector {
     /// Rejects the first field label not in `known`, with the message apps/v1 kinds use
     /// (`"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"`);
     /// most other built-in kinds and custom resources use [`FieldSelector::check_supported`].
+    #[cfg(test)]
     pub fn check_known(&self, known: &[&str]) -> Result<(), SelectorError> {
         match self.fields().find(|f| !known.contains(f)) {
             Some(f) => {
@@ -770,6 +758,7 @@ fn unescape_value(s: &str) -> Result<String, SelectorError> {
 }
 
 /// Escapes a value for use in a field selector (`fields.EscapeValue`).
+#[cfg(test)]
 pub fn escape_field_value(s: &str) -> String {
     s.replace('\\', r"\\")
         .replace(',', r"\,")

@@ -151,6 +151,7 @@ impl ApiServer {
         Self::builder().start().await
     }
 
+    /// Configures a server (port, seed objects, CRDs) before starting it.
     pub fn builder() -> ApiServerBuilder {
         ApiServerBuilder::default()
     }
@@ -160,6 +161,7 @@ impl ApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// The port the server listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -175,6 +177,7 @@ impl ApiServer {
             .unwrap_or_else(|e| panic!("failed to build a client for {}: {e}", self.url()))
     }
 
+    /// A kubeconfig for this server (one cluster, one context, no credentials).
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
         kubeconfig::for_url(&self.url())
     }
@@ -198,6 +201,7 @@ impl ApiServer {
         Ok(self.kubeconfig_file.get_or_init(|| path))
     }
 
+    /// The fault injector: make requests fail, lag or drop their watches, and count them.
     pub fn faults(&self) -> Faults {
         Faults {
             shared: self.shared.clone(),

@@ -189,16 +189,6 @@ impl ApiError {
         )
     }
 
-    pub fn not_acceptable(accept: &str) -> Self {
-        Self::new(
-            406,
-            "NotAcceptable",
-            format!(
-                "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
-            ),
-        )
-    }
-
     /// 410 Expired: the resourceVersion or continue token is older than the history window.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
@@ -320,11 +310,6 @@ impl ApiError {
         }
         resp
     }
-}
-
-/// A `Status` of success, as returned by some deletes.
-pub fn success_status(details: Value) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
 #[cfg(test)]

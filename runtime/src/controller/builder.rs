@@ -138,6 +138,30 @@ impl<S: fmt::Debug> fmt::Debug for Builder<'_, S> {
 }
 
 /// Entry point of the builder.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// use k8s_openapi::api::apps::v1::Deployment;
+/// use k8s_openapi::api::core::v1::Service;
+/// use kubeforge::controller::{Action, Context, Controller, ReconcileError, Watch};
+/// use kubeforge::manager::{Manager, ManagerConfig};
+///
+/// async fn reconcile(d: Arc<Deployment>, ctx: Context<()>) -> Result<Action, ReconcileError> {
+///     // Converge the Service that exposes `d`…
+///     Ok(Action::requeue(Duration::from_secs(300)))
+/// }
+///
+/// # async fn example(client: kube::Client) -> anyhow::Result<()> {
+/// let mut manager = Manager::new(client, ManagerConfig::default()).await?;
+/// Controller::managed_by(&mut manager)
+///     .for_::<Deployment>(Watch::new().labels("expose=true"))
+///     .owns::<Service>(Watch::new())
+///     .complete(reconcile, ())?;
+/// manager.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Controller;
 

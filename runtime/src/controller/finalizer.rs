@@ -91,6 +91,25 @@ fn object_ref<K: Resource>(obj: &K) -> String {
 
 /// Runs `reconcile` with [`Event::Apply`] or [`Event::Cleanup`] for `obj`, adding and removing
 /// the finalizer `name` around them as described in the [module docs](self).
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kubeforge::controller::finalizer::{Event, finalizer};
+/// use kubeforge::controller::{Action, Context, ReconcileError};
+///
+/// async fn reconcile(cm: Arc<ConfigMap>, ctx: Context<()>) -> Result<Action, ReconcileError> {
+///     let api = kube::Api::<ConfigMap>::namespaced(ctx.client().clone(), "default");
+///     finalizer(&api, "example.com/cleanup", cm, |event| async move {
+///         match event {
+///             Event::Apply(cm) => { /* converge */ }
+///             Event::Cleanup(cm) => { /* release what cm holds outside the cluster */ }
+///         }
+///         Ok::<_, std::io::Error>(Action::await_change())
+///     })
+///     .await
+/// }
+/// ```
 pub async fn finalizer<K, F, Fut, E>(
     api: &Api<K>,
     name: &str,
@@ -119,19 +138,11 @@ where
                 .await
                 .map_err(Into::into)?;
             let path = format!("/metadata/finalizers/{index}");
-            let patch: json_patch::Patch = serde_json::from_value(json!([
+            let ops = json!([
                 { "op": "test", "path": path, "value": name },
                 { "op": "remove", "path": path },
-            ]))
-            .map_err(|e| ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}")))?;
-            match api
-                .patch(
-                    &obj_name,
-                    &PatchParams::default(),
-                    &Patch::<()>::Json(patch),
-                )
-                .await
-            {
+            ]);
+            match json_patch(api, &obj_name, ops).await {
                 Ok(_) => Ok(action),
                 // The object is already gone (a stale cache entry ran the cleanup again after
                 // the removal went through): the work is done, not an error to retry.
@@ -158,19 +169,12 @@ where
                     { "op": "add", "path": "/metadata/finalizers/-", "value": name },
                 ]),
             };
-            let patch: json_patch::Patch = serde_json::from_value(ops).map_err(|e| {
-                ReconcileError::terminal(format!("bug: invalid finalizer patch: {e}"))
-            })?;
-            api.patch(
-                &obj_name,
-                &PatchParams::default(),
-                &Patch::<()>::Json(patch),
-            )
-            .await
-            .map_err(|source| FinalizerError::AddFinalizer {
-                finalizer: name.to_owned(),
-                object: object_ref(&*obj),
-                source,
+            json_patch(api, &obj_name, ops).await.map_err(|source| {
+                FinalizerError::AddFinalizer {
+                    finalizer: name.to_owned(),
+                    object: object_ref(&*obj),
+                    source,
+                }
             })?;
             // The patch is an update event, which reconciles the object again with the finalizer.
             Ok(Action::await_change())
@@ -178,4 +182,15 @@ where
         // Being deleted and our finalizer is gone (or was never added): nothing left to do.
         (None, true) => Ok(Action::await_change()),
     }
+}
+/// Sends a JSON patch (RFC 6902 operations) to the object `name`; its `test` operations make it
+/// fail with 409/422 if the object changed since it was read.
+async fn json_patch<K>(api: &Api<K>, name: &str, ops: serde_json::Value) -> Result<(), kube::Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .map(drop)
 }

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
 use super::key::ObjectKey;
+use super::reflector::ReflectorStore;
 use super::store::Lister;
 
 /// The FIFO was closed; no more deltas will come.
@@ -483,6 +484,34 @@ fn dedup_deltas<K>(deltas: &mut Vec<Delta<K>>) {
         (newer, deltas.last())
     {
         deltas[n - 2] = newer;
+    }
+}
+
+/// The reflector writes into the FIFO: each watch event and list page becomes deltas.
+impl<K: Resource + Send + Sync> ReflectorStore<K> for DeltaFifo<K> {
+    fn add(&self, obj: Arc<K>) {
+        DeltaFifo::add(self, obj);
+    }
+    fn update(&self, obj: Arc<K>) {
+        DeltaFifo::update(self, obj);
+    }
+    fn delete(&self, obj: Arc<K>) {
+        DeltaFifo::delete(self, obj);
+    }
+    fn begin_replace(&self) {
+        DeltaFifo::begin_replace(self);
+    }
+    fn replace_items(&self, page: Vec<Arc<K>>) {
+        DeltaFifo::replace_items(self, page);
+    }
+    fn finish_replace(&self, _resource_version: &str) {
+        DeltaFifo::finish_replace(self);
+    }
+    fn abort_replace(&self) {
+        DeltaFifo::abort_replace(self);
+    }
+    fn resync(&self) {
+        DeltaFifo::resync(self);
     }
 }
 

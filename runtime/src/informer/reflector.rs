@@ -32,7 +32,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::{Backoff, BackoffConfig};
-use super::fifo::DeltaFifo;
 use super::list_watch::{ListRequest, ListWatch, WatchRequest, WatchStream};
 use super::options::Selector;
 use super::pager::{Page, run_pager};
@@ -56,33 +55,6 @@ pub trait ReflectorStore<K>: Send + Sync {
     fn abort_replace(&self);
     /// A periodic resync is due.
     fn resync(&self);
-}
-
-impl<K: Resource + Send + Sync> ReflectorStore<K> for DeltaFifo<K> {
-    fn add(&self, obj: Arc<K>) {
-        DeltaFifo::add(self, obj);
-    }
-    fn update(&self, obj: Arc<K>) {
-        DeltaFifo::update(self, obj);
-    }
-    fn delete(&self, obj: Arc<K>) {
-        DeltaFifo::delete(self, obj);
-    }
-    fn begin_replace(&self) {
-        DeltaFifo::begin_replace(self);
-    }
-    fn replace_items(&self, page: Vec<Arc<K>>) {
-        DeltaFifo::replace_items(self, page);
-    }
-    fn finish_replace(&self, _resource_version: &str) {
-        DeltaFifo::finish_replace(self);
-    }
-    fn abort_replace(&self) {
-        DeltaFifo::abort_replace(self);
-    }
-    fn resync(&self) {
-        DeltaFifo::resync(self);
-    }
 }
 
 /// Mutates each decoded object once, before it is shared (e.g. drop `managedFields`).

@@ -91,6 +91,33 @@ struct Inner<K> {
 
 /// A list-watch of one resource feeding one indexed cache and any number of handlers.
 /// Cheap to clone; clones share everything.
+///
+/// ```no_run
+/// # async fn example(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kubeforge::informer::{
+///     HandlerFns, Indexers, InformerOptions, LABEL_INDEX, SharedIndexInformer, label_index,
+/// };
+///
+/// let pods = kube::Api::<Pod>::namespaced(client, "web");
+/// let informer = SharedIndexInformer::new(&pods, InformerOptions::default().labels("app=shop"));
+/// informer.add_indexers(Indexers::new().with(LABEL_INDEX, label_index::<Pod>))?;
+/// informer.add_event_handler(
+///     HandlerFns::new().on_add(|pod: std::sync::Arc<Pod>, _initial| {
+///         println!("added {:?}", pod.metadata.name)
+///     }),
+/// )?;
+/// tokio::spawn({
+///     let informer = informer.clone();
+///     async move { informer.run().await }
+/// });
+/// informer.wait_for_sync().await;
+/// let lister = informer.lister();
+/// println!("{} pods, {} labelled tier=web", lister.list().len(), lister.by_index(LABEL_INDEX, "tier=web")?.len());
+/// informer.stop();
+/// # Ok(())
+/// # }
+/// ```
 pub struct SharedIndexInformer<K> {
     inner: Arc<Inner<K>>,
 }

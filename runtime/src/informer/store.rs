@@ -392,6 +392,21 @@ impl<K> Inner<K> {
 
 /// A cheap, cloneable read handle on an informer's cache. Every object is the shared `Arc<K>`
 /// the informer stored; nothing is copied.
+///
+/// ```no_run
+/// # fn example(lister: kubeforge::informer::Lister<k8s_openapi::api::core::v1::Pod>) -> Result<(), kubeforge::informer::IndexError> {
+/// use kubeforge::informer::NAMESPACE_INDEX;
+///
+/// if let Some(pod) = lister.get(Some("web"), "frontend-0") {
+///     println!("{:?}", pod.status);
+/// }
+/// let all = lister.list();
+/// // Needs the index registered on the informer (`add_indexers`, or `Watch::index`).
+/// let in_web = lister.by_index(NAMESPACE_INDEX, "web")?;
+/// println!("{} pods, {} in web", all.len(), in_web.len());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Lister<K> {
     store: Arc<ThreadSafeStore<K>>,
 }

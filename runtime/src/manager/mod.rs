@@ -162,6 +162,24 @@ struct CacheCheck {
 }
 
 /// Runs controllers over one shared cache. See the [module docs](self).
+///
+/// ```no_run
+/// # async fn example(client: kube::Client) -> anyhow::Result<()> {
+/// use kubeforge::manager::{LeaderElectionConfig, Manager, ManagerConfig};
+///
+/// let config = ManagerConfig {
+///     metrics_bind_address: Some("0.0.0.0:8080".parse()?),
+///     health_probe_bind_address: Some("0.0.0.0:8081".parse()?),
+///     // The Lease `my-operator` in namespace `my-operator-system`.
+///     leader_election: Some(LeaderElectionConfig::new("my-operator-system", "my-operator")),
+///     ..ManagerConfig::default()
+/// };
+/// let mut manager = Manager::new(client, config).await?;
+/// // Controller::managed_by(&mut manager)… for each controller, then:
+/// manager.run().await?; // until SIGTERM, or leadership is lost
+/// # Ok(())
+/// # }
+/// ```
 pub struct Manager {
     client: Client,
     config: ManagerConfig,

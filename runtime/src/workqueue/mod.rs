@@ -10,7 +10,7 @@
 //!   the queue is empty, and then [`WorkQueue::get`] returns `None`.
 //!
 //! The queue needs a tokio runtime for delayed adds ([`WorkQueue::add_after`]): one timer task per
-//! queue sleeps on tokio time until the earliest deadline ([`delaying`]), and stops on shutdown or
+//! queue sleeps on tokio time until the earliest deadline (`delaying.rs`), and stops on shutdown or
 //! when the queue is dropped.
 
 mod delaying;
@@ -38,6 +38,27 @@ pub trait QueueItem: Hash + Eq + Clone + Send + Sync + 'static {}
 impl<T: Hash + Eq + Clone + Send + Sync + 'static> QueueItem for T {}
 
 /// A work queue. Cheap to clone; clones share the queue.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use kubeforge::workqueue::WorkQueue;
+///
+/// let queue = WorkQueue::new("example");
+/// queue.add("ns/a");
+/// queue.add("ns/a"); // collapses into the first add
+/// queue.add_after("ns/b", Duration::from_millis(10));
+/// while let Some(key) = queue.get().await {
+///     // … reconcile `key` …
+///     queue.forget(&key); // success: reset its backoff (on failure: `add_rate_limited`)
+///     queue.done(&key);
+///     if key == "ns/b" {
+///         queue.shutdown();
+///     }
+/// }
+/// # }
+/// ```
 pub struct WorkQueue<T: QueueItem> {
     inner: Arc<Inner<T>>,
 }
