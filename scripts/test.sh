@@ -34,12 +34,12 @@ echo "== the conformance suite against a real kube-apiserver ($TEST_ASSET_KUBE_A
 KUBEFORGE_TEST_BACKEND=control-plane KUBEFORGE_FUZZ_BUDGET=400 \
   cargo test -p kubeforge-testkit --test conformance
 
-# The controller and manager tests against the real kube-apiserver too: one shared server, a
-# namespace per test, so one test at a time; those needing the embedded server's fault handle
-# record themselves as skipped.
-echo "== the runtime's controller and manager tests against a real kube-apiserver"
+# The informer, controller and manager tests against the real kube-apiserver too: one shared
+# server, a namespace per test, so one test at a time; those needing the embedded server's fault
+# handle record themselves (or the parts they skip) as skipped.
+echo "== the runtime's informer, controller and manager tests against a real kube-apiserver"
 KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
-  --test controller_helpers --test controller_reconcile --test controller_finalizer \
+  --test informer_server --test controller_helpers --test controller_reconcile --test controller_finalizer \
   --test controller_trigger --test manager_endpoints --test manager_leader_election \
   --test manager_shutdown --test manager_signals -- --test-threads=1
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::faults::Faults;
+use crate::proxy::CuttableProxy;
 use crate::server::ApiServer;
 
 /// Environment variable naming a kubeconfig of an external cluster to test against.
@@ -177,6 +178,74 @@ impl TestCluster {
                 }),
             TestCluster::External { plane: None, .. } => Ok(false),
         }
+    }
+
+    /// A client that reaches the cluster through a new [`CuttableProxy`], returned with it:
+    /// cutting the proxy's connections drops the client's watches, and taking it down makes the
+    /// server unreachable for that client only — on either backend. Other clients (e.g.
+    /// [`client`](Self::client), for the test's own writes) are not affected.
+    ///
+    /// # Errors
+    /// When the kubeconfig cannot be read or no local port can be bound.
+    pub async fn proxied_client(&self) -> Result<(CuttableProxy, kube::Client), Error> {
+        let mut config = match self {
+            TestCluster::Embedded(server) => {
+                let mut config =
+                    kube::Config::new(server.url().parse().map_err(|e| Error::Client {
+                        url: server.url(),
+                        message: format!("{e}"),
+                    })?);
+                config.default_namespace = "default".into();
+                config
+            }
+            TestCluster::External {
+                kubeconfig_path, ..
+            } => {
+                let err = |message: String| Error::Kubeconfig {
+                    path: kubeconfig_path.display().to_string(),
+                    message,
+                };
+                let kc = kube::config::Kubeconfig::read_from(kubeconfig_path)
+                    .map_err(|e| err(e.to_string()))?;
+                kube::Config::from_custom_kubeconfig(
+                    kc,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .map_err(|e| err(e.to_string()))?
+            }
+        };
+        config.read_timeout = None;
+        let url = config.cluster_url.clone();
+        let client_err = |message: String| Error::Client {
+            url: url.to_string(),
+            message,
+        };
+        let host = url.host().unwrap_or("127.0.0.1");
+        let port = url
+            .port_u16()
+            .unwrap_or(if url.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let upstream = tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| client_err(format!("cannot resolve {host}:{port}")))?;
+        let proxy = CuttableProxy::start(upstream)
+            .await
+            .map_err(|e| client_err(format!("cannot start a proxy: {e}")))?;
+        config.cluster_url = format!(
+            "{}://{host}:{}",
+            url.scheme_str().unwrap_or("http"),
+            proxy.addr().port()
+        )
+        .parse()
+        .map_err(|e| client_err(format!("{e}")))?;
+        let client = kube::Client::try_from(config).map_err(|e| client_err(e.to_string()))?;
+        Ok((proxy, client))
     }
 
     /// The embedded server, when that is what runs.

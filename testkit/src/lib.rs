@@ -52,6 +52,7 @@ mod names;
 mod objects;
 mod openapi;
 mod patch;
+pub mod proxy;
 mod query;
 mod resources;
 mod scale;
