@@ -462,13 +462,36 @@ fn print_ratios(sync_rows: &[(usize, SyncRow)]) {
 
 fn run_child(role: &str, n: usize, kubeconfig: &std::path::Path, mode: ManagedFields) -> Figures {
     let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
+    let mut child = Command::new(exe)
         .env("KUBEFORGE_BENCH_CHILD", role)
         .env("KUBEFORGE_BENCH_MANAGED_FIELDS", mode.name())
         .env("KUBEFORGE_BENCH_N", n.to_string())
         .env("KUBEFORGE_BENCH_KUBECONFIG", kubeconfig)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run the benchmark child process");
+    // A contender that hangs must not hang the run: it gets a generous limit, then its row says
+    // it timed out (NaN figures). (Its output is small: the pipes cannot fill up meanwhile.)
+    let limit = Duration::from_secs(60 + n as u64 / 100);
+    let started = Instant::now();
+    while child.try_wait().expect("wait for the child").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            eprintln!(
+                "  {role} managedFields={} n={n}: timed out after {limit:?}",
+                mode.name()
+            );
+            let _ = child.wait();
+            return Figures {
+                secs: f64::NAN,
+                peak_mib: f64::NAN,
+                ..Figures::default()
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("the child's output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
@@ -575,11 +598,15 @@ async fn child(role: &str) {
             let t = Instant::now();
             let (reader, writer) = reflector::store::<Pod>();
             let drop_managed_fields = ManagedFields::from_env() == ManagedFields::Drop;
-            let events = watcher(api, watcher::Config::default()).modify(move |pod: &mut Pod| {
-                if drop_managed_fields {
-                    pod.metadata.managed_fields = None;
-                }
-            });
+            // With kube-runtime's recommended backoff (kubeforge and client-go back off too):
+            // without it a failing watcher retries in a busy loop.
+            let events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(move |pod: &mut Pod| {
+                    if drop_managed_fields {
+                        pod.metadata.managed_fields = None;
+                    }
+                });
             let stream = reflector(writer, events)
                 .applied_objects()
                 .map(|_| ())

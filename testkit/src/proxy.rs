@@ -149,7 +149,10 @@ mod tests {
         let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut conn).await.unwrap(), b"ping");
         assert_eq!(proxy.cut(), 1);
-        assert!(round_trip(&mut conn).await.is_err(), "the cut connection is closed");
+        assert!(
+            round_trip(&mut conn).await.is_err(),
+            "the cut connection is closed"
+        );
         let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut again).await.unwrap(), b"ping");
 
