@@ -442,8 +442,10 @@ impl Manager {
                 Some(result)
             }
         };
-        tracing::info!("stopping controllers");
+        // Cancel first: once "stopping controllers" is logged, no worker takes a new key (a test
+        // under load saw a key taken between the log line and the cancel).
         stop.cancel();
+        tracing::info!("stopping controllers");
         let deadline = Instant::now() + self.config.graceful_shutdown_timeout;
         let drained = tokio::select! {
             () = async { while controllers.join_next().await.is_some() {} } => true,
