@@ -41,30 +41,17 @@ impl Filter {
         }
         if let Some(s) = query.get("fieldSelector") {
             let sel = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.message))?;
-            let supported = |field: &str| {
-                field == "metadata.name"
-                    || field == "metadata.namespace"
-                    || info.field_selectors.iter().any(|x| x == field)
+            let mut known = vec!["metadata.name", "metadata.namespace"];
+            known.extend(info.field_selectors.iter().map(String::as_str));
+            // Kinds with their own field label conversion (Pods, Events, …) answer with
+            // apimachinery's message; the generic store (ConfigMaps, custom resources) lists what
+            // it knows.
+            let checked = if info.custom.is_none() && !info.field_selectors.is_empty() {
+                sel.check_supported(|field| known.contains(&field))
+            } else {
+                sel.check_known(&known)
             };
-            if let Some(bad) = sel.fields().find(|f| !supported(f)) {
-                // Kinds with their own field label conversion (Pods, Events, …) answer with
-                // apimachinery's message; the generic store (ConfigMaps, custom resources) lists
-                // what it knows.
-                let message = if info.custom.is_none() && !info.field_selectors.is_empty() {
-                    format!("field label not supported: {bad}")
-                } else {
-                    let mut known = vec![
-                        "\"metadata.name\"".to_string(),
-                        "\"metadata.namespace\"".to_string(),
-                    ];
-                    known.extend(info.field_selectors.iter().map(|f| format!("{f:?}")));
-                    format!(
-                        "{bad:?} is not a known field selector: only {}",
-                        known.join(", ")
-                    )
-                };
-                return Err(ApiError::bad_request(message));
-            }
+            checked.map_err(|e| ApiError::bad_request(e.message))?;
             if !sel.is_everything() {
                 f.fields = Some(sel);
             }

@@ -652,7 +652,6 @@ impl FieldSelector {
 
     /// Rejects the first field label `supported` refuses, with the server's message
     /// (`field label not supported: spec.foo`).
-    #[cfg(test)]
     pub fn check_supported(&self, supported: impl Fn(&str) -> bool) -> Result<(), SelectorError> {
         match self.fields().find(|f| !supported(f)) {
             Some(f) => Err(SelectorError::new(format!(
@@ -665,7 +664,6 @@ impl FieldSelector {
     /// Rejects the first field label not in `known`, with the message apps/v1 kinds use
     /// (`"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"`);
     /// most other built-in kinds and custom resources use [`FieldSelector::check_supported`].
-    #[cfg(test)]
     pub fn check_known(&self, known: &[&str]) -> Result<(), SelectorError> {
         match self.fields().find(|f| !known.contains(f)) {
             Some(f) => {
