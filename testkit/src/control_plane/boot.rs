@@ -23,7 +23,7 @@ pub(super) async fn boot_once(
     binaries: &Binaries,
     apiserver_args: &[String],
     timeout: Duration,
-    controllers: bool,
+    controllers: Option<&[String]>,
 ) -> Result<ControlPlane> {
     let dir = owned_temp_dir()?;
     let mut plane = ControlPlane {
@@ -49,7 +49,7 @@ impl ControlPlane {
         binaries: &Binaries,
         extra: &[String],
         timeout: Duration,
-        controllers: bool,
+        controllers: Option<&[String]>,
     ) -> Result<()> {
         let dir = self.dir.path().to_path_buf();
         let etcd_port = free_port()?;
@@ -134,17 +134,15 @@ impl ControlPlane {
         self.client = Some(client.clone());
         self.wait_apiserver(&client, timeout).await?;
 
-        if let Some(kcm) = binaries
-            .kube_controller_manager
-            .as_ref()
-            .filter(|_| controllers)
-        {
+        if let (Some(kcm), Some(extra)) = (binaries.kube_controller_manager.as_ref(), controllers) {
             let kubeconfig = format!("--kubeconfig={}", self.kubeconfig_path.display());
+            // Garbage collection through ownerReferences and namespace deletion always; other
+            // controllers only when a test asks for them (it then plays kubelet itself).
+            let mut names = vec!["garbagecollector".to_string(), "namespace".to_string()];
+            names.extend(extra.iter().cloned());
             let args = vec![
                 kubeconfig,
-                // Only what a test can observe without nodes: garbage collection through
-                // ownerReferences, and namespace deletion.
-                "--controllers=garbagecollector,namespace".to_string(),
+                format!("--controllers={}", names.join(",")),
                 "--leader-elect=false".to_string(),
                 // No serving endpoint: nothing scrapes it, and it would need its own port.
                 "--secure-port=0".to_string(),

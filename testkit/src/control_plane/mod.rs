@@ -162,6 +162,7 @@ pub struct ControlPlaneBuilder {
     apiserver_args: Vec<String>,
     start_timeout: Duration,
     controller_manager: bool,
+    extra_controllers: Vec<String>,
 }
 
 impl Default for ControlPlaneBuilder {
@@ -173,6 +174,7 @@ impl Default for ControlPlaneBuilder {
             // Two cores shared with compilers: a cold kube-apiserver start can take half a minute.
             start_timeout: Duration::from_secs(120),
             controller_manager: true,
+            extra_controllers: Vec::new(),
         }
     }
 }
@@ -205,6 +207,15 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Run these kube-controller-manager controllers too (its `--controllers` names, e.g.
+    /// `replicaset`, `deployment`), besides the garbage collector and the namespace controller:
+    /// for tests that compare kube-controller-manager's behaviour with an operator's.
+    pub fn controllers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.extra_controllers
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
     /// How long to wait for etcd and for kube-apiserver's `/readyz` (default 120 s each).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
@@ -226,7 +237,8 @@ impl ControlPlaneBuilder {
                 &binaries,
                 &self.apiserver_args,
                 self.start_timeout,
-                self.controller_manager,
+                self.controller_manager
+                    .then_some(self.extra_controllers.as_slice()),
             )
             .await
             {

@@ -1,0 +1,123 @@
+//! Kubernetes' own workload controllers, written on the kubeforge runtime: the proof that its
+//! informers, listers, work queue and controller builder carry real controllers, and a starting
+//! point for operators that manage Pods.
+//!
+//! Each controller is a module with a `setup(&mut Manager)` that registers it, and behaves as its
+//! upstream counterpart in `k8s.io/kubernetes/pkg/controller/…` does for the parts its module
+//! docs list (and says what it leaves out). The binary `kubeforge-controller-manager` runs any
+//! subset, like kube-controller-manager:
+//!
+//! ```sh
+//! kubeforge-controller-manager --controllers replicaset,deployment --kubeconfig ~/.kube/config
+//! ```
+//!
+//! Shared pieces: [`pods`] (active, ready, available, the scale-down ranking), [`claims`]
+//! (adopting and releasing children by selector), [`expectations`] (not acting twice on a cache
+//! that has not caught up).
+
+pub mod claims;
+pub mod deployment;
+pub mod expectations;
+pub mod pods;
+pub mod replicaset;
+
+use kubeforge::controller::BuildError;
+use kubeforge::manager::Manager;
+
+/// Patch parameters naming `manager` as the field manager of the write.
+pub(crate) fn write_params(manager: &str) -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..kube::api::PatchParams::default()
+    }
+}
+
+/// The API server answered `e` with one of these HTTP status codes.
+pub(crate) fn has_code(e: &kube::Error, codes: &[u16]) -> bool {
+    matches!(e, kube::Error::Api(status) if codes.contains(&status.code))
+}
+
+/// The controllers this crate has, by the name `--controllers` takes.
+pub const ALL: &[&str] = &["replicaset", "deployment"];
+
+/// Why a `--controllers` list was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A name that is not one of [`ALL`].
+    #[error("unknown controller {0:?}; choose from {known} (or `*` for all)", known = ALL.join(", "))]
+    Unknown(String),
+    /// The manager refused a controller.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Registers the named controllers (`*` for all, `-name` to leave one out of `*`, as
+/// kube-controller-manager's `--controllers`).
+///
+/// # Errors
+/// An unknown name, or a controller the manager refuses.
+pub fn setup(mgr: &mut Manager, names: &[String]) -> Result<Vec<&'static str>, SetupError> {
+    let chosen = choose(names)?;
+    for name in &chosen {
+        match *name {
+            "replicaset" => replicaset::setup(mgr)?,
+            "deployment" => deployment::setup(mgr)?,
+            other => return Err(SetupError::Unknown(other.to_owned())),
+        }
+    }
+    Ok(chosen)
+}
+
+/// The controllers a `--controllers` list names, in [`ALL`]'s order.
+///
+/// # Errors
+/// An unknown name.
+pub fn choose(names: &[String]) -> Result<Vec<&'static str>, SetupError> {
+    let known = |n: &str| {
+        ALL.iter()
+            .copied()
+            .find(|k| *k == n)
+            .ok_or_else(|| SetupError::Unknown(n.to_owned()))
+    };
+    let star = names.iter().any(|n| n == "*");
+    let mut excluded = Vec::new();
+    let mut included = Vec::new();
+    for name in names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty() && *n != "*")
+    {
+        match name.strip_prefix('-') {
+            Some(n) => excluded.push(known(n)?),
+            None => included.push(known(name)?),
+        }
+    }
+    Ok(ALL
+        .iter()
+        .copied()
+        .filter(|n| (star || included.contains(n)) && !excluded.contains(n))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &str) -> Vec<String> {
+        list.split(',').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn controllers_flag_selects_like_kube_controller_manager() {
+        assert_eq!(choose(&names("*")).unwrap(), ALL);
+        assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
+        assert_eq!(choose(&names("*,-deployment")).unwrap(), ["replicaset"]);
+        let err = choose(&names("replicaset,cronjobs"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"cronjobs\"") && err.contains("replicaset, deployment"),
+            "{err}"
+        );
+    }
+}
