@@ -18,6 +18,7 @@
 pub mod claims;
 pub mod deployment;
 pub mod expectations;
+pub mod job;
 pub mod pods;
 pub mod replicaset;
 
@@ -32,13 +33,27 @@ pub(crate) fn write_params(manager: &str) -> kube::api::PatchParams {
     }
 }
 
+/// `new` as a JSON merge patch over `old`: top-level fields `new` no longer has are set to
+/// null (serde leaves absent fields out, and a merge patch keeps what it does not mention).
+pub(crate) fn merge_over<T: serde::Serialize>(old: &T, new: &T) -> serde_json::Value {
+    let mut patch = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(patch), Ok(serde_json::Value::Object(old))) =
+        (patch.as_object_mut(), serde_json::to_value(old))
+    {
+        for key in old.keys() {
+            patch.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
+}
+
 /// The API server answered `e` with one of these HTTP status codes.
 pub(crate) fn has_code(e: &kube::Error, codes: &[u16]) -> bool {
     matches!(e, kube::Error::Api(status) if codes.contains(&status.code))
 }
 
 /// The controllers this crate has, by the name `--controllers` takes.
-pub const ALL: &[&str] = &["replicaset", "deployment"];
+pub const ALL: &[&str] = &["replicaset", "deployment", "job"];
 
 /// Why a `--controllers` list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +72,31 @@ pub enum SetupError {
 /// # Errors
 /// An unknown name, or a controller the manager refuses.
 pub fn setup(mgr: &mut Manager, names: &[String]) -> Result<Vec<&'static str>, SetupError> {
+    setup_with(mgr, names, &Options::default())
+}
+
+/// Settings that upstream fixes and tests need to shorten.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// How long failed Job Pods wait to be replaced.
+    pub job_backoff: job::Backoff,
+}
+
+/// [`setup`] with non-default [`Options`].
+///
+/// # Errors
+/// An unknown name, or a controller the manager refuses.
+pub fn setup_with(
+    mgr: &mut Manager,
+    names: &[String],
+    options: &Options,
+) -> Result<Vec<&'static str>, SetupError> {
     let chosen = choose(names)?;
     for name in &chosen {
         match *name {
             "replicaset" => replicaset::setup(mgr)?,
             "deployment" => deployment::setup(mgr)?,
+            "job" => job::setup_with(mgr, options.job_backoff)?,
             other => return Err(SetupError::Unknown(other.to_owned())),
         }
     }
@@ -111,7 +146,10 @@ mod tests {
     fn controllers_flag_selects_like_kube_controller_manager() {
         assert_eq!(choose(&names("*")).unwrap(), ALL);
         assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
-        assert_eq!(choose(&names("*,-deployment")).unwrap(), ["replicaset"]);
+        assert_eq!(
+            choose(&names("*,-deployment")).unwrap(),
+            ["replicaset", "job"]
+        );
         let err = choose(&names("replicaset,cronjobs"))
             .unwrap_err()
             .to_string();

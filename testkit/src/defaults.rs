@@ -8,6 +8,38 @@ use serde_json::{Value, json};
 
 use crate::resources::ResourceInfo;
 
+/// A Job without `manualSelector: true` and without a selector gets the one kube-apiserver
+/// generates: its own uid, also set (with its name) as labels on the Pod template, so its Pods
+/// can never be claimed by another Job.
+fn job_selector(obj: &mut Value) {
+    let spec = &obj["spec"];
+    if !spec.is_object()
+        || spec["manualSelector"] == json!(true)
+        || spec.get("selector").is_some_and(|s| !s.is_null())
+    {
+        return;
+    }
+    let uid = obj["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].clone();
+    let spec = &mut obj["spec"];
+    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    if !spec["template"]["metadata"].is_object() {
+        spec["template"]["metadata"] = json!({});
+    }
+    let meta = &mut spec["template"]["metadata"];
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    for (key, value) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        meta["labels"][key] = value.clone();
+    }
+}
+
 /// Sets `obj[key] = value` when the key is absent or null.
 fn set(obj: &mut Value, key: &str, value: Value) {
     if obj.is_object() && obj.get(key).is_none_or(Value::is_null) {
@@ -90,6 +122,9 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         secret(obj);
         return;
     }
+    if info.group == "batch" && info.kind == "Job" {
+        job_selector(obj);
+    }
     let spec = &mut obj["spec"];
     if !spec.is_object() {
         return;
@@ -132,6 +167,18 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             template(spec);
         }
         ("batch", "Job") => {
+            if spec.get("completions").is_none_or(Value::is_null)
+                && spec.get("parallelism").is_none_or(Value::is_null)
+            {
+                set(spec, "completions", json!(1));
+            }
+            set(spec, "parallelism", json!(1));
+            let replacement = if spec.get("podFailurePolicy").is_some_and(Value::is_object) {
+                "Failed"
+            } else {
+                "TerminatingOrFailed"
+            };
+            set(spec, "podReplacementPolicy", json!(replacement));
             set(spec, "backoffLimit", json!(6));
             set(spec, "completionMode", json!("NonIndexed"));
             set(spec, "suspend", json!(false));
@@ -185,5 +232,42 @@ mod tests {
         apply(&info, &mut d);
         assert_eq!(d["spec"]["replicas"], 0);
         assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+    }
+
+    #[test]
+    fn jobs_get_a_generated_selector_and_labels_unless_manual() {
+        let info = Registry::default()
+            .get("batch", "v1", "jobs")
+            .expect("jobs");
+        let mut job =
+            json!({"metadata": {"name": "pi", "uid": "u-1"}, "spec": {"template": {"spec": {}}}});
+        apply(&info, &mut job);
+        assert_eq!(
+            job["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(
+            (
+                labels["job-name"].as_str(),
+                labels["controller-uid"].as_str()
+            ),
+            (Some("pi"), Some("u-1"))
+        );
+        assert_eq!(
+            (
+                job["spec"]["completions"].as_i64(),
+                job["spec"]["parallelism"].as_i64()
+            ),
+            (Some(1), Some(1))
+        );
+
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "parallelism": 2, "template": {}}});
+        apply(&info, &mut manual);
+        assert!(manual["spec"]["selector"].is_null());
+        assert!(
+            manual["spec"]["completions"].is_null(),
+            "a work queue: parallelism alone"
+        );
     }
 }

@@ -585,7 +585,7 @@ impl Sync<'_> {
         status.conditions = Some(conditions);
         let requeue = status::deadline_in(self.d, &status, self.now);
         if self.d.status.as_ref() != Some(&status) {
-            let body = json!({"metadata": {"resourceVersion": self.d.resource_version()}, "status": status});
+            let body = json!({"metadata": {"resourceVersion": self.d.resource_version()}, "status": crate::merge_over(&self.d.status.clone().unwrap_or_default(), &status)});
             match deployments
                 .patch_status(
                     &self.d.name_any(),

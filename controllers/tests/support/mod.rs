@@ -28,14 +28,26 @@ pub struct Env {
 impl Env {
     /// A server (a fresh namespace on a real one) with `controllers` running on it.
     pub async fn with(controllers: &[&str]) -> Env {
+        Self::with_options(controllers, kubeforge_controllers::Options::default()).await
+    }
+
+    /// [`Env::with`], the controllers set up with `options`.
+    pub async fn with_options(
+        controllers: &[&str],
+        options: kubeforge_controllers::Options,
+    ) -> Env {
         let cluster = TestCluster::from_env()
             .await
             .expect("the API server under test starts");
-        Self::on(cluster, controllers).await
+        Self::on(cluster, controllers, options).await
     }
 
     /// `controllers` running on `cluster`, in a fresh namespace on a real server.
-    pub async fn on(cluster: TestCluster, controllers: &[&str]) -> Env {
+    pub async fn on(
+        cluster: TestCluster,
+        controllers: &[&str],
+        options: kubeforge_controllers::Options,
+    ) -> Env {
         let ns = if cluster.faults().is_some() {
             "default".to_owned()
         } else {
@@ -50,12 +62,12 @@ impl Env {
             task: None,
         };
         if !controllers.is_empty() {
-            env.start(controllers).await;
+            env.start(controllers, &options).await;
         }
         env
     }
 
-    async fn start(&mut self, controllers: &[&str]) {
+    async fn start(&mut self, controllers: &[&str], options: &kubeforge_controllers::Options) {
         let config = ManagerConfig {
             namespace: Some(self.ns.clone()),
             handle_signals: false,
@@ -65,7 +77,7 @@ impl Env {
         };
         let mut mgr = Manager::new(self.client(), config).await.expect("manager");
         let names: Vec<String> = controllers.iter().map(|c| (*c).to_owned()).collect();
-        kubeforge_controllers::setup(&mut mgr, &names).expect("controllers register");
+        kubeforge_controllers::setup_with(&mut mgr, &names, options).expect("controllers register");
         self.stop = Some(mgr.shutdown_handle());
         self.task = Some(tokio::spawn(async move {
             mgr.run().await.expect("the manager runs");
