@@ -43,6 +43,12 @@ KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
   --test controller_trigger --test manager_endpoints --test manager_leader_election \
   --test manager_shutdown --test manager_signals -- --test-threads=1
 
+# The reference controllers on the real kube-apiserver (whose validation of Job status, for
+# one, is stricter than the embedded server's), one test at a time in a namespace each.
+echo "== the reference controllers' tests against a real kube-apiserver"
+KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
+  --test replicaset --test deployment --test job -- --test-threads=1
+
 skips=$(sort -u "$KUBEFORGE_SKIP_LOG" | grep -c . || true)
 echo "== skipped tests: $skips (each is a test that reported itself skipped, not a pass)"
 sort -u "$KUBEFORGE_SKIP_LOG" | sed 's/^/  /'

@@ -71,18 +71,20 @@ async fn wait_running(api: &Api<Pod>, job: &str, n: usize) -> Vec<Pod> {
 
 /// Waits for the Job's condition `type_` to be true and returns the Job.
 async fn condition(api: &Api<Job>, name: &str, type_: &str) -> Job {
-    eventually(&format!("{name} {type_}"), || async {
-        let job = api.get(name).await.ok()?;
-        let ok = job
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == "True");
-        ok.then_some(job)
-    })
-    .await
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = api.get(name).await.expect("get the Job");
+        let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+        if conditions.is_some_and(|c| c.iter().any(|c| c.type_ == type_ && c.status == "True")) {
+            return job;
+        }
+        let status = &job.status;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {name} {type_}; its status: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn reason(job: &Job, type_: &str) -> Option<String> {
@@ -285,7 +287,7 @@ async fn suspend_deletes_active_pods_and_resume_starts_again() {
     wait_running(&pods, "pausable", 0).await;
     let s = eventually("no active Pods, none counted as failed", || async {
         let s = jobs.get("pausable").await.ok()?.status?;
-        (s.active == Some(0) && s.start_time.is_none()).then_some(s)
+        (s.active.unwrap_or(0) == 0 && s.start_time.is_none()).then_some(s)
     })
     .await;
     assert_eq!(

@@ -295,7 +295,12 @@ async fn reconcile(job: Arc<Job>, ctx: Context<Arc<State>>) -> Result<Action, Re
     if let Some(target) = failure.or(success.clone()) {
         // Ending: no Pod runs any more; the final condition once every Pod has stopped.
         delete_pods(&pod_api, &active, &ctx, &key).await?;
-        let gone = active.is_empty() && satisfied;
+        // kube-apiserver refuses a finished Job that still has terminating or uncounted Pods.
+        let uncounted = next.uncounted_terminated_pods.as_ref().is_some_and(|u| {
+            u.succeeded.as_ref().is_some_and(|l| !l.is_empty())
+                || u.failed.as_ref().is_some_and(|l| !l.is_empty())
+        });
+        let gone = active.is_empty() && satisfied && !uncounted && seen_pods.terminating == 0;
         if !conditions.iter().any(|c| c.type_ == target.type_) {
             conditions.push(target.clone());
         }

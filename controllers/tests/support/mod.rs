@@ -36,6 +36,11 @@ impl Env {
         controllers: &[&str],
         options: kubeforge_controllers::Options,
     ) -> Env {
+        // RUST_LOG=kubeforge_controllers=debug shows what the controllers did.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let cluster = TestCluster::from_env()
             .await
             .expect("the API server under test starts");
