@@ -116,6 +116,8 @@ struct Sync<'a> {
     api: Api<ReplicaSet>,
     reference: OwnerReference,
     now: Timestamp,
+    /// The new set this sync created, for the `Progressing` condition.
+    created: Option<String>,
 }
 
 async fn reconcile(d: Arc<Deployment>, ctx: Context<()>) -> Result<Action, ReconcileError> {
@@ -161,6 +163,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Context<()>) -> Result<Action, Recon
         api,
         reference,
         now: Timestamp::now(),
+        created: None,
     };
 
     let paused = d.spec.paused == Some(true);
@@ -362,6 +365,7 @@ impl Sync<'_> {
                 tracing::info!(replicaset = %created.name_any(), replicas, "created the new ReplicaSet");
                 self.sets.push(created);
                 self.new = Some(self.sets.len() - 1);
+                self.created = Some(self.sets[self.sets.len() - 1].name_any());
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -542,20 +546,23 @@ impl Sync<'_> {
             &self.d.namespace().unwrap_or_default(),
         );
         let new = self.new.map(|n| &self.sets[n]);
-        if let Some(rev) = new.and_then(|rs| rs.annotations().get(REVISION))
-            && self.d.annotations().get(REVISION) != Some(rev)
-        {
-            let body = json!({"metadata": {"annotations": {REVISION: rev}}});
-            deployments
-                .patch(
-                    &self.d.name_any(),
-                    &crate::write_params(NAME),
-                    &Patch::Merge(body),
-                )
-                .await?;
-        }
         let all: Vec<&ReplicaSet> = self.sets.iter().collect();
-        let mut status = status::compute(self.d, &all, new, self.now);
+        // Creating the new set starts a rollout: `Progressing` says so (upstream
+        // `getNewReplicaSet`), which lets the next syncs report its progress.
+        let mut d = self.d.clone();
+        if let Some(name) = &self.created {
+            let status = d.status.get_or_insert_with(Default::default);
+            let conditions = status.conditions.get_or_insert_with(Vec::new);
+            let c = status::condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                format!("Created new replica set {name:?}"),
+                self.now,
+            );
+            status::set(conditions, c);
+        }
+        let mut status = status::compute(&d, &all, new, self.now);
         let mut conditions = status.conditions.take().unwrap_or_default();
         let progressing = status::get(self.d.status.as_ref(), "Progressing");
         let reason = progressing.and_then(|c| c.reason.as_deref());
@@ -595,10 +602,24 @@ impl Sync<'_> {
                 .await
             {
                 Ok(_) => {}
-                // The Deployment changed meanwhile (or is gone): that change reconciles it again.
-                Err(e) if crate::has_code(&e, &[409, 404]) => {}
+                Err(e) if crate::has_code(&e, &[404]) => return Ok(Action::await_change()),
+                // 409: the Deployment changed since this sync read it; retried from the new one.
                 Err(e) => return Err(e.into()),
             }
+        }
+        // The revision on the Deployment, after the status (whose write is guarded by the
+        // resourceVersion this sync read).
+        if let Some(rev) = new.and_then(|rs| rs.annotations().get(REVISION))
+            && self.d.annotations().get(REVISION) != Some(rev)
+        {
+            let body = json!({"metadata": {"annotations": {REVISION: rev}}});
+            deployments
+                .patch(
+                    &self.d.name_any(),
+                    &crate::write_params(NAME),
+                    &Patch::Merge(body),
+                )
+                .await?;
         }
         Ok(match requeue {
             Some(after) => Action::requeue(

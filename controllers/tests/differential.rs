@@ -1,0 +1,584 @@
+//! Differential tests: the same scenarios on two real control planes, one running
+//! kube-controller-manager's own ReplicaSet, Deployment and Job controllers, the other running
+//! kubeforge's (kube-controller-manager there runs only the garbage collector and the namespace
+//! controller). The test plays kubelet identically on both, one step at a time: after each step
+//! it waits until the namespace stops changing and records what a user would see (objects,
+//! owners, labels, replica counts, conditions). The two records must be equal.
+//!
+//! Normalised, because they differ by design and say nothing about behaviour: generated name
+//! suffixes and `pod-template-hash` values (kubeforge hashes the template's JSON, upstream a Go
+//! struct dump, see `deployment::hash`), timestamps, and status counters that are zero (upstream
+//! omits them, kubeforge writes some as 0).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, ReplicaSetSpec,
+    RollingUpdateDeployment,
+};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use kubeforge_testkit::control_plane::{Binaries, ControlPlane};
+use serde_json::json;
+use support::*;
+
+/// What one side recorded: a line per step.
+type Record = Vec<String>;
+
+/// One namespace on one plane, as a scenario drives it.
+struct Side {
+    client: Client,
+    ns: String,
+}
+
+impl Side {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Waits until `observe` gives the same answer for 1.5 s (at most 40 s) and returns it.
+    async fn settle(&self, step: &str, observe: impl AsyncFn(&Side) -> String) -> String {
+        let started = tokio::time::Instant::now();
+        let mut last = observe(self).await;
+        let mut since = tokio::time::Instant::now();
+        while since.elapsed() < Duration::from_millis(1500)
+            && started.elapsed() < Duration::from_secs(40)
+        {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now = observe(self).await;
+            if now != last {
+                last = now;
+                since = tokio::time::Instant::now();
+            }
+        }
+        format!("{step}: {last}")
+    }
+
+    /// Plays kubelet once: every Pod not yet ready and not finished becomes Running and Ready.
+    async fn ready_all(&self) {
+        let pods: Api<Pod> = self.api();
+        for pod in pods
+            .list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+        {
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_none()
+                && !matches!(phase.as_str(), "Succeeded" | "Failed")
+                && !is_ready(&pod)
+            {
+                mark_ready(&pods, &pod.name_any(), jiff::SignedDuration::ZERO).await;
+            }
+        }
+    }
+
+    /// Plays kubelet once: every running Pod ends in `phase`.
+    async fn finish_all(&self, phase: &str) {
+        let pods: Api<Pod> = self.api();
+        for pod in pods
+            .list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+        {
+            let current = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_none()
+                && !matches!(current.as_str(), "Succeeded" | "Failed")
+            {
+                mark_finished(&pods, &pod.name_any(), phase).await;
+            }
+        }
+    }
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A generated name without its random suffix: `web-7d9f8-abcde` is `web-*`; a name given by the
+/// test stays.
+fn stem(name: &str, owner: &str) -> String {
+    if name.starts_with(&format!("{owner}-")) {
+        format!("{owner}-*")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn n(v: Option<i32>) -> i32 {
+    v.unwrap_or(0)
+}
+
+/// Pods: `name(controller,labels-without-hash,ready)` sorted.
+async fn pods_line(side: &Side, owner: &str) -> String {
+    let pods: Api<Pod> = side.api();
+    let mut out: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let controller = p
+                .owner_references()
+                .iter()
+                .find(|r| r.controller == Some(true))
+                .map_or("-".to_owned(), |r| {
+                    format!("{}/{}", r.kind, stem(&r.name, owner))
+                });
+            let labels: BTreeMap<&String, &String> = p
+                .labels()
+                .iter()
+                .filter(|(k, _)| !k.contains("pod-template-hash") && !k.contains("controller-uid"))
+                .collect();
+            let phase = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            format!(
+                "{}({controller},{labels:?},{phase},ready={})",
+                stem(&p.name_any(), owner),
+                is_ready(p)
+            )
+        })
+        .collect();
+    out.sort();
+    out.join(" ")
+}
+
+async fn replicasets_line(side: &Side, owner: &str) -> String {
+    let sets: Api<ReplicaSet> = side.api();
+    let mut out: Vec<String> = sets
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|rs| {
+            let s = rs.status.clone().unwrap_or_default();
+            let image = rs
+                .spec
+                .template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers[0].image.clone())
+                .unwrap_or_default();
+            let rev = rs
+                .annotations()
+                .get("deployment.kubernetes.io/revision")
+                .cloned()
+                .unwrap_or_default();
+            let controller = rs
+                .owner_references()
+                .iter()
+                .find(|r| r.controller == Some(true))
+                .map_or("-".to_owned(), |r| format!("{}/{}", r.kind, r.name));
+            format!(
+                "{}[{controller} rev={rev} {image} spec={} status={}/{}/{}/{}]",
+                stem(&rs.name_any(), owner),
+                n(rs.spec.replicas),
+                s.replicas,
+                n(s.fully_labeled_replicas),
+                n(s.ready_replicas),
+                n(s.available_replicas)
+            )
+        })
+        .collect();
+    out.sort();
+    out.join(" ")
+}
+
+// --- ReplicaSet: adoption, scale up, scale down, release -------------------------------------
+
+async fn replicaset_scenario(side: Side) -> Record {
+    let (sets, pods) = (side.api::<ReplicaSet>(), side.api::<Pod>());
+    let observe = async |s: &Side| {
+        format!(
+            "{} | {}",
+            replicasets_line(s, "rs").await,
+            pods_line(s, "rs").await
+        )
+    };
+    let mut record = Vec::new();
+    let orphan = Pod {
+        metadata: ObjectMeta {
+            name: Some("orphan".into()),
+            labels: Some(labels("rs")),
+            ..ObjectMeta::default()
+        },
+        spec: template("rs", "nginx:1").spec,
+        status: None,
+    };
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("create the orphan");
+    let rs = ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some("rs".into()),
+            ..ObjectMeta::default()
+        },
+        spec: ReplicaSetSpec {
+            replicas: Some(3),
+            min_ready_seconds: None,
+            selector: selector("rs"),
+            template: Some(template("rs", "nginx:1")),
+        },
+        status: None,
+    };
+    sets.create(&PostParams::default(), &rs)
+        .await
+        .expect("create the set");
+    record.push(side.settle("adopt and scale up", observe).await);
+    // Ready: the two Pods the set made; the adopted orphan stays unready, so it goes first.
+    for pod in pods.list(&ListParams::default()).await.expect("list").items {
+        if pod.name_any() != "orphan" {
+            mark_ready(&pods, &pod.name_any(), jiff::SignedDuration::ZERO).await;
+        }
+    }
+    record.push(side.settle("two ready", observe).await);
+    sets.patch(
+        "rs",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .expect("scale down");
+    record.push(side.settle("scale down to 2", observe).await);
+    // Between equally ready Pods of the same age upstream picks at random; names are
+    // normalised, so either survivor records the same.
+    sets.patch(
+        "rs",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scale down");
+    record.push(side.settle("scale down to 1", observe).await);
+    let survivor = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .expect("a survivor");
+    pods.patch(
+        &survivor.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "gone"}}})),
+    )
+    .await
+    .expect("relabel");
+    record.push(side.settle("relabel the survivor", observe).await);
+    record
+}
+
+// --- Deployment: rolling update and Recreate, kubelet one step at a time ------------------------
+
+fn deployment(name: &str, strategy: DeploymentStrategy) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: DeploymentSpec {
+            replicas: Some(3),
+            selector: selector(name),
+            template: template(name, "nginx:1"),
+            strategy: Some(strategy),
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    }
+}
+
+async fn deployment_line(side: &Side, name: &str) -> String {
+    let api: Api<Deployment> = side.api();
+    let Ok(d) = api.get(name).await else {
+        return "absent".into();
+    };
+    let s = d.status.clone().unwrap_or_default();
+    let mut conditions: Vec<String> = s
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}:{}",
+                c.type_.clone().unwrap_or_default(),
+                c.status.clone().unwrap_or_default(),
+                c.reason.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    conditions.sort();
+    format!(
+        "rev={} {}/{}/{}/{}/{} {conditions:?}",
+        d.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .cloned()
+            .unwrap_or_default(),
+        n(s.replicas),
+        n(s.updated_replicas),
+        n(s.ready_replicas),
+        n(s.available_replicas),
+        n(s.unavailable_replicas)
+    )
+}
+
+async fn rollout_scenario(side: Side, name: &'static str, strategy: DeploymentStrategy) -> Record {
+    let deployments = side.api::<Deployment>();
+    let observe = async move |s: &Side| {
+        format!(
+            "{} | {} | {}",
+            deployment_line(s, name).await,
+            replicasets_line(s, name).await,
+            pods_line(s, name).await
+        )
+    };
+    let mut record = Vec::new();
+    deployments
+        .create(&PostParams::default(), &deployment(name, strategy))
+        .await
+        .expect("create the deployment");
+    record.push(side.settle("created", observe).await);
+    side.ready_all().await;
+    record.push(side.settle("ready", observe).await);
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}});
+    deployments
+        .patch(name, &PatchParams::default(), &Patch::Strategic(image))
+        .await
+        .expect("new image");
+    for step in 1..=5 {
+        record.push(side.settle(&format!("rollout step {step}"), observe).await);
+        side.ready_all().await;
+    }
+    record.push(side.settle("rolled out", observe).await);
+    record
+}
+
+// --- Job: a failing Pod and backoffLimit ------------------------------------------------------
+
+async fn job_line(side: &Side) -> String {
+    let api: Api<Job> = side.api();
+    let Ok(job) = api.get("flaky").await else {
+        return "absent".into();
+    };
+    let s = job.status.clone().unwrap_or_default();
+    let mut conditions: Vec<String> = s
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}:{}",
+                c.type_,
+                c.status,
+                c.reason.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    conditions.sort();
+    format!(
+        "active={} ready={} succeeded={} failed={} {conditions:?}",
+        n(s.active),
+        n(s.ready),
+        n(s.succeeded),
+        n(s.failed)
+    )
+}
+
+async fn job_scenario(side: Side) -> Record {
+    let jobs = side.api::<Job>();
+    let observe =
+        async |s: &Side| format!("{} | {}", job_line(s).await, pods_line(s, "flaky").await);
+    let mut record = Vec::new();
+    let mut template = template("flaky", "busybox:1");
+    template.spec.as_mut().expect("spec").restart_policy = Some("Never".into());
+    let job = Job {
+        metadata: ObjectMeta {
+            name: Some("flaky".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(1),
+            template,
+            ..JobSpec::default()
+        }),
+        status: None,
+    };
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create the job");
+    record.push(side.settle("started", observe).await);
+    side.finish_all("Failed").await;
+    // Upstream's Pod failure backoff is 10 s: wait for the replacement on both sides.
+    let pods: Api<Pod> = side.api();
+    eventually("a replacement Pod", || async {
+        let running = pods
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Failed"))
+            .count();
+        (running == 1).then_some(())
+    })
+    .await;
+    record.push(side.settle("first failure replaced", observe).await);
+    side.finish_all("Failed").await;
+    record.push(side.settle("second failure", observe).await);
+    record
+}
+
+/// A started plane and a namespace per scenario on it.
+async fn side(plane: &ControlPlane, scenario: &str) -> Side {
+    let client = plane.client();
+    let ns = format!("diff-{scenario}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the namespace");
+    Side { client, ns }
+}
+
+async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
+    let (rs, rolling, recreate, job) = tokio::join!(
+        async { replicaset_scenario(side(plane, "rs").await).await },
+        async {
+            let strategy = DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            };
+            rollout_scenario(side(plane, "rolling").await, "web", strategy).await
+        },
+        async {
+            rollout_scenario(
+                side(plane, "recreate").await,
+                "db",
+                DeploymentStrategy {
+                    type_: Some("Recreate".into()),
+                    rolling_update: None,
+                },
+            )
+            .await
+        },
+        async { job_scenario(side(plane, "job").await).await },
+    );
+    vec![
+        ("replicaset", rs),
+        ("deployment rolling update", rolling),
+        ("deployment recreate", recreate),
+        ("job backoffLimit", job),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeforge_controllers_behave_as_kube_controller_manager() {
+    let binaries = match Binaries::discover() {
+        Ok(b) if b.kube_controller_manager.is_some() => b,
+        other => {
+            let why = other
+                .err()
+                .map_or("kube-controller-manager was not built".to_owned(), |e| {
+                    e.to_string()
+                });
+            kubeforge_testkit::cluster::record_skip(
+                "controllers::differential",
+                &format!("needs the real control plane (scripts/control-plane.sh): {why}"),
+            );
+            return;
+        }
+    };
+    let upstream = ControlPlane::builder()
+        .binaries(binaries.clone())
+        .controllers(["replicaset", "deployment", "job"]);
+    let ours = ControlPlane::builder().binaries(binaries);
+    let (upstream, ours) = tokio::join!(upstream.start(), ours.start());
+    let (upstream, ours) = (
+        upstream.expect("the upstream plane starts"),
+        ours.expect("our plane starts"),
+    );
+
+    let config = kubeforge::manager::ManagerConfig {
+        handle_signals: false,
+        ..Default::default()
+    };
+    let mut mgr = kubeforge::manager::Manager::new(ours.client(), config)
+        .await
+        .expect("manager");
+    kubeforge_controllers::setup(
+        &mut mgr,
+        &["replicaset".into(), "deployment".into(), "job".into()],
+    )
+    .expect("controllers");
+    let stop = mgr.shutdown_handle();
+    let running = tokio::spawn(mgr.run());
+
+    let (theirs, mine) = tokio::join!(run_all(&upstream), run_all(&ours));
+    stop.shutdown();
+    running
+        .await
+        .expect("manager task")
+        .expect("manager ends cleanly");
+
+    let mut differences = Vec::new();
+    for ((scenario, a), (_, b)) in theirs.iter().zip(&mine) {
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                differences.push(format!(
+                    "{scenario}:\n  kube-controller-manager: {x}\n  kubeforge:               {y}"
+                ));
+            }
+        }
+    }
+    for (scenario, record) in &mine {
+        println!("== {scenario}");
+        for line in record {
+            println!("  {line}");
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
