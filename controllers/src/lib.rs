@@ -16,6 +16,8 @@
 //! that has not caught up).
 
 pub mod claims;
+pub mod clock;
+pub mod cronjob;
 pub mod deployment;
 pub mod expectations;
 pub mod job;
@@ -53,7 +55,7 @@ pub(crate) fn has_code(e: &kube::Error, codes: &[u16]) -> bool {
 }
 
 /// The controllers this crate has, by the name `--controllers` takes.
-pub const ALL: &[&str] = &["replicaset", "deployment", "job"];
+pub const ALL: &[&str] = &["replicaset", "deployment", "job", "cronjob"];
 
 /// Why a `--controllers` list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +78,21 @@ pub fn setup(mgr: &mut Manager, names: &[String]) -> Result<Vec<&'static str>, S
 }
 
 /// Settings that upstream fixes and tests need to shorten.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// How long failed Job Pods wait to be replaced.
     pub job_backoff: job::Backoff,
+    /// The CronJob controller's clock.
+    pub clock: std::sync::Arc<dyn clock::Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            job_backoff: job::Backoff::default(),
+            clock: std::sync::Arc::new(clock::SystemClock),
+        }
+    }
 }
 
 /// [`setup`] with non-default [`Options`].
@@ -97,6 +110,7 @@ pub fn setup_with(
             "replicaset" => replicaset::setup(mgr)?,
             "deployment" => deployment::setup(mgr)?,
             "job" => job::setup_with(mgr, options.job_backoff)?,
+            "cronjob" => cronjob::setup_with(mgr, options.clock.clone())?,
             other => return Err(SetupError::Unknown(other.to_owned())),
         }
     }
@@ -148,7 +162,7 @@ mod tests {
         assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
         assert_eq!(
             choose(&names("*,-deployment")).unwrap(),
-            ["replicaset", "job"]
+            ["replicaset", "job", "cronjob"]
         );
         let err = choose(&names("replicaset,cronjobs"))
             .unwrap_err()

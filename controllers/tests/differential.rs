@@ -1,5 +1,5 @@
 //! Differential tests: the same scenarios on two real control planes, one running
-//! kube-controller-manager's own ReplicaSet, Deployment and Job controllers, the other running
+//! kube-controller-manager's own ReplicaSet, Deployment, Job and CronJob controllers, the other running
 //! kubeforge's (kube-controller-manager there runs only the garbage collector and the namespace
 //! controller). The test plays kubelet identically on both, one step at a time: after each step
 //! it waits until the namespace stops changing and records what a user would see (objects,
@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, ReplicaSetSpec,
     RollingUpdateDeployment,
 };
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -457,6 +457,100 @@ async fn job_scenario(side: Side) -> Record {
     record
 }
 
+// --- CronJob: an hour of missed runs, Forbid -------------------------------------------------
+
+async fn cronjob_line(side: &Side) -> String {
+    let api: Api<CronJob> = side.api();
+    let Ok(cj) = api.get("nightly").await else {
+        return "absent".into();
+    };
+    let status = cj.status.clone().unwrap_or_default();
+    let last = status
+        .last_schedule_time
+        .as_ref()
+        .map(|t| t.0.as_second() / 60);
+    let jobs: Api<Job> = side.api();
+    let mut lines: Vec<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|j| {
+            let minute: Option<i64> = j.name_any().rsplit('-').next().and_then(|m| m.parse().ok());
+            let stamp = j.annotations().get("batch.kubernetes.io/cronjob-scheduled-timestamp").and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second() / 60);
+            format!(
+                "{}(controller={}, name is lastScheduleTime={}, on a 5-minute mark={}, annotation matches={})",
+                stem(&j.name_any(), "nightly"),
+                controller_name(j).unwrap_or_default(),
+                minute.is_some() && minute == last,
+                minute.is_some_and(|m| m % 5 == 0),
+                stamp.is_some() && stamp == minute
+            )
+        })
+        .collect();
+    lines.sort();
+    format!(
+        "active={} lastScheduleTime set={} | {}",
+        status.active.map_or(0, |a| a.len()),
+        last.is_some(),
+        lines.join(" ")
+    )
+}
+
+async fn cronjob_scenario(side: Side) -> Record {
+    let cronjobs = side.api::<CronJob>();
+    let observe = async |s: &Side| cronjob_line(s).await;
+    let mut record = Vec::new();
+    let mut template = template("nightly", "busybox:1");
+    template.spec.as_mut().expect("spec").restart_policy = Some("Never".into());
+    let cj = CronJob {
+        metadata: ObjectMeta {
+            name: Some("nightly".into()),
+            ..ObjectMeta::default()
+        },
+        spec: CronJobSpec {
+            schedule: "*/5 * * * *".into(),
+            concurrency_policy: Some("Forbid".into()),
+            suspend: Some(true),
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(JobSpec {
+                    template,
+                    ..JobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        },
+        status: None,
+    };
+    cronjobs
+        .create(&PostParams::default(), &cj)
+        .await
+        .expect("create the cronjob");
+    record.push(side.settle("created suspended", observe).await);
+    // As if the controller had been down for an hour: twelve runs missed.
+    let hour_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    cronjobs
+        .patch_status(
+            "nightly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"lastScheduleTime": hour_ago}})),
+        )
+        .await
+        .expect("set lastScheduleTime");
+    cronjobs
+        .patch(
+            "nightly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .expect("resume");
+    record.push(side.settle("resumed after a missed hour", observe).await);
+    record
+}
+
 /// A started plane and a namespace per scenario on it.
 async fn side(plane: &ControlPlane, scenario: &str) -> Side {
     let client = plane.client();
@@ -477,7 +571,7 @@ async fn side(plane: &ControlPlane, scenario: &str) -> Side {
 }
 
 async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
-    let (rs, rolling, recreate, job) = tokio::join!(
+    let (rs, rolling, recreate, job, cronjob) = tokio::join!(
         async { replicaset_scenario(side(plane, "rs").await).await },
         async {
             let strategy = DeploymentStrategy {
@@ -501,12 +595,14 @@ async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
             .await
         },
         async { job_scenario(side(plane, "job").await).await },
+        async { cronjob_scenario(side(plane, "cronjob").await).await },
     );
     vec![
         ("replicaset", rs),
         ("deployment rolling update", rolling),
         ("deployment recreate", recreate),
         ("job backoffLimit", job),
+        ("cronjob missed hour, Forbid", cronjob),
     ]
 }
 
@@ -529,7 +625,7 @@ async fn kubeforge_controllers_behave_as_kube_controller_manager() {
     };
     let upstream = ControlPlane::builder()
         .binaries(binaries.clone())
-        .controllers(["replicaset", "deployment", "job"]);
+        .controllers(["replicaset", "deployment", "job", "cronjob"]);
     let ours = ControlPlane::builder().binaries(binaries);
     let (upstream, ours) = tokio::join!(upstream.start(), ours.start());
     let (upstream, ours) = (
@@ -544,11 +640,7 @@ async fn kubeforge_controllers_behave_as_kube_controller_manager() {
     let mut mgr = kubeforge::manager::Manager::new(ours.client(), config)
         .await
         .expect("manager");
-    kubeforge_controllers::setup(
-        &mut mgr,
-        &["replicaset".into(), "deployment".into(), "job".into()],
-    )
-    .expect("controllers");
+    kubeforge_controllers::setup(&mut mgr, &["*".into()]).expect("controllers");
     let stop = mgr.shutdown_handle();
     let running = tokio::spawn(mgr.run());
 

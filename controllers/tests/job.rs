@@ -23,6 +23,7 @@ fn fast() -> Options {
             base: Duration::from_millis(200),
             max: Duration::from_secs(2),
         },
+        ..Options::default()
     }
 }
 
