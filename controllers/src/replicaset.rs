@@ -23,13 +23,12 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::core::Selector;
 use kube::{Api, ResourceExt};
 use kubeforge::controller::owner::{controller_of, controller_reference};
 use kubeforge::controller::{Action, BuildError, Context, Controller, ReconcileError, Watch};
 use kubeforge::manager::Manager;
-use serde_json::json;
 
 use crate::claims::{Claimant, claim, owners_to_sync};
 use crate::expectations::{Expectations, Seen};
@@ -281,37 +280,12 @@ async fn write_status(
         available_replicas: nonzero(status.available_replicas),
         ..status
     };
-    if rs.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
     let api: Api<ReplicaSet> =
         Api::namespaced(ctx.client().clone(), &rs.namespace().unwrap_or_default());
-    // The whole status, guarded by the resourceVersion the counts were computed from.
-    let body = json!({
-        "metadata": {"resourceVersion": rs.resource_version()},
-        "status": {
-            "replicas": status.replicas,
-            "fullyLabeledReplicas": status.fully_labeled_replicas,
-            "readyReplicas": status.ready_replicas,
-            "availableReplicas": status.available_replicas,
-            "terminatingReplicas": status.terminating_replicas,
-            "observedGeneration": status.observed_generation,
-            "conditions": status.conditions,
-        }
-    });
-    match api
-        .patch_status(
-            &rs.name_any(),
-            &crate::write_params(NAME),
-            &Patch::Merge(body),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // The set changed meanwhile (or is gone): its change reconciles it again.
-        Err(e) if crate::has_code(&e, &[409, 404]) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let old = rs.status.clone().unwrap_or_default();
+    // A stale or deleted set needs nothing: its change reconciles it again.
+    crate::write_status(&api, rs, NAME, &old, &status).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,12 +27,11 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, Patch, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::{Api, ResourceExt};
 use kubeforge::controller::owner::controller_reference;
 use kubeforge::controller::{Action, BuildError, Context, Controller, ReconcileError, Watch};
 use kubeforge::manager::Manager;
-use serde_json::json;
 
 use crate::clock::{Clock, SystemClock};
 use schedule::{Schedule, TOO_MANY_MISSED};
@@ -337,22 +336,8 @@ async fn write_status(
     old: &CronJobStatus,
     new: &CronJobStatus,
 ) -> Result<(), ReconcileError> {
-    if old == new {
-        return Ok(());
-    }
     let api: Api<CronJob> =
         Api::namespaced(ctx.client().clone(), &cj.namespace().unwrap_or_default());
-    let body = json!({"metadata": {"resourceVersion": cj.resource_version()}, "status": crate::merge_over(old, new)});
-    match api
-        .patch_status(
-            &cj.name_any(),
-            &crate::write_params(NAME),
-            &Patch::Merge(body),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if crate::has_code(&e, &[404]) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::write_status(&api, cj, NAME, old, new).await?;
+    Ok(())
 }

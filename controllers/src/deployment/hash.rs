@@ -14,7 +14,8 @@ pub const LABEL: &str = "pod-template-hash";
 /// Upstream's alphabet for generated strings: no vowels, no confusable characters.
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn fnv1a32(bytes: &[u8], mut hash: u32) -> u32 {
+/// FNV-1a, 32 bits, continuing from `hash` (start with `0x811c_9dc5`).
+pub(crate) fn fnv1a32(bytes: &[u8], mut hash: u32) -> u32 {
     for b in bytes {
         hash ^= u32::from(*b);
         hash = hash.wrapping_mul(0x0100_0193);
@@ -33,6 +34,11 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
     if let Some(count) = collision_count {
         hash = fnv1a32(&count.to_le_bytes(), hash);
     }
+    safe_encode(hash)
+}
+
+/// `hash` as upstream names things by it (`rand.SafeEncodeString` of its decimal digits).
+pub(crate) fn safe_encode(hash: u32) -> String {
     hash.to_string()
         .bytes()
         .map(|d| char::from(ALPHABET[usize::from(d) % ALPHABET.len()]))

@@ -23,7 +23,7 @@
 //! of a rollout (the change waits until one set is active), the deprecated `rollbackTo`, the
 //! `ReplicaFailure` condition copied from the sets, and events.
 
-mod hash;
+pub(crate) mod hash;
 pub mod rollout;
 mod status;
 
@@ -591,21 +591,16 @@ impl Sync<'_> {
         }
         status.conditions = Some(conditions);
         let requeue = status::deadline_in(self.d, &status, self.now);
-        if self.d.status.as_ref() != Some(&status) {
-            let body = json!({"metadata": {"resourceVersion": self.d.resource_version()}, "status": crate::merge_over(&self.d.status.clone().unwrap_or_default(), &status)});
-            match deployments
-                .patch_status(
-                    &self.d.name_any(),
-                    &crate::write_params(NAME),
-                    &Patch::Merge(body),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if crate::has_code(&e, &[404]) => return Ok(Action::await_change()),
-                // 409: the Deployment changed since this sync read it; retried from the new one.
-                Err(e) => return Err(e.into()),
+        let old = self.d.status.clone().unwrap_or_default();
+        match crate::write_status(&deployments, self.d, NAME, &old, &status).await? {
+            crate::StatusWrite::Gone => return Ok(Action::await_change()),
+            // The Deployment changed since this sync read it; retried from the new one.
+            crate::StatusWrite::Stale => {
+                return Err(ReconcileError::transient(
+                    "the Deployment changed while its status was written",
+                ));
             }
+            crate::StatusWrite::Written | crate::StatusWrite::Unchanged => {}
         }
         // The revision on the Deployment, after the status (whose write is guarded by the
         // resourceVersion this sync read).

@@ -3,7 +3,6 @@
 //! its ReplicaSets, so every step can be tested without a server.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// The numbers of one ReplicaSet a rollout step looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,23 +28,6 @@ pub struct Limits {
     pub max_unavailable: i32,
 }
 
-/// Resolves an int-or-percent against `total` (upstream `GetScaledValueFromIntOrPercent`).
-fn scaled(value: Option<&IntOrString>, default: &str, total: i32, round_up: bool) -> i32 {
-    let percent = |p: &str| -> i32 {
-        let p: f64 = p.trim_end_matches('%').parse().unwrap_or(0.0);
-        let v = p * f64::from(total) / 100.0;
-        // Truncation is the point: Kubernetes rounds surge up and unavailability down.
-        #[allow(clippy::cast_possible_truncation)]
-        let v = if round_up { v.ceil() } else { v.floor() } as i32;
-        v
-    };
-    match value {
-        Some(IntOrString::Int(n)) => *n,
-        Some(IntOrString::String(s)) => percent(s),
-        None => percent(default),
-    }
-}
-
 impl Limits {
     /// The bounds of `d` (upstream `ResolveFenceposts` and `MaxUnavailable`): Recreate allows
     /// no surge and no unavailability; both zero is read as one unavailable Pod, so a rollout
@@ -62,13 +44,13 @@ impl Limits {
             };
         }
         let params = strategy.and_then(|s| s.rolling_update.as_ref());
-        let max_surge = scaled(
+        let max_surge = crate::scaled(
             params.and_then(|p| p.max_surge.as_ref()),
             "25%",
             replicas,
             true,
         );
-        let mut max_unavailable = scaled(
+        let mut max_unavailable = crate::scaled(
             params.and_then(|p| p.max_unavailable.as_ref()),
             "25%",
             replicas,
@@ -165,6 +147,7 @@ pub fn complete(limits: Limits, updated: i32, running: i32, available: i32) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn set(name: &str, replicas: i32, available: i32) -> SetCounts {
         SetCounts {

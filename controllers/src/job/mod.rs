@@ -739,25 +739,13 @@ async fn write_status(
     old: &JobStatus,
     next: &JobStatus,
 ) -> Result<(), ReconcileError> {
-    if old == next {
-        return Ok(());
-    }
     let api: Api<Job> = Api::namespaced(ctx.client().clone(), &job.namespace().unwrap_or_default());
-    let body = json!({"metadata": {"resourceVersion": job.resource_version()}, "status": crate::merge_over(old, next)});
-    match api
-        .patch_status(
-            &job.name_any(),
-            &crate::write_params(NAME),
-            &Patch::Merge(body),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
+    match crate::write_status(&api, job, NAME, old, next).await? {
         // Changed meanwhile: the change reconciles it again, from the new counts.
-        Err(e) if crate::has_code(&e, &[409]) => Err(ReconcileError::transient(
+        crate::StatusWrite::Stale => Err(ReconcileError::transient(
             "the Job changed while its status was written",
         )),
-        Err(e) => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
