@@ -1,14 +1,15 @@
 //! Differential tests: the same scenarios on two real control planes, one running
-//! kube-controller-manager's own ReplicaSet, Deployment, Job and CronJob controllers, the other running
-//! kubeforge's (kube-controller-manager there runs only the garbage collector and the namespace
-//! controller). The test plays kubelet identically on both, one step at a time: after each step
-//! it waits until the namespace stops changing and records what a user would see (objects,
-//! owners, labels, replica counts, conditions). The two records must be equal.
+//! kube-controller-manager's own ReplicaSet, Deployment, StatefulSet, Job and CronJob
+//! controllers, the other running kubeforge's (kube-controller-manager there runs only the
+//! garbage collector and the namespace controller). The test plays kubelet identically on both,
+//! one step at a time: after each step it waits until the namespace stops changing and records
+//! what a user would see (objects, owners, labels, replica counts, conditions). The two records
+//! must be equal.
 //!
 //! Normalised, because they differ by design and say nothing about behaviour: generated name
 //! suffixes and `pod-template-hash` values (kubeforge hashes the template's JSON, upstream a Go
-//! struct dump, see `deployment::hash`), timestamps, and status counters that are zero (upstream
-//! omits them, kubeforge writes some as 0).
+//! struct dump, see `deployment::hash`; likewise ControllerRevision names), timestamps, and status
+//! counters that are zero (upstream omits them, kubeforge writes some as 0).
 
 mod support;
 
@@ -17,10 +18,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, ReplicaSetSpec,
-    RollingUpdateDeployment,
+    RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -551,6 +555,130 @@ async fn cronjob_scenario(side: Side) -> Record {
     record
 }
 
+// --- StatefulSet: ordered scale up, rolling update in reverse order, scale down -------------
+
+/// The set's status and its Pods and claims. Revision names hash the template (each side its
+/// own way), so a Pod's revision is recorded as `update` or `current`, as the status names them.
+async fn statefulset_line(side: &Side) -> String {
+    let (sets, pods) = (side.api::<StatefulSet>(), side.api::<Pod>());
+    let Ok(set) = sets.get("db").await else {
+        return "absent".into();
+    };
+    let s = set.status.clone().unwrap_or_default();
+    let revision = |r: Option<&String>| match r {
+        Some(r) if Some(r) == s.update_revision.as_ref() => "update",
+        Some(r) if Some(r) == s.current_revision.as_ref() => "current",
+        _ => "other",
+    };
+    let mut members: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let image = p.spec.as_ref().map(|s| s.containers[0].image.clone());
+            format!(
+                "{}({},{},{},ready={})",
+                p.name_any(),
+                controller_name(p).unwrap_or_default(),
+                revision(p.labels().get("controller-revision-hash")),
+                image.flatten().unwrap_or_default(),
+                is_ready(p)
+            )
+        })
+        .collect();
+    members.sort();
+    let claims: Api<PersistentVolumeClaim> = side.api();
+    let mut claims: Vec<String> = claims
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| format!("{}{:?}", c.name_any(), c.owner_references()))
+        .collect();
+    claims.sort();
+    format!(
+        "{}/{}/{}/{}/{} same-revision={} | {} | {}",
+        s.replicas,
+        n(s.ready_replicas),
+        n(s.available_replicas),
+        n(s.current_replicas),
+        n(s.updated_replicas),
+        s.current_revision == s.update_revision,
+        members.join(" "),
+        claims.join(" ")
+    )
+}
+
+async fn statefulset_scenario(side: Side) -> Record {
+    let sets = side.api::<StatefulSet>();
+    let observe = async |s: &Side| statefulset_line(s).await;
+    let mut record = Vec::new();
+    let set = StatefulSet {
+        metadata: ObjectMeta {
+            name: Some("db".into()),
+            ..ObjectMeta::default()
+        },
+        spec: StatefulSetSpec {
+            replicas: Some(3),
+            selector: selector("db"),
+            service_name: Some("db".into()),
+            template: template("db", "nginx:1"),
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".into(),
+                            Quantity("1Gi".into()),
+                        )])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                status: None,
+            }]),
+            ..StatefulSetSpec::default()
+        },
+        status: None,
+    };
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create the set");
+    record.push(side.settle("created", observe).await);
+    for step in 1..=3 {
+        side.ready_all().await;
+        record.push(side.settle(&format!("scale up step {step}"), observe).await);
+    }
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}});
+    sets.patch("db", &PatchParams::default(), &Patch::Strategic(image))
+        .await
+        .expect("new image");
+    for step in 1..=4 {
+        record.push(
+            side.settle(&format!("rolling update step {step}"), observe)
+                .await,
+        );
+        side.ready_all().await;
+    }
+    sets.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scale down");
+    record.push(side.settle("scale down to 1", observe).await);
+    record
+}
+
 /// A started plane and a namespace per scenario on it.
 async fn side(plane: &ControlPlane, scenario: &str) -> Side {
     let client = plane.client();
@@ -571,7 +699,7 @@ async fn side(plane: &ControlPlane, scenario: &str) -> Side {
 }
 
 async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
-    let (rs, rolling, recreate, job, cronjob) = tokio::join!(
+    let (rs, rolling, recreate, job, cronjob, statefulset) = tokio::join!(
         async { replicaset_scenario(side(plane, "rs").await).await },
         async {
             let strategy = DeploymentStrategy {
@@ -596,6 +724,7 @@ async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
         },
         async { job_scenario(side(plane, "job").await).await },
         async { cronjob_scenario(side(plane, "cronjob").await).await },
+        async { statefulset_scenario(side(plane, "statefulset").await).await },
     );
     vec![
         ("replicaset", rs),
@@ -603,6 +732,10 @@ async fn run_all(plane: &ControlPlane) -> Vec<(&'static str, Record)> {
         ("deployment recreate", recreate),
         ("job backoffLimit", job),
         ("cronjob missed hour, Forbid", cronjob),
+        (
+            "statefulset ordered scale, rolling update, scale down",
+            statefulset,
+        ),
     ]
 }
 
@@ -625,7 +758,7 @@ async fn kubeforge_controllers_behave_as_kube_controller_manager() {
     };
     let upstream = ControlPlane::builder()
         .binaries(binaries.clone())
-        .controllers(["replicaset", "deployment", "job", "cronjob"]);
+        .controllers(["replicaset", "deployment", "job", "cronjob", "statefulset"]);
     let ours = ControlPlane::builder().binaries(binaries);
     let (upstream, ours) = tokio::join!(upstream.start(), ours.start());
     let (upstream, ours) = (
