@@ -47,7 +47,8 @@ KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
 # one, is stricter than the embedded server's), one test at a time in a namespace each.
 echo "== the reference controllers' tests against a real kube-apiserver"
 KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
-  --test replicaset --test deployment --test job --test cronjob --test statefulset -- --test-threads=1
+  --test replicaset --test deployment --test job --test cronjob --test statefulset --test daemonset \
+  -- --test-threads=1
 
 skips=$(sort -u "$KUBEFORGE_SKIP_LOG" | grep -c . || true)
 echo "== skipped tests: $skips (each is a test that reported itself skipped, not a pass)"

@@ -18,116 +18,29 @@
 pub mod claims;
 pub mod clock;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod expectations;
+pub mod hash;
 pub mod job;
 pub mod pods;
 pub mod replicaset;
+pub mod revisions;
 pub mod statefulset;
+pub mod writes;
 
 use kubeforge::controller::BuildError;
 use kubeforge::manager::Manager;
 
-/// Patch parameters naming `manager` as the field manager of the write.
-pub(crate) fn write_params(manager: &str) -> kube::api::PatchParams {
-    kube::api::PatchParams {
-        field_manager: Some(manager.to_owned()),
-        ..kube::api::PatchParams::default()
-    }
-}
-
-/// `new` as a JSON merge patch over `old`: top-level fields `new` no longer has are set to
-/// null (serde leaves absent fields out, and a merge patch keeps what it does not mention).
-pub(crate) fn merge_over<T: serde::Serialize>(old: &T, new: &T) -> serde_json::Value {
-    let mut patch = serde_json::to_value(new).unwrap_or_default();
-    if let (Some(patch), Ok(serde_json::Value::Object(old))) =
-        (patch.as_object_mut(), serde_json::to_value(old))
-    {
-        for key in old.keys() {
-            patch.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
-    patch
-}
-
-/// An `IntOrString` count or percentage of `total` (upstream `GetScaledValueFromIntOrPercent`),
-/// `default` when unset; percentages round up for surge and down for unavailability.
-pub(crate) fn scaled(
-    value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
-    default: &str,
-    total: i32,
-    round_up: bool,
-) -> i32 {
-    let percent = |p: &str| -> i32 {
-        let p: f64 = p.trim_end_matches('%').parse().unwrap_or(0.0);
-        let v = p * f64::from(total) / 100.0;
-        // Truncation is the point: Kubernetes rounds surge up and unavailability down.
-        #[allow(clippy::cast_possible_truncation)]
-        let v = if round_up { v.ceil() } else { v.floor() } as i32;
-        v
-    };
-    match value {
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => percent(s),
-        None => percent(default),
-    }
-}
-
-/// The API server answered `e` with one of these HTTP status codes.
-pub(crate) fn has_code(e: &kube::Error, codes: &[u16]) -> bool {
-    matches!(e, kube::Error::Api(status) if codes.contains(&status.code))
-}
-
-/// What a guarded status write found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StatusWrite {
-    /// The status was already `new`; nothing was sent.
-    Unchanged,
-    /// The server took it.
-    Written,
-    /// The object changed since it was read (409): the status was computed from an old copy,
-    /// and the change queues the object again.
-    Stale,
-    /// The object is gone (404).
-    Gone,
-}
-
-/// Writes `new` over `old` as the status of `obj`, guarded by the resourceVersion `obj` was read
-/// at, so a status computed from an outdated copy is refused rather than written over a newer
-/// one (upstream updates status with the object's resourceVersion for the same reason).
-pub(crate) async fn write_status<K, S>(
-    api: &kube::Api<K>,
-    obj: &K,
-    manager: &str,
-    old: &S,
-    new: &S,
-) -> Result<StatusWrite, kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    S: serde::Serialize + PartialEq,
-{
-    use kube::ResourceExt;
-    if old == new {
-        return Ok(StatusWrite::Unchanged);
-    }
-    let body = serde_json::json!({
-        "metadata": {"resourceVersion": obj.resource_version()},
-        "status": merge_over(old, new),
-    });
-    let patch = kube::api::Patch::Merge(body);
-    match api
-        .patch_status(&obj.name_any(), &write_params(manager), &patch)
-        .await
-    {
-        Ok(_) => Ok(StatusWrite::Written),
-        Err(e) if has_code(&e, &[409]) => Ok(StatusWrite::Stale),
-        Err(e) if has_code(&e, &[404]) => Ok(StatusWrite::Gone),
-        Err(e) => Err(e),
-    }
-}
-
 /// The controllers this crate has, by the name `--controllers` takes.
-pub const ALL: &[&str] = &["replicaset", "deployment", "statefulset", "job", "cronjob"];
+pub const ALL: &[&str] = &[
+    "replicaset",
+    "deployment",
+    "statefulset",
+    "daemonset",
+    "job",
+    "cronjob",
+];
 
 /// Why a `--controllers` list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +95,7 @@ pub fn setup_with(
             "replicaset" => replicaset::setup(mgr)?,
             "deployment" => deployment::setup(mgr)?,
             "statefulset" => statefulset::setup(mgr)?,
+            "daemonset" => daemonset::setup(mgr)?,
             "job" => job::setup_with(mgr, options.job_backoff)?,
             "cronjob" => cronjob::setup_with(mgr, options.clock.clone())?,
             other => return Err(SetupError::Unknown(other.to_owned())),
@@ -235,7 +149,7 @@ mod tests {
         assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
         assert_eq!(
             choose(&names("*,-deployment")).unwrap(),
-            ["replicaset", "statefulset", "job", "cronjob"]
+            ["replicaset", "statefulset", "daemonset", "job", "cronjob"]
         );
         let err = choose(&names("replicaset,cronjobs"))
             .unwrap_err()

@@ -18,7 +18,7 @@ use kubeforge::manager::entry::{Cli, run_cli};
     about = "Kubernetes' workload controllers on the kubeforge runtime"
 )]
 struct Args {
-    /// The controllers to run, comma-separated: names from `replicaset,deployment,job,cronjob`, `*` for
+    /// The controllers to run, comma-separated: names from `replicaset,deployment,statefulset,daemonset,job,cronjob`, `*` for
     /// all, `-name` to leave one out of `*`.
     #[arg(long, value_delimiter = ',', default_value = "*", global = true)]
     controllers: Vec<String>,

@@ -187,11 +187,56 @@ pub fn has_labels(
         .all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Runs `total` creations in batches of 1, 2, 4, … (upstream `slowStartBatch`), stopping at the
+/// first batch with a failure: a quota or admission refusal costs one request, not `total`.
+pub async fn create_in_batches<F, Fut, E>(total: usize, create: F) -> Result<usize, E>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut done = 0;
+    let mut batch = 1;
+    while done < total {
+        let size = batch.min(total - done);
+        let results = futures::future::join_all((done..done + size).map(&create)).await;
+        done += size;
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err);
+        }
+        batch *= 2;
+    }
+    Ok(done)
+}
+
+/// An `IntOrString` count or percentage of `total` (upstream `GetScaledValueFromIntOrPercent`),
+/// `default` when unset; percentages round up for surge and down for unavailability.
+pub fn scaled(
+    value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    default: &str,
+    total: i32,
+    round_up: bool,
+) -> i32 {
+    let percent = |p: &str| -> i32 {
+        let p: f64 = p.trim_end_matches('%').parse().unwrap_or(0.0);
+        let v = p * f64::from(total) / 100.0;
+        // Truncation is the point: Kubernetes rounds surge up and unavailability down.
+        #[allow(clippy::cast_possible_truncation)]
+        let v = if round_up { v.ceil() } else { v.floor() } as i32;
+        v
+    };
+    match value {
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => percent(s),
+        None => percent(default),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn pod(
         name: &str,
@@ -264,5 +309,27 @@ mod tests {
             Some(SignedDuration::from_secs(5))
         );
         assert!(!is_available(&pod("q", None, PENDING, None, now), 0, now));
+    }
+
+    #[tokio::test]
+    async fn batches_double_and_stop_at_the_first_failing_batch() {
+        let calls = AtomicUsize::new(0);
+        let ok = create_in_batches(10, |_| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        })
+        .await;
+        assert_eq!(ok, Ok(10));
+        assert_eq!(calls.load(Ordering::SeqCst), 10);
+
+        let calls = AtomicUsize::new(0);
+        let failed = create_in_batches(10, |i| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { if i == 2 { Err("quota") } else { Ok(()) } }
+        })
+        .await;
+        // Batches 1 (i=0), 2 (i=1,2): the failure at i=2 stops before batch 4.
+        assert_eq!(failed, Err("quota"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

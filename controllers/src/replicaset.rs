@@ -153,7 +153,7 @@ async fn scale(
             &pods::name_prefix(&rs.name_any()),
             reference.clone(),
         );
-        create_in_batches(missing, |_| {
+        pods::create_in_batches(missing, |_| {
             let (api, pod) = (api.clone(), pod.clone());
             async move {
                 let created = api
@@ -179,7 +179,7 @@ async fn scale(
             ctx.data().expect_deleted(key, pod.name_any());
             match api.delete(&pod.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}
-                Err(e) if crate::has_code(&e, &[404]) => {}
+                Err(e) if crate::writes::has_code(&e, &[404]) => {}
                 Err(e) => {
                     return Err(ReconcileError::transient(format!(
                         "deleting Pod {}: {e}",
@@ -190,27 +190,6 @@ async fn scale(
         }
     }
     Ok(())
-}
-
-/// Runs `total` creations in batches of 1, 2, 4, … (upstream `slowStartBatch`), stopping at the
-/// first batch with a failure: a quota or admission refusal costs one request, not `total`.
-pub async fn create_in_batches<F, Fut, E>(total: usize, create: F) -> Result<usize, E>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-{
-    let mut done = 0;
-    let mut batch = 1;
-    while done < total {
-        let size = batch.min(total - done);
-        let results = futures::future::join_all((done..done + size).map(&create)).await;
-        done += size;
-        if let Some(err) = results.into_iter().find_map(Result::err) {
-            return Err(err);
-        }
-        batch *= 2;
-    }
-    Ok(done)
 }
 
 /// The status the set's Pods give it.
@@ -284,34 +263,6 @@ async fn write_status(
         Api::namespaced(ctx.client().clone(), &rs.namespace().unwrap_or_default());
     let old = rs.status.clone().unwrap_or_default();
     // A stale or deleted set needs nothing: its change reconciles it again.
-    crate::write_status(&api, rs, NAME, &old, &status).await?;
+    crate::writes::write_status(&api, rs, NAME, &old, &status).await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[tokio::test]
-    async fn batches_double_and_stop_at_the_first_failing_batch() {
-        let calls = AtomicUsize::new(0);
-        let ok = create_in_batches(10, |_| async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Ok::<(), ()>(())
-        })
-        .await;
-        assert_eq!(ok, Ok(10));
-        assert_eq!(calls.load(Ordering::SeqCst), 10);
-
-        let calls = AtomicUsize::new(0);
-        let failed = create_in_batches(10, |i| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async move { if i == 2 { Err("quota") } else { Ok(()) } }
-        })
-        .await;
-        // Batches 1 (i=0), 2 (i=1,2): the failure at i=2 stops before batch 4.
-        assert_eq!(failed, Err("quota"));
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-    }
 }

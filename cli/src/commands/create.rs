@@ -8,6 +8,7 @@ use anyhow::bail;
 use crate::kinds;
 use crate::names;
 use crate::project::{self, ControllerEntry, Project, Resource};
+use crate::scaffold::reference;
 use crate::scaffold::render::{self, ApiVars};
 use crate::scaffold::{Changes, Written};
 use crate::templates::Templates;
@@ -25,7 +26,8 @@ pub enum Command {
     /// A typed controller for a built-in kind (see `kubeforge kinds`).
     #[command(
         after_help = "Examples:\n  kubeforge create controller --kind Deployment\n  \
-                            kubeforge create controller --kind Event --group events.k8s.io"
+                            kubeforge create controller --kind Event --group events.k8s.io\n  \
+                            kubeforge create controller --kind StatefulSet --reference   # start from kubeforge's StatefulSet controller"
     )]
     Controller(ControllerArgs),
 }
@@ -72,6 +74,11 @@ pub struct ControllerArgs {
     /// Its API version (default: the preferred one).
     #[arg(long)]
     pub version: Option<String>,
+    /// Start from kubeforge's own implementation of Kubernetes' controller for the kind
+    /// (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), copied into the project,
+    /// instead of an empty reconcile.
+    #[arg(long)]
+    pub reference: bool,
 }
 
 /// Runs `create api` or `create controller` in the project around the current directory.
@@ -372,7 +379,11 @@ pub fn create_controller(
     }
     let templates = Templates::load(templates)?;
     let mut changes = Changes::new(root, false);
-    render::builtin_controller(&mut changes, &templates, kind, &module)?;
+    if args.reference {
+        reference::reference_controller(&mut changes, &templates, kind, &module)?;
+    } else {
+        render::builtin_controller(&mut changes, &templates, kind, &module)?;
+    }
     project.controllers.push(ControllerEntry {
         module: module.clone(),
         kind: kind.kind.into(),
@@ -382,9 +393,14 @@ pub fn create_controller(
     });
     changes.replace(project::FILE, project.to_toml());
     let written = changes.commit()?;
+    let start = if args.reference {
+        "kubeforge's reference controller, copied"
+    } else {
+        "a skeleton"
+    };
     Ok(format!(
-        "Created the {} controller ({}/{}) in src/controllers/{module}.rs; {} files created, {} \
-         updated. Next: `kubeforge generate` to refresh config/rbac/role.yaml.",
+        "Created the {} controller ({}/{}) in src/controllers/{module} from {start}; {} files \
+         created, {} updated. Next: `kubeforge generate` to refresh config/rbac/role.yaml.",
         kind.kind,
         if kind.group.is_empty() {
             "core"

@@ -69,6 +69,7 @@ pub fn exec(args: Args, templates: Option<&Path>) -> anyhow::Result<()> {
         kind: "Deployment".into(),
         group: None,
         version: None,
+        reference: false,
     };
     println!(
         "{}",

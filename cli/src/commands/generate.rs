@@ -89,6 +89,10 @@ pub fn manifests(root: &Path, operator: &Operator) -> anyhow::Result<Manifests> 
     for doc in serde_yaml::Deserializer::from_str(&operator.output(&["crds"])?) {
         let crd: serde_yaml::Value = serde::Deserialize::deserialize(doc)
             .context("the operator's `crds` output is not YAML")?;
+        // An operator of built-in kinds alone has no CRDs: its output is one empty document.
+        if crd.is_null() {
+            continue;
+        }
         let group = crd["spec"]["group"].as_str().unwrap_or_default();
         let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
         if group.is_empty() || plural.is_empty() {

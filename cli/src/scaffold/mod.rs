@@ -4,6 +4,7 @@
 //! command that fails leaves the project as it was.
 
 pub mod builtin;
+pub mod reference;
 pub mod render;
 
 use std::collections::BTreeMap;

@@ -215,7 +215,7 @@ async fn start_due(
                 let job = r.name.clone().unwrap_or_default();
                 match jobs.delete(&job, &background).await {
                     Ok(_) => {}
-                    Err(e) if crate::has_code(&e, &[404]) => {}
+                    Err(e) if crate::writes::has_code(&e, &[404]) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -236,7 +236,7 @@ async fn start_due(
     {
         Ok(job) => job,
         // Created by an earlier sync the cache has not shown yet: take it if it is ours.
-        Err(e) if crate::has_code(&e, &[409]) => {
+        Err(e) if crate::writes::has_code(&e, &[409]) => {
             let existing = jobs.get(&name).await?;
             if !existing
                 .owner_references()
@@ -322,7 +322,7 @@ async fn clean_history(
         for job in done.into_iter().take(excess) {
             match jobs.delete(&job.name_any(), &background).await {
                 Ok(_) => {}
-                Err(e) if crate::has_code(&e, &[404]) => {}
+                Err(e) if crate::writes::has_code(&e, &[404]) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -338,6 +338,6 @@ async fn write_status(
 ) -> Result<(), ReconcileError> {
     let api: Api<CronJob> =
         Api::namespaced(ctx.client().clone(), &cj.namespace().unwrap_or_default());
-    crate::write_status(&api, cj, NAME, old, new).await?;
+    crate::writes::write_status(&api, cj, NAME, old, new).await?;
     Ok(())
 }

@@ -23,7 +23,7 @@
 //! of a rollout (the change waits until one set is active), the deprecated `rollbackTo`, the
 //! `ReplicaFailure` condition copied from the sets, and events.
 
-pub(crate) mod hash;
+use crate::hash;
 pub mod rollout;
 mod status;
 
@@ -252,7 +252,7 @@ impl Sync<'_> {
             .api
             .patch(
                 &rs.name_any(),
-                &crate::write_params(NAME),
+                &crate::writes::write_params(NAME),
                 &Patch::Merge(body),
             )
             .await?;
@@ -303,7 +303,7 @@ impl Sync<'_> {
             .api
             .patch(
                 &rs.name_any(),
-                &crate::write_params(NAME),
+                &crate::writes::write_params(NAME),
                 &Patch::Merge(body),
             )
             .await?;
@@ -411,7 +411,7 @@ impl Sync<'_> {
         deployments
             .patch_status(
                 &self.d.name_any(),
-                &crate::write_params(NAME),
+                &crate::writes::write_params(NAME),
                 &Patch::Merge(json!({"status": {"collisionCount": count}})),
             )
             .await?;
@@ -526,7 +526,7 @@ impl Sync<'_> {
                     .await
                 {
                     Ok(_) => {}
-                    Err(e) if crate::has_code(&e, &[404]) => {}
+                    Err(e) if crate::writes::has_code(&e, &[404]) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -592,15 +592,15 @@ impl Sync<'_> {
         status.conditions = Some(conditions);
         let requeue = status::deadline_in(self.d, &status, self.now);
         let old = self.d.status.clone().unwrap_or_default();
-        match crate::write_status(&deployments, self.d, NAME, &old, &status).await? {
-            crate::StatusWrite::Gone => return Ok(Action::await_change()),
+        match crate::writes::write_status(&deployments, self.d, NAME, &old, &status).await? {
+            crate::writes::StatusWrite::Gone => return Ok(Action::await_change()),
             // The Deployment changed since this sync read it; retried from the new one.
-            crate::StatusWrite::Stale => {
+            crate::writes::StatusWrite::Stale => {
                 return Err(ReconcileError::transient(
                     "the Deployment changed while its status was written",
                 ));
             }
-            crate::StatusWrite::Written | crate::StatusWrite::Unchanged => {}
+            crate::writes::StatusWrite::Written | crate::writes::StatusWrite::Unchanged => {}
         }
         // The revision on the Deployment, after the status (whose write is guarded by the
         // resourceVersion this sync read).
@@ -611,7 +611,7 @@ impl Sync<'_> {
             deployments
                 .patch(
                     &self.d.name_any(),
-                    &crate::write_params(NAME),
+                    &crate::writes::write_params(NAME),
                     &Patch::Merge(body),
                 )
                 .await?;

@@ -44,13 +44,13 @@ impl Limits {
             };
         }
         let params = strategy.and_then(|s| s.rolling_update.as_ref());
-        let max_surge = crate::scaled(
+        let max_surge = crate::pods::scaled(
             params.and_then(|p| p.max_surge.as_ref()),
             "25%",
             replicas,
             true,
         );
-        let mut max_unavailable = crate::scaled(
+        let mut max_unavailable = crate::pods::scaled(
             params.and_then(|p| p.max_unavailable.as_ref()),
             "25%",
             replicas,

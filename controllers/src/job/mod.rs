@@ -44,7 +44,7 @@ use serde_json::json;
 use crate::claims::{Claimant, claim, owners_to_sync};
 use crate::expectations::{Expectations, Seen};
 use crate::pods;
-use crate::replicaset::create_in_batches;
+use crate::pods::create_in_batches;
 
 /// The controller's name (logs, metrics, field manager).
 pub const NAME: &str = "job-controller";
@@ -694,7 +694,7 @@ async fn delete_pods(
         ctx.data().expectations.expect_deleted(key, pod.name_any());
         match api.delete(&pod.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
-            Err(e) if crate::has_code(&e, &[404]) => {}
+            Err(e) if crate::writes::has_code(&e, &[404]) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -719,14 +719,14 @@ async fn release_finalizers(api: &Api<Pod>, held: &[Arc<Pod>]) -> Result<(), Rec
         match api
             .patch(
                 &pod.name_any(),
-                &crate::write_params(NAME),
+                &crate::writes::write_params(NAME),
                 &Patch::<()>::Json(ops),
             )
             .await
         {
             Ok(_) => {}
             // Gone, or changed since the cache saw it: the next sync retries.
-            Err(e) if crate::has_code(&e, &[404, 409, 422]) => {}
+            Err(e) if crate::writes::has_code(&e, &[404, 409, 422]) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -740,9 +740,9 @@ async fn write_status(
     next: &JobStatus,
 ) -> Result<(), ReconcileError> {
     let api: Api<Job> = Api::namespaced(ctx.client().clone(), &job.namespace().unwrap_or_default());
-    match crate::write_status(&api, job, NAME, old, next).await? {
+    match crate::writes::write_status(&api, job, NAME, old, next).await? {
         // Changed meanwhile: the change reconciles it again, from the new counts.
-        crate::StatusWrite::Stale => Err(ReconcileError::transient(
+        crate::writes::StatusWrite::Stale => Err(ReconcileError::transient(
             "the Job changed while its status was written",
         )),
         _ => Ok(()),
@@ -778,7 +778,7 @@ async fn expire(
     };
     match api.delete(&job.name_any(), &params).await {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if crate::has_code(&e, &[404]) => Ok(Action::await_change()),
+        Err(e) if crate::writes::has_code(&e, &[404]) => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
     }
 }

@@ -297,7 +297,7 @@ impl Sync<'_> {
             self.pods
                 .patch(
                     &pod.name_any(),
-                    &crate::write_params(NAME),
+                    &crate::writes::write_params(NAME),
                     &Patch::Merge(patch),
                 )
                 .await?;
@@ -340,7 +340,7 @@ impl Sync<'_> {
         let total = identity::replicas(self.set);
         let max_unavailable = rolling
             .and_then(|r| r.max_unavailable.as_ref())
-            .map_or(1, |v| crate::scaled(Some(v), "0%", total, false))
+            .map_or(1, |v| crate::pods::scaled(Some(v), "0%", total, false))
             .max(1);
         let outdated = |p: &Pod| identity::revision_of(p) != self.update.0;
         let unavailable = replicas
@@ -439,7 +439,7 @@ impl Sync<'_> {
         self.ctx.data().expect_deleted(&self.key, pod.name_any());
         match self.pods.delete(&pod.name_any(), &params).await {
             Ok(_) => Ok(()),
-            Err(e) if crate::has_code(&e, &[404, 409]) => Ok(()),
+            Err(e) if crate::writes::has_code(&e, &[404, 409]) => Ok(()),
             Err(e) => Err(ReconcileError::transient(format!(
                 "deleting Pod {}: {e}",
                 pod.name_any()
@@ -464,7 +464,7 @@ impl Sync<'_> {
                 Some(_) => {}
                 None => match self.claims.create(&PostParams::default(), &claim).await {
                     Ok(_) => {}
-                    Err(e) if crate::has_code(&e, &[409]) => {}
+                    Err(e) if crate::writes::has_code(&e, &[409]) => {}
                     Err(e) => {
                         return Err(ReconcileError::transient(format!(
                             "creating PersistentVolumeClaim {}: {e}",
@@ -525,7 +525,7 @@ impl Sync<'_> {
                 .claims
                 .patch(
                     &claim.name_any(),
-                    &crate::write_params(NAME),
+                    &crate::writes::write_params(NAME),
                     &Patch::Merge(patch),
                 )
                 .await
@@ -533,7 +533,7 @@ impl Sync<'_> {
                 // A claim that is gone needs no owner. A conflict means our copy is stale: fail
                 // so the Pod is not deleted before its claim is handed over, and retry.
                 Ok(_) => {}
-                Err(e) if crate::has_code(&e, &[404]) => {}
+                Err(e) if crate::writes::has_code(&e, &[404]) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -608,6 +608,6 @@ async fn write_status(
         Api::namespaced(ctx.client().clone(), &set.namespace().unwrap_or_default());
     let old = set.status.clone().unwrap_or_default();
     // A stale or deleted set needs nothing: its change reconciles it again.
-    crate::write_status(&api, set, NAME, &old, &status).await?;
+    crate::writes::write_status(&api, set, NAME, &old, &status).await?;
     Ok(())
 }

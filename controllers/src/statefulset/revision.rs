@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{DeleteParams, Patch, PostParams};
@@ -22,39 +21,15 @@ use kube::{Api, ResourceExt};
 use kubeforge::controller::ReconcileError;
 use serde_json::json;
 
-use crate::deployment::hash::{fnv1a32, safe_encode};
+pub use crate::revisions::template_of;
+use crate::revisions::{data_of, hash_of};
 
 /// The label on a revision carrying its hash (upstream `ControllerRevisionHashLabel`).
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 
-/// The revision's data: the set's template as a patch replacing the template.
-fn data_of(template: &PodTemplateSpec) -> serde_json::Value {
-    let mut template = serde_json::to_value(template).unwrap_or_default();
-    if let Some(t) = template.as_object_mut() {
-        t.insert("$patch".into(), json!("replace"));
-    }
-    json!({"spec": {"template": template}})
-}
-
-/// The template a revision restores, if its data holds one.
-pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
-    let mut template = revision.data.0.get("spec")?.get("template")?.clone();
-    template.as_object_mut()?.remove("$patch");
-    serde_json::from_value(template).ok()
-}
-
 /// The revision's number (`revision`, 0 when unset).
 pub fn number(revision: &ControllerRevision) -> i64 {
     revision.revision.unwrap_or(0)
-}
-
-fn hash_of(template: &PodTemplateSpec, collision_count: i32) -> String {
-    let data = serde_json::to_vec(&data_of(template)).unwrap_or_default();
-    let mut hash = fnv1a32(&data, 0x811c_9dc5);
-    if collision_count > 0 {
-        hash = fnv1a32(collision_count.to_string().as_bytes(), hash);
-    }
-    safe_encode(hash)
 }
 
 /// The ControllerRevision for the set's template with `number`.
@@ -113,7 +88,7 @@ pub async fn resolve(
             // A rollback to an older template: that revision becomes the newest.
             api.patch(
                 &older.name_any(),
-                &crate::write_params(manager),
+                &crate::writes::write_params(manager),
                 &Patch::Merge(json!({"revision": next})),
             )
             .await?
@@ -123,7 +98,9 @@ pub async fn resolve(
             match api.create(&PostParams::default(), &revision).await {
                 Ok(created) => created,
                 // Created by an earlier sync the cache has not shown yet.
-                Err(e) if crate::has_code(&e, &[409]) => api.get(&revision.name_any()).await?,
+                Err(e) if crate::writes::has_code(&e, &[409]) => {
+                    api.get(&revision.name_any()).await?
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -160,7 +137,7 @@ pub async fn truncate(
     for old in history.into_iter().take(surplus) {
         match api.delete(&old.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
-            Err(e) if crate::has_code(&e, &[404]) => {}
+            Err(e) if crate::writes::has_code(&e, &[404]) => {}
             Err(e) => return Err(e.into()),
         }
     }

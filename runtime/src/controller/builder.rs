@@ -182,10 +182,18 @@ impl Controller {
     }
 }
 
-/// The informer options of a watch in a controller's scope.
-pub(super) fn informer_options<C>(watch: &Watch<C>, scope: &RelationScope) -> InformerOptions {
+/// The informer options of a watch in a controller's scope. The controller's namespace narrows
+/// only namespaced kinds: a cluster-scoped one (Nodes, say) has no namespace to narrow to, so
+/// its watch stays cluster-wide, as controller-runtime's cache does.
+pub(super) fn informer_options<C: Resource>(
+    watch: &Watch<C>,
+    scope: &RelationScope,
+) -> InformerOptions
+where
+    C::Scope: 'static,
+{
     let mut options = watch.options.clone();
-    if options.namespace.is_none() {
+    if options.namespace.is_none() && !is_cluster_scoped::<C>() {
         options.namespace.clone_from(&scope.namespace);
     }
     options
