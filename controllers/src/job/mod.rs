@@ -333,27 +333,7 @@ async fn reconcile(job: Arc<Job>, ctx: Context<Arc<State>>) -> Result<Action, Re
             if let Some(wait) = wait {
                 requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
             }
-            if suspended {
-                if ensure(
-                    &mut conditions,
-                    "Suspended",
-                    "True",
-                    "JobSuspended",
-                    "Job suspended",
-                    now,
-                ) {
-                    next.start_time = None;
-                }
-            } else if ensure(
-                &mut conditions,
-                "Suspended",
-                "False",
-                "JobResumed",
-                "Job resumed",
-                now,
-            ) {
-                next.start_time = Some(Time(now));
-            }
+            track_suspension(&mut conditions, &mut next, suspended, now);
         }
         let succeeded = next.succeeded.unwrap_or(0);
         let complete = match completions {
@@ -388,6 +368,37 @@ async fn reconcile(job: Arc<Job>, ctx: Context<Arc<State>>) -> Result<Action, Re
         Some(after) => Action::requeue(after + Duration::from_millis(50)),
         None => Action::await_change(),
     })
+}
+
+/// The `Suspended` condition follows `suspend`; suspending clears `startTime` and resuming
+/// restarts it, so `activeDeadlineSeconds` counts only running time (as upstream).
+fn track_suspension(
+    conditions: &mut Vec<JobCondition>,
+    next: &mut JobStatus,
+    suspended: bool,
+    now: Timestamp,
+) {
+    if suspended {
+        if ensure(
+            conditions,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now,
+        ) {
+            next.start_time = None;
+        }
+    } else if ensure(
+        conditions,
+        "Suspended",
+        "False",
+        "JobResumed",
+        "Job resumed",
+        now,
+    ) {
+        next.start_time = Some(Time(now));
+    }
 }
 
 /// The status counters after the Pods that finished since the last write (upstream
