@@ -131,6 +131,14 @@ async fn deleted_pods_are_replaced() {
         .await
         .unwrap();
     let before = owned_pods(&pods_api, "web", 2).await;
+    // Delete only once the set has counted both Pods it made: a Pod deleted before the
+    // controller's cache ever held it leaves its creation expected until the five-minute
+    // expectations timeout (see `expectations`), which is not what this test is about.
+    eventually("web counts its 2 Pods", || async {
+        let s = sets.get("web").await.ok()?.status?;
+        (s.replicas == 2).then_some(())
+    })
+    .await;
     let gone = before[0].name_any();
     pods_api
         .delete(&gone, &DeleteParams::default().grace_period(0))
