@@ -245,7 +245,7 @@ pub fn apply(
         let stored = objects::create(store, info, namespace, applied, opts)?;
         return Ok((stored, true));
     };
-    let mut live = existing.value();
+    let mut live = crate::convert::to_version(info, existing.value());
     if let Some(rv) = applied["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
@@ -349,8 +349,31 @@ pub fn apply(
         m.remove("managedFields");
     }
     merged["metadata"]["resourceVersion"] = json!(existing.rv.to_string());
+    if without_times(&merged) == without_times(&crate::convert::to_version(info, existing.value()))
+    {
+        // An apply that changes nothing, not even who owns what, leaves the object alone: no
+        // new managedFields time, no resourceVersion, no watch event (kube-apiserver's field
+        // manager keeps a manager's time unless the object changed).
+        return Ok((existing, false));
+    }
     let stored = objects::update(store, info, namespace, name, merged, part, opts)?;
     Ok((stored, false))
+}
+
+/// The object with the `time` of every managedFields entry removed, for telling whether an
+/// apply changed anything besides the times it would stamp.
+fn without_times(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(entries) = obj
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("managedFields"))
+        .and_then(Value::as_array_mut)
+    {
+        for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+            e.remove("time");
+        }
+    }
+    obj
 }
 
 #[cfg(test)]

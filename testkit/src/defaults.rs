@@ -63,9 +63,19 @@ fn container(c: &mut Value) {
     set(c, "imagePullPolicy", json!(policy));
     set(c, "terminationMessagePath", json!("/dev/termination-log"));
     set(c, "terminationMessagePolicy", json!("File"));
-    for p in c["ports"].as_array_mut().into_iter().flatten() {
+    for p in array_mut(c, "ports") {
         set(p, "protocol", json!("TCP"));
     }
+}
+
+/// The elements of the array at `obj[key]`, if there is one. Never inserts the key: indexing a
+/// JSON object mutably (`obj[key]`) would write a `null` there, which the real server never
+/// stores.
+fn array_mut<'a>(obj: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    obj.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
 }
 
 fn pod_spec(spec: &mut Value) {
@@ -77,16 +87,16 @@ fn pod_spec(spec: &mut Value) {
     set(spec, "schedulerName", json!("default-scheduler"));
     set(spec, "terminationGracePeriodSeconds", json!(30));
     set(spec, "securityContext", json!({}));
-    for key in ["containers", "initContainers"] {
-        for c in spec[key].as_array_mut().into_iter().flatten() {
+    for key in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in array_mut(spec, key) {
             container(c);
         }
     }
 }
 
 fn template(spec: &mut Value) {
-    if spec["template"].is_object() {
-        pod_spec(&mut spec["template"]["spec"]);
+    if let Some(pod) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+        pod_spec(pod);
     }
 }
 
@@ -125,10 +135,9 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
     if info.group == "batch" && info.kind == "Job" {
         job_selector(obj);
     }
-    let spec = &mut obj["spec"];
-    if !spec.is_object() {
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
-    }
+    };
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Pod") => pod_spec(spec),
         ("apps", "Deployment") => {
@@ -193,10 +202,11 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         ("", "Service") => {
             set(spec, "type", json!("ClusterIP"));
             set(spec, "sessionAffinity", json!("None"));
-            for p in spec["ports"].as_array_mut().into_iter().flatten() {
+            for p in array_mut(spec, "ports") {
                 set(p, "protocol", json!("TCP"));
-                let port = p["port"].clone();
-                set(p, "targetPort", port);
+                if let Some(port) = p.get("port").filter(|v| !v.is_null()).cloned() {
+                    set(p, "targetPort", port);
+                }
             }
         }
         _ => {}

@@ -13,6 +13,8 @@ use crate::store::Stored;
 pub struct Filter {
     labels: Option<LabelSelector>,
     fields: Option<FieldSelector>,
+    /// `events.k8s.io` field labels (`regarding.name`) stand for core Event fields.
+    event_labels: bool,
 }
 
 /// The value of a dotted field path (`spec.nodeName`) as a field selector compares it.
@@ -31,7 +33,10 @@ pub fn field_value(obj: &Value, path: &str) -> Option<String> {
 
 impl Filter {
     pub fn parse(info: &ResourceInfo, query: &Query) -> ApiResult<Filter> {
-        let mut f = Filter::default();
+        let mut f = Filter {
+            event_labels: info.group == "events.k8s.io" && info.kind == "Event",
+            ..Filter::default()
+        };
         if let Some(s) = query.get("labelSelector") {
             let sel = LabelSelector::parse(s)
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
@@ -72,8 +77,14 @@ impl Filter {
         match &self.fields {
             None => true,
             Some(f) => {
-                let v = obj.value();
-                f.matches(|path| field_value(&v, path))
+                let v = crate::convert::for_field_selectors(obj.value());
+                if self.event_labels {
+                    f.matches(|label| {
+                        field_value(&v, &crate::convert::core_event_field_label(label))
+                    })
+                } else {
+                    f.matches(|path| field_value(&v, path))
+                }
             }
         }
     }

@@ -13,7 +13,11 @@
 //! resourceVersion, the four patch types (server-side apply with simplified field ownership,
 //! see [`apply`]), status and scale subresources, finalizers, garbage collection through
 //! ownerReferences, selectors, pagination, Table output, watches with bookmarks and a bounded
-//! history window, and `Status` errors shaped like the real server's.
+//! history window, and `Status` errors shaped like the real server's. As in kube-apiserver,
+//! core/v1 and `events.k8s.io/v1` Events are one store served through both APIs, an unchanged
+//! server-side apply writes nothing, and size limits hold: request bodies over 3 MiB get 413,
+//! ConfigMap or Secret data over 1 MiB 422, objects over etcd's 1.5 MiB a 500. Each watch event
+//! is serialised once and shared by every watcher of the resource.
 //!
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
@@ -38,6 +42,7 @@
 mod apply;
 pub mod cluster;
 pub mod control_plane;
+mod convert;
 mod crd;
 mod defaults;
 mod discovery;
@@ -48,6 +53,7 @@ mod filter;
 mod gc;
 mod handlers;
 mod kubeconfig;
+mod limits;
 mod names;
 mod objects;
 mod openapi;

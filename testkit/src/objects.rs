@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{ObjKey, Store, Stored};
-use crate::{crd, defaults, gc, names};
+use crate::{crd, defaults, gc, limits, names};
 
 /// Per-request write options from the query string.
 #[derive(Debug, Clone, Default)]
@@ -334,7 +334,9 @@ pub fn create(
     }
     stamp_new(info, &mut obj);
     defaults::apply(info, &mut obj);
+    limits::check_data(info, &name, &obj)?;
     crd::prepare_object(store, info, &name, &mut obj, opts)?;
+    limits::check_object(&obj)?;
     if opts.dry_run {
         return Ok(Arc::new(dry(obj)));
     }
@@ -485,6 +487,7 @@ pub fn update(
     if part == Part::Main {
         check_metadata_maps(info, name, &next)?;
         defaults::apply(info, &mut next);
+        limits::check_data(info, name, &next)?;
         crd::prepare_object(store, info, name, &mut next, opts)?;
     }
     if spec_part(&next) != spec_part(&old) {
@@ -496,6 +499,7 @@ pub fn update(
         // A no-op update keeps the resourceVersion and sends no event, as the real server does.
         return Ok(existing);
     }
+    limits::check_object(&next)?;
     if opts.dry_run {
         return Ok(Arc::new(dry(next)));
     }

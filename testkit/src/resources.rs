@@ -69,17 +69,27 @@ impl ResourceInfo {
         }
     }
 
-    /// The storage key shared by every version of the resource.
+    /// The storage key shared by every version of the resource. `events.k8s.io` Events are
+    /// the core Events, as in kube-apiserver: one store served through both APIs.
     pub fn key(&self) -> ResourceKey {
+        let group = if self.group == "events.k8s.io" && self.plural == "events" {
+            String::new()
+        } else {
+            self.group.clone()
+        };
         ResourceKey {
-            group: self.group.clone(),
+            group,
             plural: self.plural.clone(),
         }
     }
 
     /// `pods` or `deployments.apps`, as the real server names a resource in messages.
     pub fn group_resource(&self) -> String {
-        self.key().to_string()
+        ResourceKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
+        .to_string()
     }
 
     pub fn list_kind(&self) -> String {
@@ -396,15 +406,18 @@ fn builtins() -> Vec<Builtin> {
             false,
             false,
         ),
-        b(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            &["ev"],
-            true,
-            false,
-        ),
+        Builtin {
+            fields: crate::convert::EVENTS_API_FIELD_LABELS,
+            ..b(
+                "events.k8s.io",
+                "v1",
+                "Event",
+                "events",
+                &["ev"],
+                true,
+                false,
+            )
+        },
         b(
             "apiextensions.k8s.io",
             "v1",

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use futures::StreamExt;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -134,6 +135,9 @@ fn visible(filter: &Filter, ev: &Event) -> Option<EventType> {
     }
 }
 
+/// One watch event line, in pieces that are written one after the other.
+type Line = Vec<Bytes>;
+
 /// Writes event lines for one watcher.
 struct Encoder {
     info: Arc<ResourceInfo>,
@@ -142,11 +146,10 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn line(&mut self, kind: &str, obj: &Stored) -> Bytes {
+    fn line(&mut self, kind: &str, obj: &Stored) -> Line {
         let want = self.info.api_version();
         if self.table || obj.api_version != want {
-            let mut v = obj.value();
-            v["apiVersion"] = json!(want);
+            let v = crate::convert::to_version(&self.info, obj.value());
             if self.table {
                 let t = table::table(
                     &self.info,
@@ -156,28 +159,30 @@ impl Encoder {
                     !self.columns_sent,
                 );
                 self.columns_sent = true;
-                return value_line(kind, &t);
+                return vec![value_line(kind, &t)];
             }
-            return value_line(kind, &v);
+            return vec![value_line(kind, &v)];
         }
-        let mut b = BytesMut::with_capacity(obj.bytes.len() + 32);
-        b.put_slice(b"{\"type\":\"");
-        b.put_slice(kind.as_bytes());
-        b.put_slice(b"\",\"object\":");
-        b.put_slice(&obj.bytes);
-        b.put_slice(b"}\n");
-        b.freeze()
+        // The stored bytes are shared, not copied: every watcher of a resource sends the one
+        // serialisation the store made (500 watchers of a large object once held 500 copies).
+        let head = match kind {
+            "ADDED" => Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":"),
+            "MODIFIED" => Bytes::from_static(b"{\"type\":\"MODIFIED\",\"object\":"),
+            "DELETED" => Bytes::from_static(b"{\"type\":\"DELETED\",\"object\":"),
+            other => Bytes::from(format!("{{\"type\":\"{other}\",\"object\":")),
+        };
+        vec![head, obj.bytes.clone(), Bytes::from_static(b"}\n")]
     }
 
-    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Line {
         let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        value_line(
+        vec![value_line(
             "BOOKMARK",
             &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta}),
-        )
+        )]
     }
 }
 
@@ -219,7 +224,7 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
         }
         Err(e) => return Err(ApiError::too_old(e.asked, e.oldest)),
     };
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
+    let (out_tx, out_rx) = mpsc::channel::<Line>(64);
     let enc = Encoder {
         info: ctx.info.clone(),
         table: ctx.wants_table(),
@@ -230,8 +235,9 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
         run(shared, start, p, filter, enc, out_tx).await;
     });
     let stream = futures::stream::unfold(out_rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
+        rx.recv().await.map(|line| (line, rx))
+    })
+    .flat_map(|line| futures::stream::iter(line.into_iter().map(Ok::<_, Infallible>)));
     Ok(json_bytes(StatusCode::OK, Body::from_stream(stream)))
 }
 
@@ -254,7 +260,7 @@ async fn run(
     p: Params,
     filter: Filter,
     mut enc: Encoder,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Line>,
 ) {
     let WatchStart {
         initial,
@@ -324,7 +330,7 @@ async fn run(
     }
     if expired.load(Ordering::SeqCst) {
         let status = ApiError::too_old(last_rv, shared.store.lock().oldest_rv()).to_status();
-        let _ = out.send(value_line("ERROR", &status)).await;
+        let _ = out.send(vec![value_line("ERROR", &status)]).await;
     }
 }
 

@@ -19,9 +19,8 @@ use crate::server::Shared;
 use crate::status::{ApiError, ApiResult};
 use crate::{discovery, openapi, watch};
 
-/// Largest request body accepted (the real server's limit is 3 MiB per object; lists of
-/// patches can be larger).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest request body accepted: kube-apiserver's `--max-resource-write-bytes` default, 3 MiB.
+const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new().fallback(move |req: Request<Body>| {
@@ -133,10 +132,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
+            // kube-apiserver's answer (a body the client cut short is not read either).
+            tracing::debug!(error = %e, "request body not read");
             return ApiError::new(
                 413,
                 "RequestEntityTooLarge",
-                format!("failed to read the request body: {e}"),
+                format!("Request entity too large: limit is {MAX_BODY}"),
             )
             .into_response();
         }

@@ -52,9 +52,8 @@ pub(crate) fn object_response(
     }
 }
 
-pub(crate) fn with_version(info: &crate::resources::ResourceInfo, mut v: Value) -> Value {
-    v["apiVersion"] = json!(info.api_version());
-    v
+pub(crate) fn with_version(info: &crate::resources::ResourceInfo, v: Value) -> Value {
+    crate::convert::to_version(info, v)
 }
 
 /// The position of a paginated list: the resourceVersion of the first page and the last key served.

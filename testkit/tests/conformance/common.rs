@@ -120,3 +120,35 @@ where
         .resource_version
         .expect("a list carries metadata.resourceVersion")
 }
+
+/// POSTs `obj` as JSON to `path`: (HTTP status, parsed body).
+pub async fn post_json(
+    client: &kube::Client,
+    path: &str,
+    obj: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    raw(
+        client,
+        "POST",
+        path,
+        Some("application/json"),
+        obj.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// The next event of a watch that is not a bookmark (within ten seconds).
+pub async fn next_change<K>(
+    events: &mut (impl futures::Stream<Item = Result<kube::api::WatchEvent<K>, kube::Error>> + Unpin),
+) -> kube::api::WatchEvent<K> {
+    use futures::TryStreamExt;
+    within(10, async {
+        loop {
+            match events.try_next().await.expect("watch").expect("open watch") {
+                kube::api::WatchEvent::Bookmark(_) => continue,
+                other => break other,
+            }
+        }
+    })
+    .await
+}

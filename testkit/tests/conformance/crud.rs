@@ -384,3 +384,76 @@ async fn a_secrets_string_data_is_stored_as_base64_data() {
     assert_eq!(stored.string_data, None, "stringData is write-only");
     assert_eq!(stored.type_.as_deref(), Some("Opaque"));
 }
+
+/// Paths of the `null` values in `v` (Go clients and kubectl never see one from the real server,
+/// which omits empty fields; the one exception is a pod template's `creationTimestamp`).
+fn null_paths(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Null if !path.ends_with(".creationTimestamp") => {
+            out.push(path.to_string())
+        }
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                null_paths(v, &format!("{path}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                null_paths(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn defaulting_never_writes_nulls() {
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let objects = [
+        (
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bare"}}),
+        ),
+        (
+            "pods",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        ),
+        (
+            "services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                "spec": {"ports": [{"port": 80}]}}),
+        ),
+        (
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        ),
+    ];
+    for (plural, obj) in objects {
+        let path = format!("/api/v1/namespaces/{ns}/{plural}");
+        let (code_, _) = post_json(&c.client(), &path, &obj).await;
+        assert_eq!(code_, 201, "create {plural}");
+        let name = obj["metadata"]["name"].as_str().expect("name");
+        let (_, read) = raw(&c.client(), "GET", &format!("{path}/{name}"), None, vec![]).await;
+        let mut nulls = Vec::new();
+        null_paths(&read, "", &mut nulls);
+        assert!(
+            nulls.is_empty(),
+            "{plural} read back with nulls at {nulls:?}: {read}"
+        );
+    }
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    let (code_, _) = post_json(&c.client(), &path, &deployment).await;
+    assert_eq!(code_, 201, "create the deployment");
+    let (_, read) = raw(&c.client(), "GET", &format!("{path}/d"), None, vec![]).await;
+    let mut nulls = Vec::new();
+    null_paths(&read["spec"], ".spec", &mut nulls);
+    assert!(
+        nulls.is_empty(),
+        "deployment spec with nulls at {nulls:?}: {read}"
+    );
+}

@@ -427,3 +427,55 @@ async fn a_dependent_whose_owner_is_already_gone_is_garbage_collected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_unchanged_server_side_apply_is_a_no_op() {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client(), &ns);
+    let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "same"}, "data": {"k": v}});
+    let apply = PatchParams::apply("operator");
+    let first = api
+        .patch("same", &apply, &Patch::Apply(cfg("1")))
+        .await
+        .expect("apply creates");
+    let from = first.metadata.resource_version.clone().expect("rv");
+    let mut events = api
+        .watch(&WatchParams::default(), &from)
+        .await
+        .expect("watch")
+        .boxed();
+    // managedFields times have a one-second resolution: a re-stamp would show after a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = api
+        .patch("same", &apply, &Patch::Apply(cfg("1")))
+        .await
+        .expect("unchanged apply");
+    assert_eq!(
+        again.metadata.resource_version, first.metadata.resource_version,
+        "an unchanged apply must not write a new resourceVersion"
+    );
+    assert_eq!(
+        again.metadata.managed_fields, first.metadata.managed_fields,
+        "an unchanged apply keeps the manager's time"
+    );
+    let changed = api
+        .patch("same", &apply, &Patch::Apply(cfg("2")))
+        .await
+        .expect("changing apply");
+    assert_ne!(
+        changed.metadata.resource_version,
+        again.metadata.resource_version
+    );
+    // No watch event for the no-op: the watch's first event is the change.
+    let first_event = next_change(&mut events).await;
+    match first_event {
+        WatchEvent::Modified(cm) => assert_eq!(
+            cm.metadata.resource_version, changed.metadata.resource_version,
+            "the watch's first event is the change, not the unchanged apply"
+        ),
+        other => panic!("expected the change as MODIFIED, got {other:?}"),
+    }
+}
