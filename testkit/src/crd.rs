@@ -127,14 +127,25 @@ fn validate_crd(name: &str, crd: &Value) -> Vec<Cause> {
         }
         match v["schema"].get("openAPIV3Schema") {
             None => causes.push(required(&path)),
-            Some(s) => {
-                if let Err(errs) = schema::check_structural_at(s, &path) {
-                    causes.extend(
-                        errs.into_iter()
-                            .map(|e| cause(e.reason.reason(), &e.path, e.message)),
-                    );
-                }
-            }
+            Some(s) => match schema::check_structural_at(s, &path) {
+                Err(errs) => causes.extend(
+                    errs.into_iter()
+                        .map(|e| cause(e.reason.reason(), &e.path, e.message)),
+                ),
+                // CEL rules that do not parse are refused with the CRD, as kube-apiserver does.
+                Ok(()) => causes.extend(kubeforge_cel::check_compiles(s, &path).into_iter().map(
+                    |e| {
+                        cause(
+                            "FieldValueInvalid",
+                            &e.path,
+                            format!(
+                                "Invalid value: {:?}: compilation failed: {}",
+                                e.rule, e.detail
+                            ),
+                        )
+                    },
+                )),
+            },
         }
     }
     causes
@@ -290,6 +301,7 @@ pub fn prepare_object(
     info: &Arc<ResourceInfo>,
     name: &str,
     obj: &mut Value,
+    old: Option<&Value>,
     opts: &WriteOptions,
 ) -> ApiResult<()> {
     if is_crd(info) {
@@ -330,15 +342,31 @@ pub fn prepare_object(
     obj["metadata"] = kept.2;
     schema::apply_defaults(schema, obj);
     let errors = schema::validate(schema, obj);
-    if !errors.is_empty() {
-        let causes = errors
-            .iter()
-            .map(|e| Cause {
-                reason: e.reason.reason().to_string(),
-                message: e.message.clone(),
-                field: e.path.clone(),
-            })
-            .collect();
+    let mut causes: Vec<Cause> = errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.reason.reason().to_string(),
+            message: e.message.clone(),
+            field: e.path.clone(),
+        })
+        .collect();
+    // The CEL rules run unless the object has the wrong types somewhere (kube-apiserver's
+    // "blocking" errors), as they could not be evaluated on it.
+    let blocking = errors
+        .iter()
+        .any(|e| e.reason == schema::FieldErrorType::TypeInvalid);
+    if !blocking {
+        causes.extend(
+            kubeforge_cel::validate(schema, obj, old)
+                .into_iter()
+                .map(|e| Cause {
+                    reason: e.reason.as_str().to_string(),
+                    message: e.message(),
+                    field: e.path,
+                }),
+        );
+    }
+    if !causes.is_empty() {
         return Err(ApiError::invalid(&info.group, &info.kind, name, causes));
     }
     Ok(())

@@ -26,7 +26,9 @@
 //! are applied (see [`defaults`]). Request bodies are JSON or
 //! YAML; protobuf bodies get a 415 that says so. Objects are stored in the version they were
 //! written through; other served versions of a CRD see them with only `apiVersion` rewritten
-//! (conversion strategy `None`). CEL validation rules of CRDs are not evaluated.
+//! (conversion strategy `None`). CEL validation rules of CRDs (`x-kubernetes-validations`) are
+//! evaluated on create, update, status writes and apply by the `kubeforge-cel` crate (which says
+//! which CEL functions it supports); their cost estimates are not computed.
 //!
 //! Where the two forms of an answer exist, the default is the one tests most need and the
 //! other is a builder option: a watch from a resourceVersion older than the history window gets

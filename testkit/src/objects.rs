@@ -335,7 +335,7 @@ pub fn create(
     stamp_new(info, &mut obj);
     defaults::apply(info, &mut obj);
     limits::check_data(info, &name, &obj)?;
-    crd::prepare_object(store, info, &name, &mut obj, opts)?;
+    crd::prepare_object(store, info, &name, &mut obj, None, opts)?;
     limits::check_object(&obj)?;
     if opts.dry_run {
         return Ok(Arc::new(dry(obj)));
@@ -488,7 +488,10 @@ pub fn update(
         check_metadata_maps(info, name, &next)?;
         defaults::apply(info, &mut next);
         limits::check_data(info, name, &next)?;
-        crd::prepare_object(store, info, name, &mut next, opts)?;
+        crd::prepare_object(store, info, name, &mut next, Some(&old), opts)?;
+    } else if info.custom.is_some() {
+        // A status write is validated too, the whole object against the schema and its rules.
+        crd::prepare_object(store, info, name, &mut next, Some(&old), opts)?;
     }
     if spec_part(&next) != spec_part(&old) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

@@ -216,7 +216,7 @@ async fn the_embedded_server_accepts_the_crds_and_validates_objects() {
     let server = kubeforge_testkit::ApiServer::start()
         .await
         .expect("start the embedded server");
-    support::exercise(server.client(), &merged_crds(), &corpus(), false).await;
+    support::exercise(server.client(), &merged_crds(), &corpus()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,5 +224,49 @@ async fn a_real_kube_apiserver_accepts_the_crds_and_validates_objects() {
     let cp = kubeforge_testkit::control_plane::ControlPlane::shared()
         .await
         .expect("a real kube-apiserver (build it with `bash scripts/control-plane.sh`)");
-    support::exercise(cp.client(), &merged_crds(), &corpus(), true).await;
+    support::exercise(cp.client(), &merged_crds(), &corpus()).await;
+}
+
+#[test]
+fn check_rules_evaluates_a_resources_cel_rules_without_a_server() {
+    use kubeforge::crd::check_rules;
+    use types::rollout::{Rollout, RolloutSpec, Step};
+    let spec = |min: i32, max: i32, generation: Option<i64>| RolloutSpec {
+        name: "r".into(),
+        min_replicas: min,
+        max_replicas: max,
+        strategy: "canary".into(),
+        generation,
+        steps: vec![Step {
+            weight: 10,
+            pause_seconds: None,
+        }],
+    };
+    let good = Rollout::new("r", spec(1, 2, Some(3)));
+    assert_eq!(check_rules(&good, None), []);
+    let messages = |r: &Rollout, old: Option<&Rollout>| -> Vec<String> {
+        check_rules(r, old)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        messages(&Rollout::new("r", spec(5, 2, Some(3))), None),
+        ["spec.minReplicas: Invalid value: minReplicas must not exceed maxReplicas"]
+    );
+    // Transition rules: against the old object only.
+    let mut moved = good.clone();
+    moved.spec.strategy = "blue-green".into();
+    assert_eq!(messages(&moved, None), Vec::<String>::new());
+    assert_eq!(
+        messages(&moved, Some(&good)).len(),
+        1,
+        "{:?}",
+        messages(&moved, Some(&good))
+    );
+    let shrunk = Rollout::new("r", spec(1, 2, Some(1)));
+    assert_eq!(
+        messages(&shrunk, Some(&good)),
+        ["spec.generation: Invalid value: 1: generation only grows"]
+    );
 }

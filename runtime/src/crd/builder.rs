@@ -275,6 +275,13 @@ pub fn check(crd: &CustomResourceDefinition) -> Vec<String> {
             continue;
         };
         list_map_key_problems(&schema, "", &v.name, &mut problems);
+        for e in kubeforge_cel::check_compiles(&schema, "openAPIV3Schema") {
+            problems.push(format!(
+                "version {}: the CEL expression {:?} at {} does not compile ({}): fix the \
+                 `validation(rule = ...)` or `message_expression` that holds it",
+                v.name, e.rule, e.path, e.detail
+            ));
+        }
         for (path, reason) in schema::check_defaults(&schema) {
             problems.push(format!(
                 "version {}: the default of {path} is invalid: {reason}. The default comes from \

@@ -11,9 +11,9 @@
 //!
 //! # Known gaps
 //! - `x-kubernetes-validations` (CEL): [`check_structural`] enforces the static rules on them (rule
-//!   not empty, `message` without line breaks, `messageExpression`/`reason`/`fieldPath` shape) but
-//!   does not compile CEL, and [`validate`] does not evaluate them. The embedded server therefore
-//!   does not enforce CEL rules; test those against a real cluster.
+//!   not empty, `message` without line breaks, `messageExpression`/`reason`/`fieldPath` shape);
+//!   the server then parses them when a CRD is written and evaluates them on every write through
+//!   `kubeforge-cel` (not here: [`validate`] covers the OpenAPI validations only).
 //! - `pattern` is compiled with the `regex` crate, whose syntax is RE2's (what Go uses): lookaround
 //!   and backreferences are rejected as the real server rejects them. Character classes such as
 //!   `\d` are Unicode-aware here and ASCII-only in Go.

@@ -3,6 +3,7 @@
 //! `KUBEFORGE_TEST_KUBECONFIG=/path/to/kubeconfig cargo test -p kubeforge-testkit --test conformance`.
 //! Tests that need fault injection print a note and return early on an external cluster.
 
+mod cel;
 mod common;
 mod crds;
 mod crud;
