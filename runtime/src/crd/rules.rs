@@ -11,10 +11,10 @@ pub use kubeforge_cel::{Reason, RuleError};
 /// when checking an update (transition rules compare with it). Returns the failures as the API
 /// server would report them; empty means the object would be accepted by its rules.
 ///
-/// ```ignore
-/// let errors = kubeforge::crd::check_rules(&rollout, None);
-/// assert_eq!(errors[0].to_string(), "spec.minReplicas: Invalid value: minReplicas must not exceed maxReplicas");
-/// ```
+/// For a derived `Rollout` whose spec has `validation(rule = "self.minReplicas <=
+/// self.maxReplicas", …, field_path = ".minReplicas")`, `check_rules(&rollout, None)` on a
+/// rollout breaking it returns one error printing as `spec.minReplicas: Invalid value:
+/// minReplicas must not exceed maxReplicas` (the macros corpus tests exactly this).
 ///
 /// Only the rules are checked here; the schema's other validations (types, bounds, patterns)
 /// are the server's (or the embedded test server's) to apply.
