@@ -25,9 +25,15 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts the server on a free loopback port and writes its kubeconfig to `kubeconfig`.
-    pub async fn start(kubeconfig: &Path) -> anyhow::Result<LocalCluster> {
-        let server = ApiServer::start()
+    /// Starts the server on a free loopback port and writes its kubeconfig to `kubeconfig`;
+    /// with `data_dir`, its objects are kept there across runs.
+    pub async fn start(kubeconfig: &Path, data_dir: Option<&Path>) -> anyhow::Result<LocalCluster> {
+        let mut builder = ApiServer::builder();
+        if let Some(dir) = data_dir {
+            builder = builder.data_dir(dir);
+        }
+        let server = builder
+            .start()
             .await
             .context("starting the embedded API server")?;
         server

@@ -378,9 +378,14 @@ pub fn after_write(
     info: &Arc<ResourceInfo>,
     stored: &Arc<Stored>,
 ) -> ApiResult<()> {
-    if !is_crd(info) {
-        return Ok(());
+    if is_crd(info) {
+        register(store, stored);
     }
+    Ok(())
+}
+
+/// Serves the resources of a stored CRD (replacing what it served before).
+pub fn register(store: &mut Store, stored: &Stored) {
     let crd = stored.value();
     let name = crd["metadata"]["name"]
         .as_str()
@@ -391,7 +396,6 @@ pub fn after_write(
         tracing::debug!(group = %r.group, version = %r.version, plural = %r.plural, "registered custom resource");
         store.registry.insert(r);
     }
-    Ok(())
 }
 
 /// Runs after a CRD is removed: its objects are deleted and its resources unregistered.

@@ -3,6 +3,9 @@
 /// What went wrong when starting, seeding or connecting to the server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The data directory could not be opened or read.
+    #[error(transparent)]
+    DataDir(#[from] crate::persist::DataDirError),
     /// The server could not listen on the port asked for.
     #[error("failed to bind 127.0.0.1:{port}: {source}; pick another port or use 0 for a free one")]
     Bind {

@@ -17,7 +17,8 @@
 //! core/v1 and `events.k8s.io/v1` Events are one store served through both APIs, an unchanged
 //! server-side apply writes nothing, and size limits hold: request bodies over 3 MiB get 413,
 //! ConfigMap or Secret data over 1 MiB 422, objects over etcd's 1.5 MiB a 500. Each watch event
-//! is serialised once and shared by every watcher of the resource.
+//! is serialised once and shared by every watcher of the resource. With
+//! [`ApiServerBuilder::data_dir`] the objects survive a restart or a crash ([`persist`]).
 //!
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
@@ -60,6 +61,7 @@ mod names;
 mod objects;
 mod openapi;
 mod patch;
+pub mod persist;
 pub mod proxy;
 mod query;
 mod resources;

@@ -275,7 +275,11 @@ fn stamp_new(info: &ResourceInfo, obj: &mut Value) {
 
 /// Creates a namespace at startup.
 pub fn seed_namespace(store: &mut Store, name: &str) {
-    if let Some(info) = store.registry.get("", "v1", "namespaces") {
+    if let Some(info) = store.registry.get("", "v1", "namespaces")
+        && store
+            .get(&info.key(), &obj_key(&info, None, name))
+            .is_none()
+    {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         if let Err(e) = create(store, &info, None, obj, &WriteOptions::default()) {
             tracing::error!(error = %e, name, "failed to create a built-in namespace");

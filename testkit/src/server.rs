@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::faults::{FaultState, Faults};
+use crate::resources::ResourceKey;
 use crate::store::Store;
 use crate::{kubeconfig, objects};
 
@@ -39,6 +40,7 @@ pub struct ApiServerBuilder {
     history_window: usize,
     bookmark_interval: Duration,
     expired_watch_as_event: bool,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiServerBuilder {
@@ -48,6 +50,7 @@ impl Default for ApiServerBuilder {
             history_window: DEFAULT_HISTORY_WINDOW,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             expired_watch_as_event: false,
+            data_dir: None,
         }
     }
 }
@@ -80,6 +83,14 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Keeps the objects in `dir` (created if missing), so they survive a restart, a crash or
+    /// `SIGKILL`: every write is durable before it is answered, and resourceVersions continue
+    /// from where they were. Without it the server is in memory only. See [`crate::persist`].
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
     /// Binds the port and starts serving in the background of the current tokio runtime.
     pub async fn start(self) -> Result<ApiServer, Error> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
@@ -94,6 +105,19 @@ impl ApiServerBuilder {
         })?;
         let (stop_watches, shutdown) = tokio::sync::watch::channel(false);
         let mut store = Store::new(self.history_window);
+        if let Some(dir) = &self.data_dir {
+            let (persist, restored, rv) = crate::persist::Persist::open(dir)?;
+            store.restore(persist, restored, rv);
+            let crds = ResourceKey {
+                group: "apiextensions.k8s.io".into(),
+                plural: "customresourcedefinitions".into(),
+            };
+            for key in store.keys(&crds) {
+                if let Some(crd) = store.get(&crds, &key) {
+                    crate::crd::register(&mut store, &crd);
+                }
+            }
+        }
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             objects::seed_namespace(&mut store, ns);
         }

@@ -150,6 +150,8 @@ pub struct Store {
     window: usize,
     watchers: Vec<Watcher>,
     pub registry: Registry,
+    /// The data directory every change is written to first, when the server has one.
+    persist: Option<crate::persist::Persist>,
 }
 
 impl Store {
@@ -164,7 +166,40 @@ impl Store {
             window: window.max(1),
             watchers: Vec::new(),
             registry: Registry::default(),
+            persist: None,
         }
+    }
+
+    /// Takes the objects of a data directory as the current state (no history: a watch from
+    /// before it gets 410) and writes every later change there.
+    pub fn restore(
+        &mut self,
+        persist: crate::persist::Persist,
+        restored: Vec<crate::persist::Restored>,
+        rv: u64,
+    ) {
+        for r in restored {
+            let Ok(value) = serde_json::from_slice::<Value>(&r.json) else {
+                tracing::error!(resource = %r.resource, name = %r.key.1, "skipping an unreadable object in the data directory");
+                continue;
+            };
+            let stored = Arc::new(Stored::from_value(&value, r.rv));
+            for o in &stored.owners {
+                self.owned
+                    .entry(o.clone())
+                    .or_default()
+                    .insert((r.resource.clone(), r.key.clone()));
+            }
+            self.uids
+                .insert(stored.uid.clone(), (r.resource.clone(), r.key.clone()));
+            self.objects
+                .entry(r.resource)
+                .or_default()
+                .insert(r.key, stored);
+        }
+        self.rv = self.rv.max(rv);
+        self.history_start = self.rv;
+        self.persist = Some(persist);
     }
 
     pub fn current_rv(&self) -> u64 {
@@ -190,6 +225,9 @@ impl Store {
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(Stored::from_value(&value, rv));
+        if let Some(p) = &self.persist {
+            p.write(res, &key, rv, Some(&stored.bytes));
+        }
         let prev = self
             .objects
             .entry(res.clone())
@@ -242,6 +280,9 @@ impl Store {
         self.unindex_owners(res, key, &prev);
         self.rv += 1;
         let rv = self.rv;
+        if let Some(p) = &self.persist {
+            p.write(res, key, rv, None);
+        }
         let mut v = last.unwrap_or_else(|| prev.value());
         v["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(Stored::from_value(&v, rv));

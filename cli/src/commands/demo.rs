@@ -103,7 +103,7 @@ fn step(what: &str) {
 }
 
 async fn run(dir: &Path, binary: &Path) -> anyhow::Result<()> {
-    let cluster = LocalCluster::start(&dir.join("demo.kubeconfig")).await?;
+    let cluster = LocalCluster::start(&dir.join("demo.kubeconfig"), None).await?;
     step(&format!(
         "embedded API server at {}; applying the CRDs",
         cluster.url()

@@ -26,6 +26,10 @@ pub struct Args {
     /// Do not apply config/samples/*.yaml.
     #[arg(long)]
     pub no_samples: bool,
+    /// Keep the server's objects in this directory, so they survive restarts of `kubeforge dev`
+    /// (in memory only without it).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Runs the loop until Ctrl-C or SIGTERM.
@@ -44,7 +48,7 @@ async fn dev(root: &Path, project: &Project, args: &Args) -> anyhow::Result<()> 
     if let Some(dir) = kubeconfig.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let cluster = LocalCluster::start(&kubeconfig).await?;
+    let cluster = LocalCluster::start(&kubeconfig, args.data_dir.as_deref()).await?;
     eprintln!(
         "kubeforge dev: embedded API server at {}\n  export KUBECONFIG={}",
         cluster.url(),

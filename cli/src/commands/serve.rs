@@ -17,6 +17,11 @@ pub struct Args {
     /// How many change events the server keeps for watches; older resourceVersions get 410 Gone.
     #[arg(long)]
     history_window: Option<usize>,
+    /// Keep the objects in this directory (created if missing), so they survive a restart or a
+    /// crash: every write is on disk before it is answered, and resourceVersions continue. In
+    /// memory only without it.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Starts the server, writes the kubeconfig, and serves until Ctrl-C or SIGTERM.
@@ -30,12 +35,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(window) = args.history_window {
         builder = builder.history_window(window);
     }
-    let server = builder.start().await.with_context(|| {
-        format!(
-            "failed to start the API server on 127.0.0.1:{}; is the port in use? Try --port 0",
-            args.port
-        )
-    })?;
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let server = builder
+        .start()
+        .await
+        .with_context(|| format!("failed to start the API server on 127.0.0.1:{}", args.port))?;
     server.write_kubeconfig(&args.kubeconfig_out).with_context(|| {
         format!(
             "failed to write the kubeconfig to {}; choose a writable path with --kubeconfig-out",
