@@ -1,10 +1,12 @@
 //! The Kubernetes CEL libraries on top of cel-rust's standard library and strings extension:
-//! the functions kube-apiserver adds for validation rules (lists, regex, quantity, IP and CIDR),
-//! and the table of what is and is not supported ([`FUNCTIONS`]).
+//! the functions kube-apiserver adds for validation rules (lists, regex, quantity, IP and CIDR,
+//! URL, semver, sets, named formats), one module each, and the table of what is and is not
+//! supported ([`FUNCTIONS`]).
 //!
-//! Quantities, IPs and CIDRs are values of their own in kube-apiserver; here they are maps with
-//! one reserved key (`__quantity`, `__ip`, `__cidr`) holding the parsed text, so the member
-//! functions can recognise them.
+//! Quantities, IPs, CIDRs, URLs, semver versions and formats are values of their own in
+//! kube-apiserver; here they are maps with one reserved key (`__quantity`, `__ip`, `__cidr`,
+//! `__url`, `__semver`, `__format`) holding the parsed text, so the member functions can
+//! recognise them.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -15,6 +17,18 @@ use cel::objects::Map;
 use cel::{Context, ExecutionError, Value};
 
 type Result<T> = std::result::Result<T, ExecutionError>;
+
+mod format;
+mod lists;
+mod net;
+mod quantity;
+mod semver;
+mod sets;
+mod url;
+
+use lists::*;
+use net::*;
+use quantity::*;
 
 /// One function of the Kubernetes CEL environment: the library it belongs to, its signature, and
 /// whether it is supported here. Each supported one is exercised by a rule in the crate's tests.
@@ -162,7 +176,11 @@ pub const FUNCTIONS: &[Function] = &[
         "asInteger / asApproximateFloat / isInteger / sign",
         "quantity('2k').asInteger() == 2000 && quantity('500m').asApproximateFloat() == 0.5 && !quantity('500m').isInteger() && quantity('-1').sign() == -1",
     ),
-    missing("quantity", "add / sub", NOT_YET),
+    ok(
+        "quantity",
+        "add / sub",
+        "quantity('1Gi').add(quantity('1Gi')).isGreaterThan(quantity('2G')) && quantity('1k').sub(1).asInteger() == 999",
+    ),
     ok(
         "ip",
         "isIP / ip / family",
@@ -184,13 +202,30 @@ pub const FUNCTIONS: &[Function] = &[
         NOT_YET,
     ),
     missing("cidr", "containsCIDR / masked / ip()", NOT_YET),
-    missing("url", "url / isURL / getHost / getScheme / …", NOT_YET),
-    missing("format", "format.dns1123Label() … validate", NOT_YET),
-    missing("semver", "semver / isSemver / compareTo …", NOT_YET),
+    ok(
+        "url",
+        "isURL / url / getScheme / getHost / getHostname / getPort / getEscapedPath / getQuery",
+        "isURL('https://example.com/x') && !isURL('not a url') && url('https://example.com:8443/a?b=c').getHostname() == 'example.com' && url('https://example.com:8443/a').getPort() == '8443' && url('https://example.com/a/b').getEscapedPath() == '/a/b' && url('http://h/?k=v').getQuery()['k'] == ['v'] && url('https://h').getScheme() == 'https'",
+    ),
+    ok(
+        "format",
+        "format.dns1123Label / dns1123Subdomain / dns1035Label / labelValue / uuid … validate",
+        "!format.dns1123Label().validate('my-name').hasValue() && format.dns1123Label().validate('My_Name').hasValue() && !format.dns1123Subdomain().validate('a.b-c').hasValue() && format.dns1035Label().validate('1abc').hasValue()",
+    ),
     missing(
+        "format",
+        "format.qualifiedName / dns1123LabelPrefix / uri / byte / date / datetime / named",
+        NOT_YET,
+    ),
+    ok(
+        "semver",
+        "isSemver / semver / major / minor / patch / compareTo / isGreaterThan / isLessThan",
+        "isSemver('1.2.3') && !isSemver('1.2') && semver('1.2.3').major() == 1 && semver('1.10.0').isGreaterThan(semver('1.9.9')) && semver('1.0.0-rc.1').isLessThan(semver('1.0.0')) && semver('2.0.0').compareTo(semver('2.0.0')) == 0",
+    ),
+    ok(
         "sets",
         "sets.contains / sets.equivalent / sets.intersects",
-        NOT_YET,
+        "sets.contains([1, 2, 3], [2, 3]) && sets.equivalent([1, 2], [2, 1, 1]) && sets.intersects([1, 2], [2, 5]) && !sets.intersects([1], [2])",
     ),
     missing(
         "two-variable comprehensions",
@@ -259,81 +294,38 @@ pub fn register(ctx: &mut Context<'_, '_>) {
         "prefixLength",
         |This(v): This<Value>| Ok::<_, ExecutionError>(i64::from(cidr_of(&v)?.1))
     );
+    add!("add", |This(a): This<Value>, b: Value| arithmetic(
+        &a, &b, 1.0
+    ));
+    add!("sub", |This(a): This<Value>, b: Value| arithmetic(
+        &a, &b, -1.0
+    ));
+    add!("sets.contains", sets::contains);
+    add!("sets.equivalent", sets::equivalent);
+    add!("sets.intersects", sets::intersects);
+    add!("isURL", url::is_url);
+    add!("url", url::url);
+    add!("getScheme", url::scheme);
+    add!("getHost", url::host);
+    add!("getHostname", url::hostname);
+    add!("getPort", url::port);
+    add!("getEscapedPath", url::escaped_path);
+    add!("getQuery", url::query);
+    add!("isSemver", semver::is_semver);
+    add!("semver", semver::semver);
+    add!("major", semver::part::<0>);
+    add!("minor", semver::part::<1>);
+    add!("patch", semver::part::<2>);
+    for name in format::names() {
+        let qualified: &'static str = Box::leak(format!("format.{name}").into_boxed_str());
+        ctx.add_function(qualified, move || format::named(name))
+            .expect("format functions are not standard functions");
+    }
+    add!("validate", format::validate);
 }
 
 fn error(function: &str, message: impl ToString) -> ExecutionError {
     ExecutionError::function_error(function, message)
-}
-
-fn is_sorted(This(list): This<Arc<Vec<Value>>>) -> Result<bool> {
-    for pair in list.windows(2) {
-        match pair[0].partial_cmp(&pair[1]) {
-            Some(Ordering::Greater) => return Ok(false),
-            Some(_) => {}
-            None => return Err(error("isSorted", "the list's items are not comparable")),
-        }
-    }
-    Ok(true)
-}
-
-fn sum(This(list): This<Arc<Vec<Value>>>) -> Result<Value> {
-    let mut total = match list.first() {
-        Some(Value::Float(_)) => Value::Float(0.0),
-        Some(Value::UInt(_)) => Value::UInt(0),
-        _ => Value::Int(0),
-    };
-    for item in list.iter() {
-        total = match (&total, item) {
-            (Value::Int(a), Value::Int(b)) => Value::Int(
-                a.checked_add(*b)
-                    .ok_or_else(|| error("sum", "integer overflow"))?,
-            ),
-            (Value::UInt(a), Value::UInt(b)) => Value::UInt(
-                a.checked_add(*b)
-                    .ok_or_else(|| error("sum", "integer overflow"))?,
-            ),
-            (Value::Float(a), Value::Float(b)) => Value::Float(a + b),
-            _ => return Err(error("sum", "the list holds items of different types")),
-        };
-    }
-    Ok(total)
-}
-
-/// `min()` when `MIN`, `max()` otherwise; an empty list is an error, as in Kubernetes.
-fn extreme<const MIN: bool>(This(list): This<Arc<Vec<Value>>>) -> Result<Value> {
-    let name = if MIN { "min" } else { "max" };
-    let mut best = list
-        .first()
-        .ok_or_else(|| error(name, "the list is empty"))?;
-    for item in list.iter().skip(1) {
-        let order = item
-            .partial_cmp(best)
-            .ok_or_else(|| error(name, "the list's items are not comparable"))?;
-        if (MIN && order == Ordering::Less) || (!MIN && order == Ordering::Greater) {
-            best = item;
-        }
-    }
-    Ok(best.clone())
-}
-
-fn regex(function: &str, pattern: &str) -> Result<regex::Regex> {
-    regex::Regex::new(pattern).map_err(|e| error(function, e))
-}
-
-fn find(This(text): This<Arc<String>>, pattern: Arc<String>) -> Result<Value> {
-    let found = regex("find", &pattern)?
-        .find(&text)
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_default();
-    Ok(Value::String(Arc::new(found)))
-}
-
-fn find_all(This(text): This<Arc<String>>, pattern: Arc<String>) -> Result<Value> {
-    let found: Vec<Value> = regex("findAll", &pattern)?
-        .find_iter(&text)
-        .map(|m| Value::String(Arc::new(m.as_str().to_string())))
-        .collect();
-    Ok(Value::List(Arc::new(found)))
 }
 
 /// A value of one of this library's own types: a map with its reserved key.
@@ -351,138 +343,4 @@ fn untag<'a>(v: &'a Value, tag: &str) -> Option<&'a str> {
         Some(Value::String(s)) => Some(s.as_str()),
         _ => None,
     }
-}
-
-/// A Kubernetes quantity (`500m`, `1Gi`, `2e3`) as a number.
-fn parse_quantity(s: &str) -> Option<f64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    if number.is_empty() || number == "+" || number == "-" || number.ends_with('.') {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse().ok()?),
-        _ => return None,
-    };
-    Some(value * factor)
-}
-
-fn quantity(s: Arc<String>) -> Result<Value> {
-    match parse_quantity(&s) {
-        Some(_) => Ok(tagged("__quantity", &s)),
-        None => Err(error("quantity", format!("invalid quantity: {s:?}"))),
-    }
-}
-
-fn quantity_of(v: &Value) -> Result<f64> {
-    untag(v, "__quantity")
-        .and_then(parse_quantity)
-        .ok_or_else(|| error("quantity", "not a quantity; use quantity('…')"))
-}
-
-fn compare(a: &Value, b: &Value) -> Result<Ordering> {
-    quantity_of(a)?
-        .partial_cmp(&quantity_of(b)?)
-        .ok_or_else(|| error("compareTo", "the quantities are not comparable"))
-}
-
-fn compare_to(This(a): This<Value>, b: Value) -> Result<i64> {
-    Ok(match compare(&a, &b)? {
-        Ordering::Less => -1,
-        Ordering::Equal => 0,
-        Ordering::Greater => 1,
-    })
-}
-
-fn as_integer(This(q): This<Value>) -> Result<i64> {
-    let value = quantity_of(&q)?;
-    if value.fract() != 0.0 || value.abs() > i64::MAX as f64 {
-        return Err(error(
-            "asInteger",
-            "the quantity is not an integer that fits in int64",
-        ));
-    }
-    Ok(value as i64)
-}
-
-fn ip(s: Arc<String>) -> Result<Value> {
-    match s.parse::<IpAddr>() {
-        Ok(_) => Ok(tagged("__ip", &s)),
-        Err(_) => Err(error("ip", format!("IP Address {s:?} parse error"))),
-    }
-}
-
-fn ip_of(v: &Value) -> Result<IpAddr> {
-    untag(v, "__ip")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| error("ip", "not an IP address; use ip('…')"))
-}
-
-fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = s.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
-}
-
-fn cidr(s: Arc<String>) -> Result<Value> {
-    match parse_cidr(&s) {
-        Some(_) => Ok(tagged("__cidr", &s)),
-        None => Err(error("cidr", format!("network address {s:?} parse error"))),
-    }
-}
-
-fn cidr_of(v: &Value) -> Result<(IpAddr, u8)> {
-    untag(v, "__cidr")
-        .and_then(parse_cidr)
-        .ok_or_else(|| error("cidr", "not a CIDR; use cidr('…')"))
-}
-
-/// The address as a 128-bit number and its width in bits.
-fn bits(ip: IpAddr) -> (u128, u32) {
-    match ip {
-        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
-        IpAddr::V6(v6) => (u128::from(v6), 128),
-    }
-}
-
-fn contains_ip(This(c): This<Value>, target: Value) -> Result<bool> {
-    let (net, len) = cidr_of(&c)?;
-    let ip = match &target {
-        Value::String(s) => s
-            .parse::<IpAddr>()
-            .map_err(|_| error("containsIP", format!("IP Address {s:?} parse error")))?,
-        other => ip_of(other)?,
-    };
-    let ((net, width), (addr, addr_width)) = (bits(net), bits(ip));
-    if width != addr_width {
-        return Ok(false);
-    }
-    let host_bits = width - u32::from(len);
-    let mask = if host_bits >= 128 {
-        0
-    } else {
-        !0u128 << host_bits
-    };
-    Ok(net & mask == addr & mask)
 }
