@@ -22,23 +22,34 @@ export KUBEFORGE_REQUIRE_KUBECTL=1
 export KUBEFORGE_SKIP_LOG="${KUBEFORGE_SKIP_LOG:-$(mktemp)}"
 : > "$KUBEFORGE_SKIP_LOG"
 
+# Every stage runs even when an earlier one failed, so one failure never hides the others'
+# results; the script fails at the end if any stage did.
+failed=()
+stage() {
+  local name=$1
+  shift
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
+
 # Benchmarks print figures and are never run as tests, but they are compiled so they cannot rot.
-cargo build --workspace --benches
+stage "benchmarks build" cargo build --workspace --benches
 
 # --no-fail-fast: one failing test binary never hides the others' results.
-cargo test --workspace --no-fail-fast "$@"
+stage "workspace tests" cargo test --workspace --no-fail-fast "$@"
 
 # The whole suite, the fuzz test with an evenly spread sample of 400 of its requests (all of
 # them run against the embedded server above).
 echo "== the conformance suite against a real kube-apiserver ($TEST_ASSET_KUBE_APISERVER)"
-KUBEFORGE_TEST_BACKEND=control-plane KUBEFORGE_FUZZ_BUDGET=400 \
+stage "conformance on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane KUBEFORGE_FUZZ_BUDGET=400 \
   cargo test -p kubeforge-testkit --test conformance
 
 # The informer, controller and manager tests against the real kube-apiserver too: one shared
 # server, a namespace per test, so one test at a time; those needing the embedded server's fault
 # handle record themselves (or the parts they skip) as skipped.
 echo "== the runtime's informer, controller and manager tests against a real kube-apiserver"
-KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
+stage "runtime on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
   --test informer_server --test controller_helpers --test controller_reconcile --test controller_finalizer \
   --test controller_trigger --test manager_endpoints --test manager_leader_election \
   --test manager_shutdown --test manager_signals -- --test-threads=1
@@ -46,10 +57,16 @@ KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
 # The reference controllers on the real kube-apiserver (whose validation of Job status, for
 # one, is stricter than the embedded server's), one test at a time in a namespace each.
 echo "== the reference controllers' tests against a real kube-apiserver"
-KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
+stage "controllers on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
   --test replicaset --test deployment --test job --test cronjob --test statefulset --test daemonset \
   -- --test-threads=1
 
 skips=$(sort -u "$KUBEFORGE_SKIP_LOG" | grep -c . || true)
 echo "== skipped tests: $skips (each is a test that reported itself skipped, not a pass)"
 sort -u "$KUBEFORGE_SKIP_LOG" | sed 's/^/  /'
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== FAILED stages: ${failed[*]}"
+  exit 1
+fi
+echo "== every stage passed"

@@ -510,3 +510,41 @@ fn versions_disagreeing_on_names_name_the_attribute_and_the_versions() {
         "no Debug dump: {msg}"
     );
 }
+
+/// One declaration: a controller that `#[controller]` declares cannot be built by hand watching
+/// something the attribute (and so the printed RBAC) leaves out.
+#[tokio::test]
+async fn a_hand_built_controller_cannot_watch_what_its_attribute_does_not_declare() {
+    use kubeforge::controller::{Action, BuildError, Context, Controller, ReconcileError, Watch};
+    use kubeforge::manager::{Manager, ManagerConfig};
+    async fn reconcile(
+        _: std::sync::Arc<Deployment>,
+        _: Context<()>,
+    ) -> Result<Action, ReconcileError> {
+        Ok(Action::await_change())
+    }
+    let server = kubeforge_testkit::ApiServer::start().await.expect("server");
+    let mut mgr = Manager::new(server.client(), ManagerConfig::default())
+        .await
+        .expect("manager");
+    // As declared (for = Deployment, owns(ConfigMap)): fine.
+    Controller::managed_by(&mut mgr)
+        .for_::<Deployment>(Watch::new())
+        .owns::<ConfigMap>(Watch::new())
+        .named("deployment-auditor")
+        .complete(reconcile, ())
+        .expect("the declared watches");
+    // Watching Services as well, which the attribute does not declare: refused at build time.
+    let err = Controller::managed_by(&mut mgr)
+        .for_::<Deployment>(Watch::new())
+        .watches::<Service>(Watch::new(), |_| Vec::new())
+        .named("deployment-auditor")
+        .complete(reconcile, ())
+        .expect_err("an undeclared watch");
+    assert!(
+        matches!(&err, BuildError::UndeclaredWatch { controller, resource }
+            if controller == "deployment-auditor" && resource == "services"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("add it to the attribute"), "{err}");
+}

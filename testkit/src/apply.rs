@@ -254,47 +254,9 @@ pub fn apply(
         return Err(ApiError::stale(&info.group_resource(), name));
     }
     let (mut owners, others) = apply_owners(&live);
-    // Conflicts: another apply manager owns a field this configuration changes.
-    let mut conflicts: Vec<(String, String, Path)> = Vec::new();
-    for o in owners.iter().filter(|o| o.manager != manager) {
-        for p in o.fields.intersection(&fields) {
-            if get_path(&live, p) != get_path(&applied, p) {
-                conflicts.push((o.manager.clone(), o.api_version.clone(), p.clone()));
-            }
-        }
-    }
+    let conflicts = conflicts(&owners, manager, &live, &applied, &fields);
     if !conflicts.is_empty() && !force {
-        let msgs: Vec<String> = conflicts
-            .iter()
-            .map(|(m, av, p)| format!("conflict with {m:?} using {av}: {}", dotted(p)))
-            .collect();
-        let mut e = ApiError::new(
-            409,
-            "Conflict",
-            if msgs.len() == 1 {
-                format!("Apply failed with 1 conflict: {}", msgs[0])
-            } else {
-                format!(
-                    "Apply failed with {} conflicts: {}",
-                    msgs.len(),
-                    msgs.join("\n")
-                )
-            },
-        );
-        let causes: Vec<Cause> = conflicts
-            .iter()
-            .map(|(m, _, p)| Cause {
-                reason: "FieldManagerConflict".into(),
-                message: format!("conflict with {m:?}"),
-                field: dotted(p),
-            })
-            .collect();
-        e.details = Some(json!({
-            "name": name,
-            "kind": info.plural,
-            "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
-        }));
-        return Err(e);
+        return Err(conflict_error(info, name, &conflicts));
     }
     for o in owners.iter_mut().filter(|o| o.manager != manager) {
         for (_, _, p) in &conflicts {
@@ -358,6 +320,65 @@ pub fn apply(
     }
     let stored = objects::update(store, info, namespace, name, merged, part, opts)?;
     Ok((stored, false))
+}
+
+/// The fields of `fields` another apply manager owns with a different value in `live`: (manager,
+/// its apiVersion, the field).
+fn conflicts(
+    owners: &[Owner],
+    manager: &str,
+    live: &Value,
+    applied: &Value,
+    fields: &BTreeSet<Path>,
+) -> Vec<(String, String, Path)> {
+    let mut out = Vec::new();
+    for o in owners.iter().filter(|o| o.manager != manager) {
+        for p in o.fields.intersection(fields) {
+            if get_path(live, p) != get_path(applied, p) {
+                out.push((o.manager.clone(), o.api_version.clone(), p.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The 409 kube-apiserver answers an apply with conflicts (without `force`).
+fn conflict_error(
+    info: &ResourceInfo,
+    name: &str,
+    conflicts: &[(String, String, Path)],
+) -> ApiError {
+    let msgs: Vec<String> = conflicts
+        .iter()
+        .map(|(m, av, p)| format!("conflict with {m:?} using {av}: {}", dotted(p)))
+        .collect();
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        if msgs.len() == 1 {
+            format!("Apply failed with 1 conflict: {}", msgs[0])
+        } else {
+            format!(
+                "Apply failed with {} conflicts: {}",
+                msgs.len(),
+                msgs.join("\n")
+            )
+        },
+    );
+    let causes: Vec<Cause> = conflicts
+        .iter()
+        .map(|(m, _, p)| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with {m:?}"),
+            field: dotted(p),
+        })
+        .collect();
+    e.details = Some(json!({
+        "name": name,
+        "kind": info.plural,
+        "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+    }));
+    e
 }
 
 /// The object with the `time` of every managedFields entry removed, for telling whether an

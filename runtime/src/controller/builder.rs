@@ -52,6 +52,20 @@ pub enum BuildError {
         /// The resource.
         resource: String,
     },
+    /// The controller is also declared with `#[kubeforge::controller]`, whose attribute does not
+    /// declare something the builder watches: the RBAC printed from the attribute would miss it.
+    #[error(
+        "controller {controller:?} watches {resource}, which its #[kubeforge::controller] attribute \
+         does not declare: add it to the attribute (owns(..), watches(..) or reads(..)) and build \
+         the controller with the generated setup(), so the watches and the RBAC come from one \
+         declaration"
+    )]
+    UndeclaredWatch {
+        /// Controller name.
+        controller: String,
+        /// The resource, `plural.group`.
+        resource: String,
+    },
     /// The shared informer refused the handler (it has stopped).
     #[error("controller {controller:?} could not watch {resource}: {source}")]
     Informer {
@@ -489,6 +503,7 @@ where
         if self.concurrency == 0 {
             return Err(BuildError::ZeroConcurrency(name));
         }
+        check_declared(&name, &self.rules)?;
         if !self.manager.claim_controller_name(&name) {
             return Err(BuildError::DuplicateName(name));
         }
@@ -617,5 +632,43 @@ mod tests {
         use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
         assert!(is_cluster_scoped::<Namespace>());
         assert!(!is_cluster_scoped::<ConfigMap>());
+    }
+}
+
+/// When `#[kubeforge::controller]` also declares a controller of this name, everything the
+/// builder watches must be in the attribute's rules: the watches and the RBAC come from one
+/// declaration, and a controller built by hand cannot watch what the printed RBAC leaves out.
+fn check_declared(
+    name: &str,
+    rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+) -> Result<(), BuildError> {
+    let Some(entry) = crate::crd::registry::controllers()
+        .into_iter()
+        .find(|e| e.name == name)
+    else {
+        return Ok(());
+    };
+    let resources = |rules: &[k8s_openapi::api::rbac::v1::PolicyRule]| {
+        let mut out = std::collections::BTreeSet::new();
+        for r in rules {
+            for group in r.api_groups.iter().flatten() {
+                for resource in r.resources.iter().flatten() {
+                    out.insert((group.clone(), resource.clone()));
+                }
+            }
+        }
+        out
+    };
+    let declared = resources(&(entry.rules)());
+    match resources(rules).difference(&declared).next() {
+        None => Ok(()),
+        Some((group, resource)) => Err(BuildError::UndeclaredWatch {
+            controller: name.to_string(),
+            resource: if group.is_empty() {
+                resource.clone()
+            } else {
+                format!("{resource}.{group}")
+            },
+        }),
     }
 }
