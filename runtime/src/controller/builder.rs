@@ -616,25 +616,6 @@ impl RateLimiter<ObjectKey> for BoxedLimiter {
 /// Default number of concurrent reconciles per controller (controller-runtime's default).
 pub const DEFAULT_CONCURRENCY: usize = 1;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_group_of_core_and_named_groups() {
-        assert_eq!(api_group("v1"), "");
-        assert_eq!(api_group("apps/v1"), "apps");
-        assert_eq!(api_group("example.com/v1alpha1"), "example.com");
-    }
-
-    #[test]
-    fn scope_detection() {
-        use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-        assert!(is_cluster_scoped::<Namespace>());
-        assert!(!is_cluster_scoped::<ConfigMap>());
-    }
-}
-
 /// When `#[kubeforge::controller]` also declares a controller of this name, everything the
 /// builder watches must be in the attribute's rules: the watches and the RBAC come from one
 /// declaration, and a controller built by hand cannot watch what the printed RBAC leaves out.
@@ -670,5 +651,24 @@ fn check_declared(
                 format!("{resource}.{group}")
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_group_of_core_and_named_groups() {
+        assert_eq!(api_group("v1"), "");
+        assert_eq!(api_group("apps/v1"), "apps");
+        assert_eq!(api_group("example.com/v1alpha1"), "example.com");
+    }
+
+    #[test]
+    fn scope_detection() {
+        use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+        assert!(is_cluster_scoped::<Namespace>());
+        assert!(!is_cluster_scoped::<ConfigMap>());
     }
 }
