@@ -61,8 +61,26 @@ pub fn run(
     this: &serde_json::Value,
     old: OldSelf<'_>,
 ) -> Result<cel::Value, String> {
-    let mut ctx = Context::with_env(ENV.clone());
-    crate::library::register(&mut ctx);
+    ROOT.with(|root| run_in(root, program, this, old))
+}
+
+thread_local! {
+    /// The environment with the Kubernetes functions registered, once per thread: each rule runs
+    /// in a child scope holding only its `self` and `oldSelf`.
+    static ROOT: Context<'static, 'static> = {
+        let mut ctx = Context::with_env(ENV.clone());
+        crate::library::register(&mut ctx);
+        ctx
+    };
+}
+
+fn run_in(
+    root: &Context<'static, 'static>,
+    program: &Program,
+    this: &serde_json::Value,
+    old: OldSelf<'_>,
+) -> Result<cel::Value, String> {
+    let mut ctx = root.new_inner_scope();
     ctx.add_variable("self", to_cel(this)?)
         .map_err(|e| e.to_string())?;
     match old {
