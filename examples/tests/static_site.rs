@@ -81,6 +81,76 @@ fn dns_record(dir: &Path, domain: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(domain)).ok()
 }
 
+/// blog's ConfigMap, Deployment (owned by the site, mounting the TLS Secret's current version)
+/// and Service exist, and its DNS record points at the Service. Returns the Secret's version.
+async fn blog_children_are_published(
+    client: &kube::Client,
+    dns: &Path,
+) -> anyhow::Result<Option<String>> {
+    let content = Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .get("blog-content")
+        .await?;
+    assert_eq!(
+        content
+            .data
+            .unwrap_or_default()
+            .get("index.html")
+            .map(String::as_str),
+        Some("<h1>blog</h1>")
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let blog = deployments.get("blog").await?;
+    let owner = blog.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owner
+            .iter()
+            .any(|o| o.kind == "StaticSite" && o.name == "blog" && o.controller == Some(true)),
+        "{owner:?}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let first_version = secrets.get("tls-blog").await?.metadata.resource_version;
+    assert_eq!(tls_version(&blog), first_version);
+    Api::<Service>::namespaced(client.clone(), "default")
+        .get("blog")
+        .await?;
+
+    assert_eq!(
+        dns_record(dns, "blog.example.com").as_deref(),
+        Some("blog.default.svc")
+    );
+    Ok(first_version)
+}
+
+/// Deleting blog: the finalizer removes the DNS record first, then the site and its children go.
+async fn deleting_blog_cleans_up(
+    k: &Kubectl,
+    deployments: &Api<Deployment>,
+    dns: &Path,
+) -> anyhow::Result<()> {
+    kubectl(k, &["delete", "site", "blog", "--wait=false"]).await?;
+    eventually("blog deleted after its cleanup", || async {
+        let gone = kubectl(k, &["get", "staticsites", "-o", "name"]).await?;
+        Ok((!gone.contains("staticsite.web.example.com/blog")).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        dns_record(dns, "blog.example.com"),
+        None,
+        "the finalizer removed the DNS record"
+    );
+    assert!(
+        dns_record(dns, "shop.example.com").is_some(),
+        "other sites keep theirs"
+    );
+    eventually("blog's Deployment garbage-collected", || async {
+        Ok(deployments.get_opt("blog").await?.is_none().then_some(()))
+    })
+    .await?;
+    let events = list_events(k).await?;
+    assert!(events.contains("blog Unpublished Normal"), "{events}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_site_operator_publishes_rolls_on_new_certificates_and_cleans_up()
 -> anyhow::Result<()> {
@@ -138,40 +208,11 @@ async fn static_site_operator_publishes_rolls_on_new_certificates_and_cleans_up(
     let url = kubectl(&k, &["get", "site", "blog", "-o", "jsonpath={.status.url}"]).await?;
     assert_eq!(url, "https://blog.example.com");
 
-    // The children, owned by the site.
+    // The children, owned by the site, and the DNS record outside the cluster.
     let client = server.client();
-    let content = Api::<ConfigMap>::namespaced(client.clone(), "default")
-        .get("blog-content")
-        .await?;
-    assert_eq!(
-        content
-            .data
-            .unwrap_or_default()
-            .get("index.html")
-            .map(String::as_str),
-        Some("<h1>blog</h1>")
-    );
+    let first_version = blog_children_are_published(&client, &dns).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let blog = deployments.get("blog").await?;
-    let owner = blog.metadata.owner_references.clone().unwrap_or_default();
-    assert!(
-        owner
-            .iter()
-            .any(|o| o.kind == "StaticSite" && o.name == "blog" && o.controller == Some(true)),
-        "{owner:?}"
-    );
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    let first_version = secrets.get("tls-blog").await?.metadata.resource_version;
-    assert_eq!(tls_version(&blog), first_version);
-    Api::<Service>::namespaced(client.clone(), "default")
-        .get("blog")
-        .await?;
-
-    // The DNS record outside the cluster.
-    assert_eq!(
-        dns_record(&dns, "blog.example.com").as_deref(),
-        Some("blog.default.svc")
-    );
 
     // docs waits for its Secret, says so in an event and its condition, and is published once
     // the Secret appears (the Secret watch, through the index, reconciles it).
@@ -213,27 +254,6 @@ async fn static_site_operator_publishes_rolls_on_new_certificates_and_cleans_up(
     assert_eq!(faults.request_count("list", Some("staticsites")), 1);
     assert_eq!(faults.request_count("list", Some("secrets")), 1);
 
-    // Deleting blog: the finalizer removes the DNS record first, then the site and its children go.
-    kubectl(&k, &["delete", "site", "blog", "--wait=false"]).await?;
-    eventually("blog deleted after its cleanup", || async {
-        let gone = kubectl(&k, &["get", "staticsites", "-o", "name"]).await?;
-        Ok((!gone.contains("staticsite.web.example.com/blog")).then_some(()))
-    })
-    .await?;
-    assert_eq!(
-        dns_record(&dns, "blog.example.com"),
-        None,
-        "the finalizer removed the DNS record"
-    );
-    assert!(
-        dns_record(&dns, "shop.example.com").is_some(),
-        "other sites keep theirs"
-    );
-    eventually("blog's Deployment garbage-collected", || async {
-        Ok(deployments.get_opt("blog").await?.is_none().then_some(()))
-    })
-    .await?;
-    let events = list_events(&k).await?;
-    assert!(events.contains("blog Unpublished Normal"), "{events}");
+    deleting_blog_cleans_up(&k, &deployments, &dns).await?;
     Ok(())
 }
