@@ -121,9 +121,37 @@ fn fast_backoff() -> InformerOptions {
     })
 }
 
+/// On the embedded server, the faults only its handle can make: a 410 as an ERROR event on an open
+/// watch, failing lists and throttled watches, another compaction and a cut. Recorded as a
+/// skipped part on a real server.
+async fn inject_faults(
+    faults: Option<&kubeforge_testkit::Faults>,
+    default: &Api<ConfigMap>,
+    proxy: &kubeforge_testkit::proxy::CuttableProxy,
+) {
+    if let Some(faults) = faults {
+        // 410 as an ERROR event on an open watch.
+        assert!(eventually(Duration::from_secs(10), || faults.open_watches() > 0).await);
+        faults.expire_watches();
+        default
+            .delete("cm10", &DeleteParams::default())
+            .await
+            .expect("delete");
+        // Failing lists and throttled watches.
+        faults.fail_next(2, RequestMatch::new("list", "configmaps"), 500, None);
+        faults.fail_next(2, RequestMatch::new("watch", "configmaps"), 429, Some(1));
+        faults.compact();
+        proxy.cut();
+    } else {
+        skipped_part(
+            "cache_and_handlers_converge_through_dropped_watches_compaction_and_errors",
+            "410 as an ERROR event, injected 500s and 429s need the embedded server's fault handle; the dropped connections, the outage and the etcd compaction ran on the real kube-apiserver",
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_and_handlers_converge_through_dropped_watches_compaction_and_errors() {
-    const TEST: &str = "cache_and_handlers_converge_through_dropped_watches_compaction_and_errors";
     informer_support::init_tracing();
     let cluster = cluster().await;
     // The informer reaches the server through a proxy the test can cut; the test's own writes
@@ -212,25 +240,7 @@ async fn cache_and_handlers_converge_through_dropped_watches_compaction_and_erro
     );
     proxy.up().await.expect("the proxy listens again");
 
-    if let Some(faults) = &faults {
-        // 410 as an ERROR event on an open watch.
-        assert!(eventually(Duration::from_secs(10), || faults.open_watches() > 0).await);
-        faults.expire_watches();
-        default
-            .delete("cm10", &DeleteParams::default())
-            .await
-            .expect("delete");
-        // Failing lists and throttled watches.
-        faults.fail_next(2, RequestMatch::new("list", "configmaps"), 500, None);
-        faults.fail_next(2, RequestMatch::new("watch", "configmaps"), 429, Some(1));
-        faults.compact();
-        proxy.cut();
-    } else {
-        skipped_part(
-            TEST,
-            "410 as an ERROR event, injected 500s and 429s need the embedded server's fault handle; the dropped connections, the outage and the etcd compaction ran on the real kube-apiserver",
-        );
-    }
+    inject_faults(faults.as_ref(), &default, &proxy).await;
     other
         .delete("cm1", &DeleteParams::default())
         .await
