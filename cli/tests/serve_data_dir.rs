@@ -3,53 +3,15 @@
 //! acknowledged, its resourceVersions go on increasing, and a watch from before the restart gets
 //! 410 (so an informer relists) rather than a silent gap.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams, WatchParams};
-
-/// A running `kubeforge serve --data-dir`, and a client for it.
-struct Served {
-    child: Child,
-    client: kube::Client,
-}
-
-async fn serve(data_dir: &Path, kubeconfig: &Path) -> anyhow::Result<Served> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .arg("--kubeconfig-out")
-        .arg(kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        if line?.contains("Ctrl-C") {
-            break;
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(Served {
-        child,
-        client: kube::Client::try_from(config)?,
-    })
-}
+use support::Serve;
 
 fn cm(name: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();
@@ -71,9 +33,9 @@ async fn every_acknowledged_write_survives_sigkill_and_resource_versions_go_on()
 -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut first = serve(&data, &kubeconfig).await?;
-    let api: Api<ConfigMap> = Api::namespaced(first.client.clone(), "default");
+    let flags = [std::ffi::OsStr::new("--data-dir"), data.as_os_str()];
+    let first = Serve::start_with(dir.path(), &flags);
+    let api: Api<ConfigMap> = Api::namespaced(first.client().await, "default");
     let before_kill = api
         .list(&ListParams::default())
         .await?
@@ -109,10 +71,7 @@ async fn every_acknowledged_write_survives_sigkill_and_resource_versions_go_on()
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Command::new("kill")
-        .args(["-KILL", &first.child.id().to_string()])
-        .status()?;
-    first.child.wait()?;
+    drop(first); // SIGKILL
     for w in writers {
         w.await?;
     }
@@ -124,8 +83,8 @@ async fn every_acknowledged_write_survives_sigkill_and_resource_versions_go_on()
     );
     let last_acknowledged = acknowledged.values().copied().max().unwrap_or(0);
 
-    let mut second = serve(&data, &kubeconfig).await?;
-    let api: Api<ConfigMap> = Api::namespaced(second.client.clone(), "default");
+    let second = Serve::start_with(dir.path(), &flags);
+    let api: Api<ConfigMap> = Api::namespaced(second.client().await, "default");
     let stored: BTreeMap<String, u64> = api
         .list(&ListParams::default())
         .await?
@@ -165,8 +124,7 @@ async fn every_acknowledged_write_survives_sigkill_and_resource_versions_go_on()
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 410, "{s:?}"),
         Err(e) => return Err(e.into()),
     }
-    second.child.kill()?;
-    second.child.wait()?;
+    drop(second);
     println!(
         "{} acknowledged writes before SIGKILL, all present after the restart",
         acknowledged.len()

@@ -112,10 +112,16 @@ pub struct Serve {
 impl Serve {
     /// Starts it, writing the kubeconfig into `dir`, and waits for its banner.
     pub fn start(dir: &Path) -> Serve {
+        Serve::start_with(dir, &[])
+    }
+
+    /// [`Serve::start`] with more arguments (e.g. `--data-dir`).
+    pub fn start_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Serve {
         let kubeconfig = dir.join("serve.kubeconfig");
         let mut child = Command::new(KUBEFORGE)
             .args(["serve", "--port", "0", "--kubeconfig-out"])
             .arg(&kubeconfig)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -133,6 +139,20 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// A kube client for it.
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("its kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("a config from its kubeconfig");
+        kube::Client::try_from(config).expect("a client")
+    }
+}
+
+/// SIGKILL: the server gets no chance to clean up.
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
