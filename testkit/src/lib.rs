@@ -24,8 +24,9 @@
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
 //! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
 //! Built-in kinds are not schema-validated beyond their metadata, and only the common defaults
-//! are applied (see [`defaults`]). Request bodies are JSON or
-//! YAML; protobuf bodies get a 415 that says so. Objects are stored in the version they were
+//! are applied (see [`defaults`]). Request bodies are JSON,
+//! YAML or, for built-in kinds, protobuf (module `protobuf` decodes them to JSON); answers
+//! are JSON or YAML, never protobuf (clients that send protobuf accept JSON). Objects are stored in the version they were
 //! written through; other served versions of a CRD see them with only `apiVersion` rewritten
 //! (conversion strategy `None`). CEL validation rules of CRDs (`x-kubernetes-validations`) are
 //! evaluated on create, update, status writes and apply by the `kubeforge-cel` crate (which says
@@ -62,6 +63,7 @@ mod objects;
 mod openapi;
 mod patch;
 pub mod persist;
+mod protobuf;
 pub mod proxy;
 mod query;
 mod resources;

@@ -11,7 +11,7 @@ use crate::gc::{self, DeleteOptions};
 use crate::objects::{self, Part, WriteOptions, obj_key};
 use crate::status::{ApiError, ApiResult};
 use crate::store::ReadAt;
-use crate::{apply, patch, scale};
+use crate::{apply, patch, protobuf, scale};
 
 const BODY_TYPES: &[&str] = &[
     "application/json",
@@ -51,14 +51,7 @@ pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
         "application/yaml" => serde_yaml::from_slice(&ctx.body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
         })?,
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                "the embedded API server does not decode protobuf request bodies - accepted media types include: application/json, application/yaml; \
-                 with kubectl, pipe generator commands through `--dry-run=client -o yaml | kubectl apply -f -`",
-            ));
-        }
+        protobuf::MEDIA_TYPE => decode_protobuf(ctx)?,
         other => return Err(ApiError::unsupported_media_type(other, BODY_TYPES)),
     };
     if !v.is_object() {
@@ -69,6 +62,28 @@ pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
         )));
     }
     Ok(v)
+}
+
+/// A protobuf body: built-in kinds decode to their JSON; custom resources, which kube-apiserver
+/// does not serve as protobuf either, get its 415.
+fn decode_protobuf(ctx: &Ctx) -> ApiResult<Value> {
+    if ctx.info.custom.is_some() {
+        return Err(ApiError::unsupported_media_type(
+            protobuf::MEDIA_TYPE,
+            BODY_TYPES,
+        ));
+    }
+    protobuf::decode(&ctx.body).map_err(|e| match e {
+        protobuf::DecodeError::Invalid(why) => {
+            ApiError::bad_request(format!("the protobuf request body is not valid: {why}"))
+        }
+        protobuf::DecodeError::UnknownKind { api_version, kind } => {
+            ApiError::unsupported_media_type(
+                &format!("{} ({api_version} {kind})", protobuf::MEDIA_TYPE),
+                BODY_TYPES,
+            )
+        }
+    })
 }
 
 pub(crate) fn kind_of(v: &Value) -> &'static str {
@@ -223,6 +238,8 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
 fn delete_options(ctx: &Ctx) -> ApiResult<DeleteOptions> {
     let body: Option<Value> = if ctx.body.iter().all(u8::is_ascii_whitespace) {
         None
+    } else if ctx.content_type() == protobuf::MEDIA_TYPE {
+        Some(decode_protobuf(ctx)?)
     } else {
         Some(serde_json::from_slice(&ctx.body).map_err(|e| {
             ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))
