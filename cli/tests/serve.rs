@@ -57,6 +57,23 @@ fn serve_writes_a_kubeconfig_kubectl_can_use_and_stops_on_sigterm() -> anyhow::R
             .run(&["get", "ns", "team-a", "-o", "name"])?
             .contains("team-a")
     );
+    // The README's walkthrough: generator commands (protobuf bodies) work as on a cluster.
+    kubectl.run(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ])?;
+    kubectl.run(&["scale", "deployment", "web", "--replicas=3"])?;
+    let replicas = kubectl.run(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])?;
+    assert_eq!(replicas.trim(), "3");
 
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status()?;
