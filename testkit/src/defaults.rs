@@ -123,6 +123,22 @@ fn secret(obj: &mut Value) {
     set(obj, "type", json!("Opaque"));
 }
 
+/// A ReplicationController without a selector or labels takes its template's labels for both,
+/// as kube-apiserver defaults it.
+fn replication_controller_labels(obj: &mut Value) {
+    let labels = obj.pointer("/spec/template/metadata/labels").cloned();
+    let Some(labels) = labels.filter(|l| l.as_object().is_some_and(|m| !m.is_empty())) else {
+        return;
+    };
+    let empty = |v: Option<&Value>| v.is_none_or(|v| v.as_object().is_none_or(|m| m.is_empty()));
+    if empty(obj.pointer("/spec/selector")) {
+        obj["spec"]["selector"] = labels.clone();
+    }
+    if obj.get("metadata").is_some_and(Value::is_object) && empty(obj.pointer("/metadata/labels")) {
+        obj["metadata"]["labels"] = labels;
+    }
+}
+
 /// Applies the defaults of `info`'s kind to `obj` (a no-op for kinds without a table entry).
 pub fn apply(info: &ResourceInfo, obj: &mut Value) {
     if info.custom.is_some() {
@@ -134,6 +150,13 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
     }
     if info.group == "batch" && info.kind == "Job" {
         job_selector(obj);
+    }
+    if info.group.is_empty() && info.kind == "PodTemplate" {
+        template(obj); // a PodTemplate holds `template` at its top level
+        return;
+    }
+    if info.group.is_empty() && info.kind == "ReplicationController" {
+        replication_controller_labels(obj);
     }
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
@@ -149,6 +172,10 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
                 "strategy",
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
             );
+            template(spec);
+        }
+        ("", "ReplicationController") => {
+            set(spec, "replicas", json!(1));
             template(spec);
         }
         ("apps", "ReplicaSet") => {

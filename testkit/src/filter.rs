@@ -15,6 +15,9 @@ pub struct Filter {
     fields: Option<FieldSelector>,
     /// `events.k8s.io` field labels (`regarding.name`) stand for core Event fields.
     event_labels: bool,
+    /// What a selectable field of a built-in kind reads as when the object leaves it unset
+    /// (`spec.unschedulable` → "false"), as the real server's typed field sets have it.
+    unset: Vec<(String, &'static str)>,
 }
 
 /// The value of a dotted field path (`spec.nodeName`) as a field selector compares it.
@@ -28,6 +31,16 @@ pub fn field_value(obj: &Value, path: &str) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// The field a field label reads, where the two differ: a Job's `status.successful` is its
+/// `status.succeeded`, a core Event's `source` its `source.component`.
+fn label_path(label: &str) -> &str {
+    match label {
+        "status.successful" => "status.succeeded",
+        "source" => "source.component",
+        other => other,
     }
 }
 
@@ -60,6 +73,24 @@ impl Filter {
             if !sel.is_everything() {
                 f.fields = Some(sel);
             }
+            if info.custom.is_none() {
+                let (api_version, kind) = if f.event_labels {
+                    ("v1".to_string(), "Event")
+                } else {
+                    (info.api_version(), info.kind.as_str())
+                };
+                f.unset = info
+                    .field_selectors
+                    .iter()
+                    .map(|field| {
+                        label_path(&crate::convert::core_event_field_label(field)).to_string()
+                    })
+                    .filter_map(|path| {
+                        let text = crate::protobuf::unset_field_text(&api_version, kind, &path)?;
+                        Some((path, text))
+                    })
+                    .collect();
+            }
         }
         Ok(f)
     }
@@ -78,12 +109,17 @@ impl Filter {
             None => true,
             Some(f) => {
                 let v = crate::convert::for_field_selectors(obj.value());
-                if self.event_labels {
-                    f.matches(|label| {
-                        field_value(&v, &crate::convert::core_event_field_label(label))
+                let value = |label: &str| {
+                    let path = label_path(label);
+                    field_value(&v, path).or_else(|| {
+                        let unset = self.unset.iter().find(|(p, _)| p == path)?;
+                        Some(unset.1.to_string())
                     })
+                };
+                if self.event_labels {
+                    f.matches(|label| value(&crate::convert::core_event_field_label(label)))
                 } else {
-                    f.matches(|path| field_value(&v, path))
+                    f.matches(value)
                 }
             }
         }

@@ -275,15 +275,96 @@ fn stamp_new(info: &ResourceInfo, obj: &mut Value) {
 
 /// Creates a namespace at startup.
 pub fn seed_namespace(store: &mut Store, name: &str) {
-    if let Some(info) = store.registry.get("", "v1", "namespaces")
-        && store
-            .get(&info.key(), &obj_key(&info, None, name))
-            .is_none()
-    {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        if let Err(e) = create(store, &info, None, obj, &WriteOptions::default()) {
-            tracing::error!(error = %e, name, "failed to create a built-in namespace");
+    let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    seed(store, ("", "v1", "namespaces"), obj, false);
+}
+
+/// The `default/kubernetes` Service, its Endpoints and EndpointSlice, pointing at this server,
+/// as kube-apiserver keeps them (clients and conformance tests look the API server up there).
+/// The endpoints follow the port, which changes between runs of a `--data-dir` server.
+pub fn seed_apiserver_service(store: &mut Store, port: u16) {
+    let meta =
+        |labels: Value| json!({"name": "kubernetes", "namespace": "default", "labels": labels});
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta(json!({"component": "apiserver", "provider": "kubernetes"})),
+        "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+    });
+    seed(store, ("", "v1", "services"), service, false);
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": meta(json!({"endpointslice.kubernetes.io/skip-mirror": "true"})),
+        "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    seed(store, ("", "v1", "endpoints"), endpoints, true);
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": meta(json!({"kubernetes.io/service-name": "kubernetes"})),
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    seed(
+        store,
+        ("discovery.k8s.io", "v1", "endpointslices"),
+        slice,
+        true,
+    );
+}
+
+/// Creates `obj` unless it exists; with `refresh`, an existing one whose contents differ is
+/// replaced.
+fn seed(
+    store: &mut Store,
+    (group, version, plural): (&str, &str, &str),
+    mut obj: Value,
+    refresh: bool,
+) {
+    let Some(info) = store.registry.get(group, version, plural) else {
+        return;
+    };
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    let existing = store.get(&info.key(), &obj_key(&info, namespace.as_deref(), &name));
+    let result = match existing {
+        None => create(
+            store,
+            &info,
+            namespace.as_deref(),
+            obj,
+            &WriteOptions::default(),
+        )
+        .map(drop),
+        Some(old) if refresh => {
+            let old = old.value();
+            let body = |v: &Value| {
+                let mut v = v.clone();
+                v.as_object_mut().map(|m| m.remove("metadata"));
+                v
+            };
+            if body(&old) == body(&obj) {
+                return;
+            }
+            obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+            update(
+                store,
+                &info,
+                namespace.as_deref(),
+                &name,
+                obj,
+                Part::Main,
+                &WriteOptions::default(),
+            )
+            .map(drop)
         }
+        Some(_) => return,
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, plural, name, "failed to create a built-in object");
     }
 }
 

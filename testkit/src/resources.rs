@@ -475,6 +475,99 @@ fn builtins() -> Vec<Builtin> {
     ]
 }
 
+/// The other kinds kube-apiserver 1.37 serves from storage (`kubectl api-resources` on a real
+/// control plane), which the server keeps without behaviour of their own. Columns: group (`-`
+/// for core), version, kind, plural, scope, subresources, short names, categories.
+const STORED_KINDS: &str = "
+-                            v1 LimitRange                       limitranges                       ns      -            limits -
+-                            v1 PodTemplate                      podtemplates                      ns      -            -      -
+-                            v1 ReplicationController            replicationcontrollers            ns      status,scale rc     all
+-                            v1 ResourceQuota                    resourcequotas                    ns      status       quota  -
+apiregistration.k8s.io       v1 APIService                       apiservices                       cluster status       -      api-extensions
+admissionregistration.k8s.io v1 MutatingAdmissionPolicy          mutatingadmissionpolicies         cluster -            -      api-extensions
+admissionregistration.k8s.io v1 MutatingAdmissionPolicyBinding   mutatingadmissionpolicybindings   cluster -            -      api-extensions
+admissionregistration.k8s.io v1 ValidatingAdmissionPolicy        validatingadmissionpolicies       cluster status       -      api-extensions
+admissionregistration.k8s.io v1 ValidatingAdmissionPolicyBinding validatingadmissionpolicybindings cluster -            -      api-extensions
+certificates.k8s.io          v1 CertificateSigningRequest        certificatesigningrequests        cluster status       csr    -
+certificates.k8s.io          v1 ClusterTrustBundle               clustertrustbundles               cluster -            -      -
+certificates.k8s.io          v1 PodCertificateRequest            podcertificaterequests            ns      status       -      -
+flowcontrol.apiserver.k8s.io v1 FlowSchema                       flowschemas                       cluster status       -      -
+flowcontrol.apiserver.k8s.io v1 PriorityLevelConfiguration       prioritylevelconfigurations       cluster status       -      -
+networking.k8s.io            v1 IPAddress                        ipaddresses                       cluster -            ip     -
+networking.k8s.io            v1 ServiceCIDR                      servicecidrs                      cluster status       -      -
+node.k8s.io                  v1 RuntimeClass                     runtimeclasses                    cluster -            -      -
+resource.k8s.io              v1 DeviceClass                      deviceclasses                     cluster -            -      -
+resource.k8s.io              v1 DeviceTaintRule                  devicetaintrules                  cluster status       -      -
+resource.k8s.io              v1 ResourceClaim                    resourceclaims                    ns      status       -      -
+resource.k8s.io              v1 ResourceClaimTemplate            resourceclaimtemplates            ns      -            -      -
+resource.k8s.io              v1 ResourceSlice                    resourceslices                    cluster -            -      -
+storage.k8s.io               v1 CSIDriver                        csidrivers                        cluster -            -      -
+storage.k8s.io               v1 CSINode                          csinodes                          cluster status       -      -
+storage.k8s.io               v1 CSIStorageCapacity               csistoragecapacities              ns      -            -      -
+storage.k8s.io               v1 VolumeAttachment                 volumeattachments                 cluster status       -      -
+storage.k8s.io               v1 VolumeAttributesClass            volumeattributesclasses           cluster -            vac    -
+storagemigration.k8s.io      v1 StorageVersionMigration          storageversionmigrations          cluster status       -      -
+";
+
+/// The rows of [`STORED_KINDS`].
+fn stored_kinds() -> impl Iterator<Item = ResourceInfo> {
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .filter(|x| *x != "-")
+            .map(str::to_string)
+            .collect()
+    };
+    STORED_KINDS
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(move |line| {
+            let c: Vec<&str> = line.split_whitespace().collect();
+            let [
+                group,
+                version,
+                kind,
+                plural,
+                scope,
+                subresources,
+                short,
+                categories,
+            ] = c[..]
+            else {
+                panic!("STORED_KINDS row {line:?} does not have eight columns");
+            };
+            let subresources = list(subresources);
+            ResourceInfo {
+                group: if group == "-" {
+                    String::new()
+                } else {
+                    group.into()
+                },
+                version: version.into(),
+                kind: kind.into(),
+                plural: plural.into(),
+                singular: kind.to_ascii_lowercase(),
+                short_names: list(short),
+                categories: list(categories),
+                namespaced: scope == "ns",
+                status: subresources.iter().any(|s| s == "status"),
+                scale: subresources
+                    .iter()
+                    .any(|s| s == "scale")
+                    .then(|| ScalePaths {
+                        spec_replicas: ".spec.replicas".into(),
+                        status_replicas: ".status.replicas".into(),
+                        label_selector: None,
+                    }),
+                field_selectors: match kind {
+                    "ReplicationController" => vec!["status.replicas".into()],
+                    "CertificateSigningRequest" => vec!["spec.signerName".into()],
+                    _ => Vec::new(),
+                },
+                custom: None,
+            }
+        })
+}
+
 fn builtin_info(x: &Builtin) -> ResourceInfo {
     ResourceInfo {
         group: x.group.to_string(),
@@ -509,6 +602,9 @@ impl Default for Registry {
         };
         for x in builtins() {
             r.insert(builtin_info(&x));
+        }
+        for info in stored_kinds() {
+            r.insert(info);
         }
         r
     }

@@ -50,6 +50,17 @@ pub fn to_scale(info: &ResourceInfo, obj: &Value) -> ApiResult<Value> {
         .unwrap_or(0);
     let selector = match &paths.label_selector {
         Some(p) => read(obj, p).and_then(Value::as_str).map(str::to_string),
+        // A ReplicationController's selector is a plain label map.
+        None if builtin && info.kind == "ReplicationController" => {
+            obj["spec"]["selector"].as_object().map(|labels| {
+                let mut pairs: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                pairs.sort();
+                pairs.join(",")
+            })
+        }
         None if builtin => serde_json::from_value(obj["spec"]["selector"].clone())
             .ok()
             .and_then(|s| LabelSelector::from_label_selector(&s).ok())

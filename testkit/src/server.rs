@@ -121,6 +121,7 @@ impl ApiServerBuilder {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             objects::seed_namespace(&mut store, ns);
         }
+        objects::seed_apiserver_service(&mut store, addr.port());
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             faults: FaultState::default(),

@@ -78,6 +78,18 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, DecodeError> {
     Ok(Value::Object(object))
 }
 
+/// How a field selector sees a field an object leaves unset: the Go zero value's text ("false",
+/// "0", ""), as kube-apiserver computes field sets from the typed object. `None` for paths that
+/// are not a scalar field of a built-in kind.
+pub(crate) fn unset_field_text(api_version: &str, kind: &str, path: &str) -> Option<&'static str> {
+    use table::Scalar;
+    Some(match Table::get().scalar_at(api_version, kind, path)? {
+        Scalar::Bool => "false",
+        Scalar::String | Scalar::Bytes => "",
+        _ => "0",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

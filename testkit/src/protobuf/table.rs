@@ -112,6 +112,29 @@ impl Table {
         self.kinds.get(&format!("{api_version}/{kind}")).copied()
     }
 
+    /// The scalar type of the field at the dotted JSON `path` of a kind's objects.
+    pub(crate) fn scalar_at(&self, api_version: &str, kind: &str, path: &str) -> Option<Scalar> {
+        let mut m = self.kind(api_version, kind)?;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let field = self.find(m, part)?;
+            match (&field.ty, parts.peek()) {
+                (Ty::Message(next), Some(_)) => m = *next,
+                (Ty::Scalar(s), None) if !field.repeated => return Some(*s),
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// A field by JSON name, looking through inline (embedded) structs.
+    fn find(&self, m: usize, json: &str) -> Option<&Field> {
+        self.messages[m].fields.iter().find_map(|f| match &f.ty {
+            Ty::Message(inner) if f.inline => self.find(*inner, json),
+            _ => (f.json == json).then_some(f),
+        })
+    }
+
     fn parse(text: &str) -> Result<Table, String> {
         let raw: RawTable = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut names: Vec<&String> = raw.messages.keys().collect();
@@ -234,5 +257,18 @@ mod tests {
             assert!(t.messages[m].name.ends_with(&format!(".{kind}")));
         }
         assert!(t.kind("example.com/v1", "Gizmo").is_none());
+        assert_eq!(
+            t.scalar_at("v1", "Node", "spec.unschedulable"),
+            Some(Scalar::Bool)
+        );
+        assert_eq!(
+            t.scalar_at("batch/v1", "Job", "status.succeeded"),
+            Some(Scalar::Int32)
+        );
+        assert_eq!(
+            t.scalar_at("v1", "Pod", "spec.nodeName"),
+            Some(Scalar::String)
+        );
+        assert_eq!(t.scalar_at("v1", "Pod", "spec.containers"), None);
     }
 }

@@ -14,5 +14,6 @@ mod fuzz;
 mod kubectl;
 mod limits;
 mod lists;
+mod setup;
 mod watch;
 mod writes;
