@@ -13,8 +13,40 @@ use serde_json::{Map, Number, Value};
 use super::table::{Field, Scalar, Table, Ty};
 use super::wire::{Reader, Wire};
 
+/// How deeply messages may nest (protobuf's usual recursion limit). JSONSchemaProps holds
+/// itself, so without a limit a small hostile body could nest deep enough to overflow the stack.
+const MAX_DEPTH: usize = 100;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one level of nesting for as long as it lives.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Result<Nested, String> {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        let guard = Nested;
+        if depth > MAX_DEPTH {
+            return Err(format!("messages nest more than {MAX_DEPTH} deep"));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
 /// Decodes message `m` of `table` from `bytes`.
 pub(crate) fn message(table: &Table, m: usize, bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let _nested = Nested::enter()?;
     let msg = &table.messages[m];
     let mut seen: Vec<Vec<Wire>> = vec![Vec::new(); msg.fields.len()];
     let mut reader = Reader::new(bytes);

@@ -116,6 +116,75 @@ mod tests {
         assert!(checked >= 10, "only {checked} fixtures");
     }
 
+    /// Damaged bodies (bytes changed, cut short) are errors or some object, never a panic; a
+    /// schema nested a thousand deep is refused rather than overflowing the stack.
+    #[test]
+    fn damaged_and_hostile_bodies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let mut tried = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "pb") {
+                continue;
+            }
+            let pb = std::fs::read(&path).unwrap();
+            for _ in 0..300 {
+                let mut bad = pb.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(MAGIC.len()..bad.len());
+                    bad[i] = rng.random();
+                }
+                bad.truncate(rng.random_range(MAGIC.len()..=bad.len()));
+                let _ = decode(&bad);
+                tried += 1;
+            }
+        }
+        assert!(tried > 3000);
+
+        // JSONSchemaProps { not: JSONSchemaProps { not: … } } a thousand deep (`not` is field 28).
+        let mut schema: Vec<u8> = Vec::new();
+        for _ in 0..1000 {
+            let mut outer = vec![0xe2, 0x01]; // field 28, length-delimited
+            outer.extend(varint(schema.len()));
+            outer.extend(&schema);
+            schema = outer;
+        }
+        let meta = [
+            &[0x0a, 23][..],
+            b"apiextensions.k8s.io/v1",
+            &[0x12, 24],
+            b"CustomResourceDefinition",
+        ]
+        .concat();
+        let mut body = MAGIC.to_vec();
+        body.push(0x0a);
+        body.extend(varint(meta.len()));
+        body.extend(&meta);
+        // CRD.spec(2).versions(7)[0].schema(4).openAPIV3Schema(1) = the nested schema
+        let nest =
+            |field: u8, inner: Vec<u8>| [vec![field << 3 | 2], varint(inner.len()), inner].concat();
+        let crd = nest(2, nest(7, nest(4, nest(1, schema))));
+        body.push(0x12);
+        body.extend(varint(crd.len()));
+        body.extend(&crd);
+        let Err(DecodeError::Invalid(e)) = decode(&body) else {
+            panic!("a 1000-deep schema was accepted")
+        };
+        assert!(e.contains("nest more than"), "{e}");
+    }
+
+    fn varint(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    }
+
     #[test]
     fn bad_bodies_are_errors_that_say_what_is_wrong() {
         let Err(DecodeError::Invalid(e)) = decode(b"{\"kind\":\"Pod\"}") else {
