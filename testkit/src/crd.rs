@@ -258,6 +258,7 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
             status: sub.get("status").is_some_and(Value::is_object),
             scale,
             field_selectors: selectable.clone(),
+            review: false,
             custom: Some(CustomInfo {
                 schema: v["schema"].get("openAPIV3Schema").cloned(),
                 printer_columns,

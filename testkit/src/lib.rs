@@ -18,7 +18,11 @@
 //! server-side apply writes nothing, and size limits hold: request bodies over 3 MiB get 413,
 //! ConfigMap or Secret data over 1 MiB 422, objects over etcd's 1.5 MiB a 500. Each watch event
 //! is serialised once and shared by every watcher of the resource. With
-//! [`ApiServerBuilder::data_dir`] the objects survive a restart or a crash ([`persist`]).
+//! [`ApiServerBuilder::data_dir`] the objects survive a restart or a crash ([`persist`]). As
+//! kube-apiserver does by itself, it serves every kind the real server stores, the
+//! `default/kubernetes` Service and its endpoints, and the create-only reviews
+//! (SubjectAccessReview, SelfSubjectRulesReview, TokenReview, …), which allow everything: there
+//! is no authentication or authorization, every request acts as one cluster admin.
 //!
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace

@@ -57,6 +57,8 @@ pub struct ResourceInfo {
     pub field_selectors: Vec<String>,
     /// `Some` for resources registered from a CRD.
     pub custom: Option<CustomInfo>,
+    /// A create-only review (SubjectAccessReview, TokenReview, …): answered, never stored.
+    pub review: bool,
 }
 
 impl ResourceInfo {
@@ -97,6 +99,9 @@ impl ResourceInfo {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.review {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -564,7 +569,69 @@ fn stored_kinds() -> impl Iterator<Item = ResourceInfo> {
                     _ => Vec::new(),
                 },
                 custom: None,
+                review: false,
             }
+        })
+}
+
+/// The create-only reviews kube-apiserver answers without storing anything:
+/// (group, kind, plural, namespaced).
+const REVIEWS: &[(&str, &str, &str, bool)] = &[
+    (
+        "authentication.k8s.io",
+        "TokenReview",
+        "tokenreviews",
+        false,
+    ),
+    (
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
+    ),
+    (
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+    ),
+];
+
+fn reviews() -> impl Iterator<Item = ResourceInfo> {
+    REVIEWS
+        .iter()
+        .map(|(group, kind, plural, namespaced)| ResourceInfo {
+            group: group.to_string(),
+            version: "v1".into(),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+            singular: kind.to_ascii_lowercase(),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            namespaced: *namespaced,
+            status: false,
+            scale: None,
+            field_selectors: Vec::new(),
+            custom: None,
+            review: true,
         })
 }
 
@@ -586,6 +653,7 @@ fn builtin_info(x: &Builtin) -> ResourceInfo {
         }),
         field_selectors: x.fields.iter().map(|s| s.to_string()).collect(),
         custom: None,
+        review: false,
     }
 }
 
@@ -603,7 +671,7 @@ impl Default for Registry {
         for x in builtins() {
             r.insert(builtin_info(&x));
         }
-        for info in stored_kinds() {
+        for info in stored_kinds().chain(reviews()) {
             r.insert(info);
         }
         r

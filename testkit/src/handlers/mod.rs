@@ -5,6 +5,7 @@
 //! `[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]`.
 
 mod read;
+mod review;
 mod write;
 
 use std::sync::Arc;
@@ -152,6 +153,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         headers: parts.headers,
         body,
     };
+    if ctx.info.review {
+        return review::answer(&ctx, verb).unwrap_or_else(ApiError::into_response);
+    }
     let result = match verb {
         "watch" => watch::serve(ctx).await,
         "get" => read::get(&ctx),

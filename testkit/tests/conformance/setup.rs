@@ -302,3 +302,51 @@ async fn field_selectors_read_unset_fields_as_their_zero_value() {
         .unwrap();
     assert_eq!(on_a_node.items.len(), 0);
 }
+
+/// The create-only reviews answer (the tests' user may do everything, on both servers), refuse
+/// Table output with 406 and refuse reads with 405.
+#[tokio::test]
+async fn access_reviews_are_answered_not_stored() {
+    use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectRulesReview};
+    let c = cluster().await;
+    let ns = namespace(&c.client()).await;
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"resourceAttributes": {"namespace": ns, "verb": "delete", "resource": "secrets"}},
+    }))
+    .unwrap();
+    let answered = Api::<SelfSubjectAccessReview>::all(c.client())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    assert!(answered.status.as_ref().unwrap().allowed, "{answered:?}");
+
+    let rules: SelfSubjectRulesReview =
+        serde_json::from_value(json!({"spec": {"namespace": ns}})).unwrap();
+    let rules = Api::<SelfSubjectRulesReview>::all(c.client())
+        .create(&PostParams::default(), &rules)
+        .await
+        .unwrap();
+    let status = rules.status.unwrap();
+    assert!(
+        status.resource_rules.iter().any(|r| r.verbs == ["*"]
+            && r.api_groups.as_deref() == Some(&["*".to_string()][..])
+            && r.resources.as_deref() == Some(&["*".to_string()][..])),
+        "{status:?}"
+    );
+
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let body = serde_json::to_vec(&review).unwrap();
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let (code, _) = raw_with(
+        &c.client(),
+        "POST",
+        path,
+        Some("application/json"),
+        Some(table),
+        body,
+    )
+    .await;
+    assert_eq!(code, 406);
+    let (code, _) = raw(&c.client(), "GET", path, None, Vec::new()).await;
+    assert_eq!(code, 405);
+}

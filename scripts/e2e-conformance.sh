@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs Kubernetes' own e2e specs (k8s.io/kubernetes/test/e2e, built from the Go module proxy
+# through hack/e2e) against the embedded server (`kubeforge serve`) and the real control plane
+# (testkit's `control_plane` example)
+# side by side, and prints each one's pass count. The specs are the sig-api-machinery
+# [Conformance] ones that need no kubelet; the only help they get is one Ready Node object.
+#
+#   bash scripts/e2e-conformance.sh [embedded|control-plane|both]    (default: both)
+#
+# Not part of scripts/test.sh: building the e2e binary costs about 15–30 minutes on a cold
+# 2-core machine, more than the CI budget has left. Reports land in $KUBEFORGE_CACHE/e2e/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+eval "$(bash scripts/control-plane.sh)"
+KUBECTL="$KUBEBUILDER_ASSETS/kubectl"
+WHICH="${1:-both}"
+
+FOCUS='\[sig-api-machinery\] (Watchers|Discovery|server version|CustomResourceDefinition resources|CustomResourceDefinition Watch|CustomResourceFieldSelectors|FieldValidation|Servers with support for Table transformation) .*\[Conformance\]'
+OUT="$KUBEFORGE_CACHE/e2e"
+mkdir -p "$OUT"
+E2E="$OUT/e2e.test"
+STAMP="$(cat hack/e2e/go.mod hack/e2e/go.sum <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
+if [[ ! -x "$E2E" || "$(cat "$E2E.stamp" 2>/dev/null)" != "$STAMP" ]]; then
+  echo "e2e-conformance: building the e2e binary (k8s.io/kubernetes/test/e2e)" >&2
+  (cd hack/e2e && GOMODCACHE="$KUBEFORGE_CACHE/go/mod" GOCACHE="$KUBEFORGE_CACHE/go/build" \
+    GOFLAGS="-mod=readonly -trimpath -buildvcs=false" GOTOOLCHAIN=local \
+    nice -n 19 go test -c -o "$E2E" k8s.io/kubernetes/test/e2e)
+  echo "$STAMP" > "$E2E.stamp"
+fi
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  exec 7>&- 2>/dev/null || true # the control plane's stdin: it stops when this closes
+  sleep 2
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+wait_for_file() {
+  for _ in $(seq 1 240); do [[ -s "$1" ]] && return 0; sleep 0.5; done
+  echo "e2e-conformance: $1 did not appear" >&2
+  return 1
+}
+
+# run_specs NAME KUBECONFIG: one Ready Node, then the specs; prints "NAME: P of N passed".
+run_specs() {
+  local name="$1" kubeconfig="$2"
+  "$KUBECTL" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<'NODE'
+apiVersion: v1
+kind: Node
+metadata:
+  name: e2e-node
+  labels: {kubernetes.io/hostname: e2e-node, kubernetes.io/os: linux}
+NODE
+  local now
+  now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  "$KUBECTL" --kubeconfig "$kubeconfig" patch node e2e-node --subresource=status --type=merge -p \
+    "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"ready\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" >/dev/null
+  local log="$OUT/$name.log"
+  "$E2E" --kubeconfig="$kubeconfig" --provider=skeleton --e2e-verify-service-account=false \
+    --minStartupPods=0 --ginkgo.focus="$FOCUS" --ginkgo.no-color --ginkgo.timeout=40m \
+    --report-dir="$OUT/$name" >"$log" 2>&1 || true
+  local summary
+  summary="$(grep -a -E '^(SUCCESS|FAIL)! -- ' "$log" | tail -1)"
+  local passed failed
+  passed="$(sed -n 's/.* \([0-9]*\) Passed.*/\1/p' <<<"$summary")"
+  failed="$(sed -n 's/.* \([0-9]*\) Failed.*/\1/p' <<<"$summary")"
+  if [[ -z "$passed" ]]; then
+    echo "e2e-conformance: $name: no summary in $log" >&2
+    return 1
+  fi
+  echo "e2e conformance on $name: $passed of $((passed + failed)) passed (log: $log)"
+  grep -a -E '^\s+\[(FAIL|PANICKED!)\]' "$log" | sed "s/^/  $name /" || true
+}
+
+if [[ "$WHICH" == embedded || "$WHICH" == both ]]; then
+  cargo build -q -p kubeforge-cli
+  "$CARGO_TARGET_DIR/debug/kubeforge" serve --port 0 --kubeconfig-out "$TMP/embedded.kubeconfig" \
+    >"$OUT/kubeforge-serve.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_file "$TMP/embedded.kubeconfig"
+  run_specs embedded "$TMP/embedded.kubeconfig"
+  kill "${PIDS[-1]}"
+fi
+if [[ "$WHICH" == control-plane || "$WHICH" == both ]]; then
+  cargo build -q -p kubeforge-testkit --example control_plane
+  # The example prints `KUBECONFIG=<path>` and runs until its stdin closes: fd 7 holds the
+  # fifo open, and closing it (cleanup) stops the control plane cleanly.
+  mkfifo "$TMP/hold"
+  "$CARGO_TARGET_DIR/debug/examples/control_plane" <"$TMP/hold" >"$TMP/control-plane.out" \
+    2>"$OUT/control-plane.log" &
+  PIDS+=($!)
+  exec 7>"$TMP/hold"
+  wait_for_file "$TMP/control-plane.out"
+  for _ in $(seq 1 240); do grep -q '^KUBECONFIG=' "$TMP/control-plane.out" && break; sleep 0.5; done
+  real_kubeconfig="$(sed -n 's/^KUBECONFIG=//p' "$TMP/control-plane.out")"
+  run_specs control-plane "$real_kubeconfig"
+fi
