@@ -94,7 +94,7 @@ if [[ "$WHICH" == control-plane || "$WHICH" == both ]]; then
   # fifo open, and closing it (cleanup) stops the control plane cleanly.
   mkfifo "$TMP/hold"
   "$CARGO_TARGET_DIR/debug/examples/control_plane" <"$TMP/hold" >"$TMP/control-plane.out" \
-    2>"$OUT/control-plane.log" &
+    2>"$OUT/control-plane-server.log" &
   PIDS+=($!)
   exec 7>"$TMP/hold"
   wait_for_file "$TMP/control-plane.out"
