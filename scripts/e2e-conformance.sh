@@ -9,6 +9,8 @@
 #
 # Not part of scripts/test.sh: building the e2e binary costs about 15–30 minutes on a cold
 # 2-core machine, more than the CI budget has left. Reports land in $KUBEFORGE_CACHE/e2e/.
+# It builds with $CARGO_TARGET_DIR (scripts/env.sh's default is the CI's): while a CI run uses
+# that one, give this script your own, as two checkouts must never share a target at once.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
