@@ -64,6 +64,9 @@ NODE
   now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   "$KUBECTL" --kubeconfig "$kubeconfig" patch node e2e-node --subresource=status --type=merge -p \
     "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"ready\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" >/dev/null
+  # A kubelet-less node keeps the not-ready taint kube-apiserver's admission puts on new nodes
+  # (the node lifecycle controller would lift it); the suite waits for schedulable nodes.
+  "$KUBECTL" --kubeconfig "$kubeconfig" patch node e2e-node --type=merge -p '{"spec":{"taints":null}}' >/dev/null
   local log="$OUT/$name.log"
   "$E2E" --kubeconfig="$kubeconfig" --provider=skeleton --e2e-verify-service-account=false \
     --minStartupPods=0 --ginkgo.focus="$FOCUS" --ginkgo.no-color --ginkgo.timeout=40m \
