@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"k8s.io/utils/ptr"
@@ -38,8 +39,11 @@ func writeFixtures(s *runtime.Scheme, dir string) {
 			panic(err)
 		}
 		gvk := gvks[0]
-		if name == "delete-options" {
+		switch name {
+		case "delete-options":
 			gvk = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DeleteOptions"}
+		case "status":
+			gvk = schema.GroupVersionKind{Version: "v1", Kind: "Status"}
 		}
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 		var wire bytes.Buffer
@@ -57,7 +61,22 @@ func writeFixtures(s *runtime.Scheme, dir string) {
 		}
 		write(filepath.Join(dir, name+".pb"), wire.Bytes())
 		write(filepath.Join(dir, name+".json"), text.Bytes())
+		if name == "configmap" {
+			writeWatchFrame(s, wire.Bytes(), filepath.Join(dir, "configmap.watch-frame"))
+		}
 	}
+}
+
+// writeWatchFrame writes one frame of a protobuf watch stream as kube-apiserver writes it and
+// client-go reads it: a 4-byte big-endian length, then a WatchEvent (no envelope) whose object
+// is the enveloped object.
+func writeWatchFrame(s *runtime.Scheme, object []byte, path string) {
+	var frame bytes.Buffer
+	enc := streaming.NewEncoder(protobuf.LengthDelimitedFramer.NewFrameWriter(&frame), protobuf.NewRawSerializer(s, s))
+	if err := enc.Encode(&metav1.WatchEvent{Type: "MODIFIED", Object: runtime.RawExtension{Raw: object}}); err != nil {
+		panic(err)
+	}
+	write(path, frame.Bytes())
 }
 
 func write(path string, data []byte) {
@@ -169,12 +188,23 @@ func samples() map[string]runtime.Object {
 				}},
 			},
 		},
-		"event":                  coreEvent(created),
-		"events-event":           eventsEvent(),
-		"crd":                    crd(),
-		"delete-options":         &metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), PropagationPolicy: ptr.To(metav1.DeletePropagationForeground), Preconditions: &metav1.Preconditions{ResourceVersion: ptr.To("7")}, DryRun: []string{"All"}},
-		"controller-revision":    &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Revision: 1, Data: runtime.RawExtension{Raw: []byte(`{"spec":{"template":{"x":[1,2.5,"s",null,true]}}}`)}},
-		"apiservice":             &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: "v1alpha1.wardle.example.com"}, Spec: apiregv1.APIServiceSpec{Group: "wardle.example.com", Version: "v1alpha1", GroupPriorityMinimum: 2000, VersionPriority: 200, Service: &apiregv1.ServiceReference{Namespace: "ns", Name: "api", Port: ptr.To[int32](443)}, CABundle: []byte("-----BEGIN CERTIFICATE-----\n")}},
+		"event":               coreEvent(created),
+		"events-event":        eventsEvent(),
+		"crd":                 crd(),
+		"delete-options":      &metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), PropagationPolicy: ptr.To(metav1.DeletePropagationForeground), Preconditions: &metav1.Preconditions{ResourceVersion: ptr.To("7")}, DryRun: []string{"All"}},
+		"controller-revision": &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Revision: 1, Data: runtime.RawExtension{Raw: []byte(`{"spec":{"template":{"x":[1,2.5,"s",null,true]}}}`)}},
+		"configmap-list": &corev1.ConfigMapList{
+			ListMeta: metav1.ListMeta{ResourceVersion: "9", Continue: "next", RemainingItemCount: ptr.To[int64](3)},
+			Items:    []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "shop"}, Data: map[string]string{"k": "v"}}, {ObjectMeta: metav1.ObjectMeta{Name: "b"}}},
+		},
+		"status": &metav1.Status{Status: metav1.StatusFailure, Message: `deployments.apps "web" not found`, Reason: metav1.StatusReasonNotFound, Code: 404,
+			Details: &metav1.StatusDetails{Name: "web", Group: "apps", Kind: "deployments", Causes: []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueInvalid, Message: "bad", Field: "spec.replicas"}}}},
+		"partial-object-metadata-list": &metav1.PartialObjectMetadataList{
+			ListMeta: metav1.ListMeta{ResourceVersion: "12"},
+			Items: []metav1.PartialObjectMetadata{{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "shop", Labels: map[string]string{"app": "web"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "u1", Controller: ptr.To(true)}}}}},
+		},
+		"apiservice": &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: "v1alpha1.wardle.example.com"}, Spec: apiregv1.APIServiceSpec{Group: "wardle.example.com", Version: "v1alpha1", GroupPriorityMinimum: 2000, VersionPriority: 200, Service: &apiregv1.ServiceReference{Namespace: "ns", Name: "api", Port: ptr.To[int32](443)}, CABundle: []byte("-----BEGIN CERTIFICATE-----\n")}},
 	}
 }
 
@@ -243,7 +273,7 @@ func crd() *apiextv1.CustomResourceDefinition {
 						XValidations: apiextv1.ValidationRules{{Rule: "self.size < 50", Message: "too big", FieldPath: ".size", Reason: ptr.To(apiextv1.FieldValueInvalid)}},
 					}},
 				}},
-				Subresources: &apiextv1.CustomResourceSubresources{Status: &apiextv1.CustomResourceSubresourceStatus{}, Scale: &apiextv1.CustomResourceSubresourceScale{SpecReplicasPath: ".spec.size", StatusReplicasPath: ".status.size"}},
+				Subresources:             &apiextv1.CustomResourceSubresources{Status: &apiextv1.CustomResourceSubresourceStatus{}, Scale: &apiextv1.CustomResourceSubresourceScale{SpecReplicasPath: ".spec.size", StatusReplicasPath: ".status.size"}},
 				AdditionalPrinterColumns: []apiextv1.CustomResourceColumnDefinition{{Name: "Size", Type: "integer", JSONPath: ".spec.size"}},
 			}},
 		},

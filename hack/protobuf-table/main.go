@@ -32,14 +32,14 @@ import (
 
 // special names the types whose protobuf and JSON forms differ in shape (custom marshalers).
 var special = map[reflect.Type]string{
-	reflect.TypeFor[metav1.Time]():                         "time",
-	reflect.TypeFor[metav1.MicroTime]():                    "microtime",
-	reflect.TypeFor[metav1.Duration]():                     "duration",
-	reflect.TypeFor[resource.Quantity]():                   "quantity",
-	reflect.TypeFor[intstr.IntOrString]():                  "intorstring",
-	reflect.TypeFor[runtime.RawExtension]():                "json",
-	reflect.TypeFor[metav1.FieldsV1]():                     "json",
-	reflect.TypeFor[apiextv1.JSON]():                       "json",
+	reflect.TypeFor[metav1.Time]():                           "time",
+	reflect.TypeFor[metav1.MicroTime]():                      "microtime",
+	reflect.TypeFor[metav1.Duration]():                       "duration",
+	reflect.TypeFor[resource.Quantity]():                     "quantity",
+	reflect.TypeFor[intstr.IntOrString]():                    "intorstring",
+	reflect.TypeFor[runtime.RawExtension]():                  "json",
+	reflect.TypeFor[metav1.FieldsV1]():                       "json",
+	reflect.TypeFor[apiextv1.JSON]():                         "json",
 	reflect.TypeFor[apiextv1.JSONSchemaPropsOrArray]():       "schema-or-array",
 	reflect.TypeFor[apiextv1.JSONSchemaPropsOrBool]():        "schema-or-bool",
 	reflect.TypeFor[apiextv1.JSONSchemaPropsOrStringArray](): "schema-or-strings",
@@ -165,7 +165,7 @@ func main() {
 	flag.Parse()
 
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, apiextv1.AddToScheme, apiregv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, apiextv1.AddToScheme, apiregv1.AddToScheme, metav1.AddMetaToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}

@@ -28,9 +28,10 @@
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
 //! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
 //! Built-in kinds are not schema-validated beyond their metadata, and only the common defaults
-//! are applied (see [`defaults`]). Request bodies are JSON,
-//! YAML or, for built-in kinds, protobuf (module `protobuf` decodes them to JSON); answers
-//! are JSON or YAML, never protobuf (clients that send protobuf accept JSON). Objects are stored in the version they were
+//! are applied (see [`defaults`]). Request bodies are JSON, YAML or, for built-in kinds,
+//! protobuf (module `protobuf` decodes them to JSON, the stored form); answers are in the form
+//! the client's `Accept` asks for (module `negotiate`): JSON, YAML, protobuf for built-in kinds,
+//! Tables, `PartialObjectMetadata`. Objects are stored in the version they were
 //! written through; other served versions of a CRD see them with only `apiVersion` rewritten
 //! (conversion strategy `None`). CEL validation rules of CRDs (`x-kubernetes-validations`) are
 //! evaluated on create, update, status writes and apply by the `kubeforge-cel` crate (which says
@@ -63,6 +64,7 @@ mod handlers;
 mod kubeconfig;
 mod limits;
 mod names;
+mod negotiate;
 mod objects;
 mod openapi;
 mod patch;

@@ -1,5 +1,6 @@
-//! Watch streams: newline-delimited JSON events over a chunked HTTP response, replayed from
-//! history after a resourceVersion, with bookmarks, timeouts, selectors and initial events.
+//! Watch streams: newline-delimited JSON events (or length-prefixed protobuf frames, for clients
+//! that ask) over a chunked HTTP response, replayed from history after a resourceVersion, with
+//! bookmarks, timeouts, selectors and initial events.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::filter::Filter;
 use crate::handlers::{Ctx, json_bytes};
+use crate::negotiate::{Output, Shape};
 use crate::resources::ResourceInfo;
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{Event, EventType, Stored, WatchStart};
@@ -135,43 +137,44 @@ fn visible(filter: &Filter, ev: &Event) -> Option<EventType> {
     }
 }
 
-/// One watch event line, in pieces that are written one after the other.
+/// One watch event (a JSON line or a protobuf frame), in pieces written one after the other.
 type Line = Vec<Bytes>;
 
-/// Writes event lines for one watcher.
+/// Writes events for one watcher in its negotiated form.
 struct Encoder {
     info: Arc<ResourceInfo>,
-    table: bool,
+    output: Output,
     columns_sent: bool,
 }
 
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Stored) -> Line {
         let want = self.info.api_version();
-        if self.table || obj.api_version != want {
-            let v = crate::convert::to_version(&self.info, obj.value());
-            if self.table {
-                let t = table::table(
-                    &self.info,
-                    &[v],
-                    &obj.rv.to_string(),
-                    None,
-                    !self.columns_sent,
-                );
-                self.columns_sent = true;
-                return vec![value_line(kind, &t)];
-            }
-            return vec![value_line(kind, &v)];
+        if self.output.is_plain_json() && obj.api_version == want {
+            // The stored bytes are shared, not copied: every JSON watcher of a resource sends the
+            // one serialisation the store made (500 watchers of a large object once held 500
+            // copies).
+            let head = match kind {
+                "ADDED" => Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":"),
+                "MODIFIED" => Bytes::from_static(b"{\"type\":\"MODIFIED\",\"object\":"),
+                "DELETED" => Bytes::from_static(b"{\"type\":\"DELETED\",\"object\":"),
+                other => Bytes::from(format!("{{\"type\":\"{other}\",\"object\":")),
+            };
+            return vec![head, obj.bytes.clone(), Bytes::from_static(b"}\n")];
         }
-        // The stored bytes are shared, not copied: every watcher of a resource sends the one
-        // serialisation the store made (500 watchers of a large object once held 500 copies).
-        let head = match kind {
-            "ADDED" => Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":"),
-            "MODIFIED" => Bytes::from_static(b"{\"type\":\"MODIFIED\",\"object\":"),
-            "DELETED" => Bytes::from_static(b"{\"type\":\"DELETED\",\"object\":"),
-            other => Bytes::from(format!("{{\"type\":\"{other}\",\"object\":")),
-        };
-        vec![head, obj.bytes.clone(), Bytes::from_static(b"}\n")]
+        let v = crate::convert::to_version(&self.info, obj.value());
+        if self.output.shape == Shape::Table {
+            let t = table::table(
+                &self.info,
+                &[v],
+                &obj.rv.to_string(),
+                None,
+                !self.columns_sent,
+            );
+            self.columns_sent = true;
+            return self.value_line(kind, &t);
+        }
+        self.value_line(kind, &self.output.reshape(v))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Line {
@@ -179,17 +182,14 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        vec![value_line(
-            "BOOKMARK",
-            &json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta}),
-        )]
+        let object = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta});
+        self.value_line("BOOKMARK", &self.output.reshape(object))
     }
-}
 
-fn value_line(kind: &str, obj: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
-    v.push(b'\n');
-    Bytes::from(v)
+    /// An event whose object is already in its final shape (a Status, a bookmark, a Table).
+    fn value_line(&self, kind: &str, object: &Value) -> Line {
+        vec![Bytes::from(self.output.event(kind, object))]
+    }
 }
 
 /// Handles `?watch=true`: validates, opens the watch under the store lock (so no event is
@@ -219,15 +219,16 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
         Ok(s) => s,
         Err(e) if ctx.shared.expired_watch_as_event => {
             // kube-apiserver's watch cache answers 200 and a single ERROR event.
-            let line = value_line("ERROR", &ApiError::too_old(e.asked, e.oldest).to_status());
-            return Ok(json_bytes(StatusCode::OK, line));
+            let status = ApiError::too_old(e.asked, e.oldest).to_status();
+            let line = ctx.output.event("ERROR", &status);
+            return Ok(stream_response(&ctx.output, Body::from(line)));
         }
         Err(e) => return Err(ApiError::too_old(e.asked, e.oldest)),
     };
     let (out_tx, out_rx) = mpsc::channel::<Line>(64);
     let enc = Encoder {
         info: ctx.info.clone(),
-        table: ctx.wants_table(),
+        output: ctx.output.clone(),
         columns_sent: false,
     };
     let shared = ctx.shared.clone();
@@ -238,7 +239,17 @@ pub(crate) async fn serve(ctx: Ctx) -> ApiResult<Response<Body>> {
         rx.recv().await.map(|line| (line, rx))
     })
     .flat_map(|line| futures::stream::iter(line.into_iter().map(Ok::<_, Infallible>)));
-    Ok(json_bytes(StatusCode::OK, Body::from_stream(stream)))
+    Ok(stream_response(&ctx.output, Body::from_stream(stream)))
+}
+
+/// A 200 carrying a watch stream, with the stream's Content-Type.
+fn stream_response(output: &Output, body: Body) -> Response<Body> {
+    let mut r = json_bytes(StatusCode::OK, body);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(output.watch_content_type()),
+    );
+    r
 }
 
 fn encode(s: &str) -> String {
@@ -330,7 +341,7 @@ async fn run(
     }
     if expired.load(Ordering::SeqCst) {
         let status = ApiError::too_old(last_rv, shared.store.lock().oldest_rv()).to_status();
-        let _ = out.send(vec![value_line("ERROR", &status)]).await;
+        let _ = out.send(enc.value_line("ERROR", &status)).await;
     }
 }
 

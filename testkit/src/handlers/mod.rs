@@ -14,11 +14,12 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
+use crate::negotiate::{self, Output, Shape};
 use crate::query::Query;
 use crate::resources::ResourceInfo;
 use crate::server::Shared;
 use crate::status::{ApiError, ApiResult};
-use crate::{discovery, openapi, watch};
+use crate::{discovery, openapi, protobuf, watch};
 
 /// Largest request body accepted: kube-apiserver's `--max-resource-write-bytes` default, 3 MiB.
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -40,18 +41,14 @@ pub(crate) struct Ctx {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The form of the answer, negotiated from `Accept`.
+    pub output: Output,
 }
 
 impl Ctx {
     /// Whether the client asked for `meta.k8s.io/v1` Table output.
     pub fn wants_table(&self) -> bool {
-        self.headers
-            .get_all(http::header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next()
-            .is_some_and(|first| first.contains("as=Table"))
+        self.output.shape == Shape::Table
     }
 
     pub fn content_type(&self) -> String {
@@ -143,6 +140,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
             .into_response();
         }
     };
+    let protobuf_ok = protobuf::has_kind(&info.api_version(), &info.kind);
+    let output = match negotiate::negotiate(&parts.headers, protobuf_ok, watching) {
+        Ok(o) => o,
+        Err(e) => {
+            let refusal = negotiate::refusal_output(&parts.headers);
+            return negotiate::render(&refusal, e.into_response()).await;
+        }
+    };
     let ctx = Ctx {
         shared,
         info,
@@ -152,12 +157,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         query,
         headers: parts.headers,
         body,
+        output: output.clone(),
     };
     if ctx.info.review {
-        return review::answer(&ctx, verb).unwrap_or_else(ApiError::into_response);
+        let answer = review::answer(&ctx, verb).unwrap_or_else(ApiError::into_response);
+        return negotiate::render(&output, answer).await;
     }
     let result = match verb {
-        "watch" => watch::serve(ctx).await,
+        // A stream is written in its form by the watch itself; only a refusal is rendered here.
+        "watch" => match watch::serve(ctx).await {
+            Ok(stream) => return stream,
+            Err(e) => Err(e),
+        },
         "get" => read::get(&ctx),
         "list" => read::list(&ctx),
         "create" if ctx.name.is_none() => write::create(&ctx),
@@ -167,7 +178,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         "deletecollection" => write::delete_collection(&ctx),
         _ => Err(ApiError::method_not_allowed()),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    negotiate::render(&output, result.unwrap_or_else(ApiError::into_response)).await
 }
 
 /// Maps a path to what it addresses, or to the 404 the real server sends.

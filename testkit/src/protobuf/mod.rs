@@ -1,4 +1,5 @@
-//! Protobuf request bodies (`application/vnd.kubernetes.protobuf`) for built-in kinds.
+//! Protobuf (`application/vnd.kubernetes.protobuf`) for built-in kinds: request bodies read,
+//! answers and watch frames written.
 //!
 //! client-go's typed clients, and so kubectl's generator commands (`kubectl create deployment`,
 //! `create configmap|secret|namespace|job --from=cronjob/…`) and kube-controller-manager, send
@@ -6,9 +7,11 @@
 //! `kind`, and the object's own message. The object is decoded with the table of built-in types
 //! ([`table`], generated from the Go types) into the JSON Go's encoder would write for it, and
 //! from there follows the JSON path: objects are stored as JSON. Custom resources have no
-//! protobuf form and get a 415, as from kube-apiserver. Answers stay JSON, which every client
-//! that sends protobuf also accepts (client-go reads an answer by its Content-Type).
+//! protobuf form and get a 415, as from kube-apiserver. Answers go the other way ([`encode`],
+//! [`watch_frame`]): the stored JSON is written as the bytes client-go's own serializer writes
+//! for the same object, for clients whose `Accept` asks for protobuf (see `negotiate`).
 
+mod encode;
 mod json;
 mod table;
 mod wire;
@@ -78,6 +81,51 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, DecodeError> {
     Ok(Value::Object(object))
 }
 
+/// Encodes an object's JSON (`apiVersion` and `kind` included) as a protobuf body, envelope and
+/// all; `None` for kinds with no protobuf form (custom resources, `meta.k8s.io/v1` Tables).
+pub(crate) fn encode(object: &Value) -> Option<Vec<u8>> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    let table = Table::get();
+    let m = table.kind(api_version, kind)?;
+    let mut raw = Vec::new();
+    encode::message(table, m, object.as_object()?, &mut raw);
+    Some(envelope(api_version, kind, &raw))
+}
+
+/// Whether objects of `apiVersion` + `kind` have a protobuf form (built-in kinds do).
+pub(crate) fn has_kind(api_version: &str, kind: &str) -> bool {
+    Table::get().kind(api_version, kind).is_some()
+}
+
+/// One frame of a protobuf watch stream (`application/vnd.kubernetes.protobuf;stream=watch`): a
+/// 4-byte big-endian length, then a `WatchEvent` with no envelope whose object is the enveloped
+/// object — what client-go's watch decoder reads. `None` when the object has no protobuf form.
+pub(crate) fn watch_frame(event_type: &str, object: &Value) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    encode::bytes_field(1, &encode(object)?, &mut raw);
+    let mut event = Vec::new();
+    encode::bytes_field(1, event_type.as_bytes(), &mut event);
+    encode::bytes_field(2, &raw, &mut event);
+    let mut frame = (event.len() as u32).to_be_bytes().to_vec();
+    frame.extend(event);
+    Some(frame)
+}
+
+/// `k8s\0` and the `runtime.Unknown` holding a message: its type, the bytes, and the (empty)
+/// content encoding and type, as client-go's serializer writes them.
+fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    let mut type_meta = Vec::new();
+    encode::bytes_field(1, api_version.as_bytes(), &mut type_meta);
+    encode::bytes_field(2, kind.as_bytes(), &mut type_meta);
+    let mut out = MAGIC.to_vec();
+    encode::bytes_field(1, &type_meta, &mut out);
+    encode::bytes_field(2, raw, &mut out);
+    encode::bytes_field(3, b"", &mut out);
+    encode::bytes_field(4, b"", &mut out);
+    out
+}
+
 /// How a field selector sees a field an object leaves unset: the Go zero value's text ("false",
 /// "0", ""), as kube-apiserver computes field sets from the typed object. `None` for paths that
 /// are not a scalar field of a built-in kind.
@@ -114,6 +162,47 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 10, "only {checked} fixtures");
+    }
+
+    /// Each fixture's JSON encodes to exactly the bytes Go's protobuf serializer wrote.
+    #[test]
+    fn objects_encode_to_the_bytes_client_go_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "pb") {
+                continue;
+            }
+            let want = std::fs::read(&path).unwrap();
+            let json: Value =
+                serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap())
+                    .unwrap();
+            let got = encode(&json).unwrap_or_else(|| panic!("{}: no message", path.display()));
+            if got != want {
+                let back = decode(&got).map(|v| v.to_string());
+                panic!(
+                    "{}: encoded bytes differ\n got {:?}\nwant {:?}\nwhich decode to {back:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} fixtures");
+    }
+
+    /// A watch event frames as kube-apiserver frames it for client-go.
+    #[test]
+    fn watch_events_frame_as_kube_apiserver_frames_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
+        let want = std::fs::read(dir.join("configmap.watch-frame")).unwrap();
+        let object: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("configmap.json")).unwrap()).unwrap();
+        assert_eq!(watch_frame("MODIFIED", &object), Some(want));
+        let custom = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Gizmo"});
+        assert_eq!(watch_frame("ADDED", &custom), None);
     }
 
     /// Damaged bodies (bytes changed, cut short) are errors or some object, never a panic; a

@@ -76,6 +76,22 @@ pub async fn raw_with(
     accept: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
+    let (code, _, bytes) = raw_bytes(client, method, path, content_type, accept, body).await;
+    (
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A raw request: (HTTP status, the answer's Content-Type, its body).
+pub async fn raw_bytes(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Vec<u8>) {
     let mut b = http::Request::builder().method(method).uri(path);
     if let Some(ct) = content_type {
         b = b.header(http::header::CONTENT_TYPE, ct);
@@ -86,11 +102,14 @@ pub async fn raw_with(
     let req = b.body(kube::client::Body::from(body)).expect("request");
     let resp = client.send(req).await.expect("send");
     let code = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let bytes = resp.into_body().collect_bytes().await.expect("body");
-    (
-        code,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    (code, content_type, bytes.to_vec())
 }
 
 /// The `kube::Error::Api` status code of a result, for asserting on failures.

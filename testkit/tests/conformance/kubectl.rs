@@ -270,8 +270,8 @@ fn drive(k: &Kubectl, ns: &str) {
     k.ok(&["delete", "-f", &crd]);
 }
 
-/// kubectl's generator commands send built-in kinds as protobuf (client-go's typed clients);
-/// they work as on a real cluster, and the objects hold what the flags said.
+/// kubectl's generator commands send built-in kinds as protobuf (client-go's typed clients) and read
+/// protobuf answers; they work as on a real cluster, and the objects hold what the flags said.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_generator_commands_send_protobuf_and_work() {
     with_kubectl(
@@ -299,6 +299,20 @@ fn generators(k: &Kubectl, ns: &str) {
     assert!(
         stderr.contains("Content-Type: application/vnd.kubernetes.protobuf"),
         "kubectl did not send protobuf:\n{stderr}"
+    );
+    // ... and, asking for it first, gets the created Deployment back in protobuf, which it
+    // decodes to print its name.
+    // (-v=8 prints the Content-Type of the request, then of the response.)
+    assert_eq!(
+        stderr
+            .matches("Content-Type: application/vnd.kubernetes.protobuf")
+            .count(),
+        2,
+        "the answer was not protobuf:\n{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deployment.apps/web created"),
+        "{stderr}"
     );
     let get = |what: &[&str]| -> serde_json::Value {
         let mut args = vec!["get", "-n", ns, "-o", "json"];

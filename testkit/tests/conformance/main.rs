@@ -14,6 +14,7 @@ mod fuzz;
 mod kubectl;
 mod limits;
 mod lists;
+mod negotiation;
 mod setup;
 mod watch;
 mod writes;
