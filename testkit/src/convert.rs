@@ -5,6 +5,9 @@
 //! kube-apiserver stores core/v1 and `events.k8s.io/v1` Events once, so an event written
 //! through either API is read, listed and watched through both, its fields renamed
 //! (`involvedObject` ↔ `regarding`, `message` ↔ `note`, the `deprecated…` fields).
+//!
+//! Custom resources also get their schema's defaults on every read, so an object stored before
+//! a default was added to its CRD reads with it.
 
 use serde_json::{Map, Value, json};
 
@@ -23,8 +26,23 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
 
 const EVENTS_API: &str = "events.k8s.io/v1";
 
+/// Whether an object stored in `stored_api_version` is served exactly as stored (its bytes
+/// shared, not re-encoded): the same version, and no defaults to apply on read.
+pub fn served_as_stored(info: &ResourceInfo, stored_api_version: &str) -> bool {
+    stored_api_version == info.api_version()
+        && !info.custom.as_ref().is_some_and(|c| c.defaults_on_read)
+}
+
 /// `obj` as `info`'s version serves it.
 pub fn to_version(info: &ResourceInfo, mut obj: Value) -> Value {
+    if let Some(schema) = info
+        .custom
+        .as_ref()
+        .filter(|c| c.defaults_on_read)
+        .and_then(|c| c.schema.as_ref())
+    {
+        crate::schema::apply_defaults(schema, &mut obj);
+    }
     let want = info.api_version();
     if obj["apiVersion"].as_str() == Some(want.as_str()) {
         return obj;

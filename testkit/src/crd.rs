@@ -260,6 +260,7 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
             field_selectors: selectable.clone(),
             review: false,
             custom: Some(CustomInfo {
+                defaults_on_read: v["schema"].get("openAPIV3Schema").is_some_and(has_default),
                 schema: v["schema"].get("openAPIV3Schema").cloned(),
                 printer_columns,
                 selectable_fields: selectable,
@@ -268,6 +269,29 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
         });
     }
     out
+}
+
+/// Whether a schema sets a `default` anywhere.
+fn has_default(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.contains_key("default") || m.values().any(has_default),
+        Value::Array(items) => items.iter().any(has_default),
+        _ => false,
+    }
+}
+
+/// The fields of a custom resource its CRD's schema does not declare (what pruning would drop),
+/// `apiVersion`, `kind` and `metadata` aside. Empty for other kinds and schemaless CRDs.
+pub fn undeclared_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
+    let Some(schema) = info.custom.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Vec::new();
+    };
+    let mut pruned = obj.clone();
+    schema::prune(schema, &mut pruned);
+    let mut unknown = Vec::new();
+    removed_fields(obj, &pruned, "", &mut unknown);
+    unknown.retain(|f| !f.starts_with("metadata") && f != "apiVersion" && f != "kind");
+    unknown
 }
 
 /// Fields present in `before` but not in `after`, as dotted paths (for strict field validation).
@@ -321,23 +345,21 @@ pub fn prepare_object(
         obj["kind"].clone(),
         obj["metadata"].clone(),
     );
-    let before = obj.clone();
-    schema::prune(schema, obj);
     if opts.strict {
-        let mut unknown = Vec::new();
-        removed_fields(&before, obj, "", &mut unknown);
-        unknown.retain(|f| !f.starts_with("metadata") && f != "apiVersion" && f != "kind");
+        let unknown = undeclared_fields(info, obj);
         if !unknown.is_empty() {
             let list: Vec<String> = unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))
                 .collect();
-            return Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                list.join(", ")
-            )));
+            return Err(ApiError::strict_decoding(
+                &info.kind,
+                &info.api_version(),
+                &list,
+            ));
         }
     }
+    schema::prune(schema, obj);
     obj["apiVersion"] = kept.0;
     obj["kind"] = kept.1;
     obj["metadata"] = kept.2;

@@ -77,6 +77,21 @@ pub fn obj_key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjK
 }
 
 /// Checks `apiVersion`/`kind` of a request body against the URL, filling them in when absent.
+/// Fields the object's Go type lacks (for a custom resource: its `metadata`'s), which
+/// kube-apiserver's decoder drops, or refuses under `fieldValidation=Strict`.
+fn check_fields(info: &ResourceInfo, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
+    let (api_version, kind) = (info.api_version(), info.kind.as_str());
+    let unknown = crate::protobuf::unknown_fields(&api_version, kind, obj, !opts.strict);
+    if opts.strict && !unknown.is_empty() {
+        let problems: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
+        return Err(ApiError::strict_decoding(kind, &api_version, &problems));
+    }
+    Ok(())
+}
+
 pub fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::bad_request(
@@ -377,6 +392,7 @@ pub fn create(
     opts: &WriteOptions,
 ) -> ApiResult<Arc<Stored>> {
     check_type(info, &mut obj)?;
+    check_fields(info, &mut obj, opts)?;
     check_namespace(info, namespace, &mut obj)?;
     if obj["metadata"]["resourceVersion"]
         .as_str()
@@ -467,6 +483,7 @@ pub fn update(
     opts: &WriteOptions,
 ) -> ApiResult<Arc<Stored>> {
     check_type(info, &mut new)?;
+    check_fields(info, &mut new, opts)?;
     check_namespace(info, namespace, &mut new)?;
     match new["metadata"]["name"].as_str() {
         None | Some("") => new["metadata"]["name"] = json!(name),

@@ -37,6 +37,9 @@ pub struct CustomInfo {
     pub selectable_fields: Vec<String>,
     /// Name of the CRD that registered this resource.
     pub crd_name: String,
+    /// Whether the schema has `default`s, which are applied on every read too (objects stored
+    /// before a default was added get it, as from kube-apiserver).
+    pub defaults_on_read: bool,
 }
 
 /// One served group/version/resource.

@@ -163,6 +163,16 @@ impl ApiError {
         }
     }
 
+    /// `fieldValidation=Strict` refusing a body: `Deployment in version "v1" cannot be handled as
+    /// a Deployment: strict decoding error: unknown field "spec.foo", duplicate field "spec.x"`.
+    pub fn strict_decoding(kind: &str, api_version: &str, problems: &[String]) -> Self {
+        let version = api_version.rsplit('/').next().unwrap_or(api_version);
+        Self::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            problems.join(", ")
+        ))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

@@ -149,8 +149,9 @@ struct Encoder {
 
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Stored) -> Line {
-        let want = self.info.api_version();
-        if self.output.is_plain_json() && obj.api_version == want {
+        if self.output.is_plain_json()
+            && crate::convert::served_as_stored(&self.info, &obj.api_version)
+        {
             // The stored bytes are shared, not copied: every JSON watcher of a resource sends the
             // one serialisation the store made (500 watchers of a large object once held 500
             // copies).

@@ -45,7 +45,7 @@ pub(crate) fn object_response(
     code: StatusCode,
     obj: &Stored,
 ) -> Response<Body> {
-    if obj.api_version == info.api_version() {
+    if crate::convert::served_as_stored(info, &obj.api_version) {
         json_bytes(code, obj.bytes.clone())
     } else {
         json_value(code, &with_version(info, obj.value()))
@@ -236,7 +236,6 @@ fn list_body(
         info.api_version(),
         meta
     );
-    let want = info.api_version();
     // Items are copied into buffers of about 1 MiB: one write per buffer, not per object,
     // and a page of 500 objects goes out as one body with a Content-Length.
     const FLUSH_AT: usize = 1 << 20;
@@ -249,7 +248,7 @@ fn list_body(
         if i > 0 {
             buf.extend_from_slice(b",");
         }
-        if s.api_version != want {
+        if !crate::convert::served_as_stored(info, &s.api_version) {
             buf.extend_from_slice(
                 &serde_json::to_vec(&with_version(info, s.value())).unwrap_or_default(),
             );

@@ -45,9 +45,15 @@ fn write_options(ctx: &Ctx) -> ApiResult<WriteOptions> {
 pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
     let ct = ctx.content_type();
     let v: Value = match ct.as_str() {
-        "" | "application/json" => serde_json::from_slice(&ctx.body).map_err(|e| {
-            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
-        })?,
+        "" | "application/json" => {
+            let v = serde_json::from_slice(&ctx.body).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+            })?;
+            if write_options(ctx)?.strict {
+                strict_json(ctx)?;
+            }
+            v
+        }
         "application/yaml" => serde_yaml::from_slice(&ctx.body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
         })?,
@@ -62,6 +68,18 @@ pub(crate) fn decode_body(ctx: &Ctx) -> ApiResult<Value> {
         )));
     }
     Ok(v)
+}
+
+/// `fieldValidation=Strict` on a JSON body: unknown and duplicate fields, in the order the body
+/// has them, as Go's strict decoder reports them (duplicates are gone once parsed).
+fn strict_json(ctx: &Ctx) -> ApiResult<()> {
+    let (api_version, kind) = (ctx.info.api_version(), ctx.info.kind.as_str());
+    let problems = protobuf::strict_problems(&api_version, kind, &ctx.body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::strict_decoding(kind, &api_version, &problems))
 }
 
 /// A protobuf body: built-in kinds decode to their JSON; custom resources, which kube-apiserver
@@ -103,12 +121,8 @@ pub(crate) fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let mut store = ctx.shared.store.lock();
     let stored = objects::create(&mut store, &ctx.info, ctx.namespace.as_deref(), body, &opts)?;
     drop(store);
-    let code = if opts.dry_run {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok(object_response(&ctx.info, code, &stored))
+    // 201 for a dry run too, as from kube-apiserver.
+    Ok(object_response(&ctx.info, StatusCode::CREATED, &stored))
 }
 
 fn part(ctx: &Ctx) -> Part {
@@ -169,7 +183,8 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
             )
         })?;
         let force = ctx.query.flag("force")?;
-        let applied = apply::parse(&ctx.body)?;
+        let applied = apply::parse(&ctx.body, opts.strict)?;
+        apply::check_declared(&ctx.info, &applied)?;
         if ctx.sub.as_deref() == Some("scale") {
             return Err(ApiError::unsupported_media_type(
                 &ct,
@@ -188,7 +203,7 @@ pub(crate) fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
             part(ctx),
             &opts,
         )?;
-        let code = if created && !opts.dry_run {
+        let code = if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK

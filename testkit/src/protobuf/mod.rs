@@ -12,11 +12,14 @@
 //! for the same object, for clients whose `Accept` asks for protobuf (see `negotiate`).
 
 mod encode;
+mod fields;
 mod json;
 mod table;
 mod wire;
 
 use serde_json::Value;
+
+pub(crate) use self::fields::{strict_problems, unknown_fields, yaml_duplicate};
 
 use self::table::Table;
 use self::wire::{Reader, Wire};

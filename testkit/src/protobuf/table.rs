@@ -89,6 +89,8 @@ pub(crate) struct Table {
     pub messages: Vec<Message>,
     /// `JSONSchemaProps`, which the schema unions hold.
     pub schema_props: usize,
+    /// `ObjectMeta`, every object's `metadata` (custom resources' too).
+    pub object_meta: usize,
 }
 
 #[derive(serde::Deserialize)]
@@ -128,7 +130,7 @@ impl Table {
     }
 
     /// A field by JSON name, looking through inline (embedded) structs.
-    fn find(&self, m: usize, json: &str) -> Option<&Field> {
+    pub(crate) fn find(&self, m: usize, json: &str) -> Option<&Field> {
         self.messages[m].fields.iter().find_map(|f| match &f.ty {
             Ty::Message(inner) if f.inline => self.find(*inner, json),
             _ => (f.json == json).then_some(f),
@@ -181,10 +183,14 @@ impl Table {
         let schema_props = *index
             .get("apiextensions-apiserver/pkg/apis/apiextensions/v1.JSONSchemaProps")
             .ok_or("no JSONSchemaProps message")?;
+        let object_meta = *index
+            .get("apimachinery/pkg/apis/meta/v1.ObjectMeta")
+            .ok_or("no ObjectMeta message")?;
         Ok(Table {
             kinds,
             messages,
             schema_props,
+            object_meta,
         })
     }
 }

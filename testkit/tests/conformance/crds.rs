@@ -89,13 +89,13 @@ pub async fn install(
     panic!("CRD {name} never became Established");
 }
 
-fn widgets(client: &kube::Client, group: &str, ns: &str) -> Api<DynamicObject> {
+pub fn widgets(client: &kube::Client, group: &str, ns: &str) -> Api<DynamicObject> {
     let ar =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Widget"), "widgets");
     Api::namespaced_with(client.clone(), ns, &ar)
 }
 
-fn widget(group: &str, name: &str, spec: Value) -> DynamicObject {
+pub fn widget(group: &str, name: &str, spec: Value) -> DynamicObject {
     serde_json::from_value(json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": name}, "spec": spec})).expect("widget")
 }
 

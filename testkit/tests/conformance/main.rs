@@ -10,6 +10,7 @@ mod crud;
 mod discovery;
 mod events;
 mod faults;
+mod field_validation;
 mod fuzz;
 mod kubectl;
 mod limits;
