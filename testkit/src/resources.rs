@@ -333,6 +333,19 @@ fn builtins() -> Vec<Builtin> {
                 true,
             )
         },
+        // The same objects through v1 (one store; `convert::hpa` converts).
+        Builtin {
+            categories: ALL,
+            ..b(
+                "autoscaling",
+                "v1",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+                &["hpa"],
+                true,
+                true,
+            )
+        },
         b(
             "networking.k8s.io",
             "v1",

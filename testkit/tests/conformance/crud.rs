@@ -457,3 +457,85 @@ async fn defaulting_never_writes_nulls() {
         "deployment spec with nulls at {nulls:?}: {read}"
     );
 }
+
+/// HorizontalPodAutoscalers are served through `autoscaling/v1` and `v2` from one store: v1 shows
+/// the CPU target as `targetCPUUtilizationPercentage` and carries the other metrics in an
+/// annotation, so a read-modify-write through v1 loses nothing.
+#[tokio::test]
+async fn autoscalers_read_and_write_through_v1_and_v2_alike() {
+    let c = cluster().await;
+    let client = c.client();
+    let ns = namespace(&client).await;
+    let v2_path = format!("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers");
+    let v1_path = format!("/apis/autoscaling/v1/namespaces/{ns}/horizontalpodautoscalers");
+    let hpa = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 5,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "100"}}},
+            ],
+        },
+    });
+    let (code, created) = raw(
+        &client,
+        "POST",
+        &v2_path,
+        Some("application/json"),
+        hpa.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+
+    let (code, mut v1) = raw(&client, "GET", &format!("{v1_path}/web"), None, vec![]).await;
+    assert_eq!(code, 200, "{v1}");
+    assert_eq!(v1["apiVersion"], "autoscaling/v1", "{v1}");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60, "{v1}");
+    assert!(v1["spec"].get("metrics").is_none(), "{v1}");
+    let others: serde_json::Value = serde_json::from_str(
+        v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no metrics annotation: {v1}")),
+    )
+    .unwrap();
+    assert_eq!(others[0]["pods"]["metricName"], "qps", "{others}");
+
+    v1["spec"]["maxReplicas"] = serde_json::json!(8);
+    let (code, put) = raw(
+        &client,
+        "PUT",
+        &format!("{v1_path}/web"),
+        Some("application/json"),
+        v1.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{put}");
+    let (_, v2) = raw(&client, "GET", &format!("{v2_path}/web"), None, vec![]).await;
+    assert_eq!(v2["spec"]["maxReplicas"], 8, "{v2}");
+    let metrics = v2["spec"]["metrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // Both metrics are back: the annotation's first, then the CPU target, as kube-apiserver
+    // orders them.
+    assert_eq!(metrics.len(), 2, "{v2}");
+    assert_eq!(metrics[0]["pods"]["metric"]["name"], "qps", "{v2}");
+    assert_eq!(
+        metrics[0]["pods"]["target"],
+        serde_json::json!({"type": "AverageValue", "averageValue": "100"}),
+        "{v2}"
+    );
+    assert_eq!(
+        metrics[1]["resource"]["target"]["averageUtilization"], 60,
+        "{v2}"
+    );
+    assert!(
+        v2["metadata"]["annotations"]
+            .get("autoscaling.alpha.kubernetes.io/metrics")
+            .is_none(),
+        "{v2}"
+    );
+}

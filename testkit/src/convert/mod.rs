@@ -6,8 +6,13 @@
 //! through either API is read, listed and watched through both, its fields renamed
 //! (`involvedObject` ↔ `regarding`, `message` ↔ `note`, the `deprecated…` fields).
 //!
+//! HorizontalPodAutoscalers are the other: `autoscaling/v1` and `v2` share a store, converted
+//! as kube-apiserver converts them ([`hpa`]).
+//!
 //! Custom resources also get their schema's defaults on every read, so an object stored before
 //! a default was added to its CRD reads with it.
+
+mod hpa;
 
 use serde_json::{Map, Value, json};
 
@@ -46,6 +51,13 @@ pub fn to_version(info: &ResourceInfo, mut obj: Value) -> Value {
     let want = info.api_version();
     if obj["apiVersion"].as_str() == Some(want.as_str()) {
         return obj;
+    }
+    if info.kind == "HorizontalPodAutoscaler" && info.group == "autoscaling" {
+        match (obj["apiVersion"].as_str(), want.as_str()) {
+            (Some("autoscaling/v2"), "autoscaling/v1") => obj = hpa::to_v1(obj),
+            (Some("autoscaling/v1"), "autoscaling/v2") => obj = hpa::to_v2(obj),
+            _ => {}
+        }
     }
     if info.kind == "Event" {
         let is_events_api = |v: &str| v == EVENTS_API;
