@@ -258,7 +258,7 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
             status: sub.get("status").is_some_and(Value::is_object),
             scale,
             field_selectors: selectable.clone(),
-            review: false,
+            served: crate::resources::Served::Stored,
             custom: Some(CustomInfo {
                 defaults_on_read: v["schema"].get("openAPIV3Schema").is_some_and(has_default),
                 schema: v["schema"].get("openAPIV3Schema").cloned(),

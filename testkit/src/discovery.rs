@@ -133,6 +133,9 @@ fn resource_json(r: &ResourceInfo) -> Vec<Value> {
     if r.scale.is_some() {
         out.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
     }
+    if r.group.is_empty() && r.plural == "pods" {
+        out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+    }
     out
 }
 

@@ -60,8 +60,21 @@ pub struct ResourceInfo {
     pub field_selectors: Vec<String>,
     /// `Some` for resources registered from a CRD.
     pub custom: Option<CustomInfo>,
+    /// How requests are answered: from the store, or computed for resources never stored.
+    pub served: Served,
+}
+
+/// How a resource's requests are answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Served {
+    /// Objects kept in the store: every verb.
+    Stored,
     /// A create-only review (SubjectAccessReview, TokenReview, …): answered, never stored.
-    pub review: bool,
+    Review,
+    /// `Binding`: create-only, it writes the Pod it names.
+    Binding,
+    /// `ComponentStatus`: get and list of the control plane's health, computed on each read.
+    ComponentStatus,
 }
 
 impl ResourceInfo {
@@ -102,8 +115,10 @@ impl ResourceInfo {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
-        if self.review {
-            return vec!["create"];
+        match self.served {
+            Served::Stored => {}
+            Served::Review | Served::Binding => return vec!["create"],
+            Served::ComponentStatus => return vec!["get", "list"],
         }
         vec![
             "create",
@@ -585,69 +600,86 @@ fn stored_kinds() -> impl Iterator<Item = ResourceInfo> {
                     _ => Vec::new(),
                 },
                 custom: None,
-                review: false,
+                served: Served::Stored,
             }
         })
 }
 
-/// The create-only reviews kube-apiserver answers without storing anything:
-/// (group, kind, plural, namespaced).
-const REVIEWS: &[(&str, &str, &str, bool)] = &[
+/// The resources kube-apiserver answers without storing them (the reviews, Binding,
+/// ComponentStatus): (group, kind, plural, namespaced, how).
+const COMPUTED: &[(&str, &str, &str, bool, Served)] = &[
+    ("", "Binding", "bindings", true, Served::Binding),
+    (
+        "",
+        "ComponentStatus",
+        "componentstatuses",
+        false,
+        Served::ComponentStatus,
+    ),
     (
         "authentication.k8s.io",
         "TokenReview",
         "tokenreviews",
         false,
+        Served::Review,
     ),
     (
         "authentication.k8s.io",
         "SelfSubjectReview",
         "selfsubjectreviews",
         false,
+        Served::Review,
     ),
     (
         "authorization.k8s.io",
         "SubjectAccessReview",
         "subjectaccessreviews",
         false,
+        Served::Review,
     ),
     (
         "authorization.k8s.io",
         "LocalSubjectAccessReview",
         "localsubjectaccessreviews",
         true,
+        Served::Review,
     ),
     (
         "authorization.k8s.io",
         "SelfSubjectAccessReview",
         "selfsubjectaccessreviews",
         false,
+        Served::Review,
     ),
     (
         "authorization.k8s.io",
         "SelfSubjectRulesReview",
         "selfsubjectrulesreviews",
         false,
+        Served::Review,
     ),
 ];
 
-fn reviews() -> impl Iterator<Item = ResourceInfo> {
-    REVIEWS
+fn computed() -> impl Iterator<Item = ResourceInfo> {
+    COMPUTED
         .iter()
-        .map(|(group, kind, plural, namespaced)| ResourceInfo {
+        .map(|(group, kind, plural, namespaced, served)| ResourceInfo {
             group: group.to_string(),
             version: "v1".into(),
             kind: kind.to_string(),
             plural: plural.to_string(),
             singular: kind.to_ascii_lowercase(),
-            short_names: Vec::new(),
+            short_names: match *served {
+                Served::ComponentStatus => vec!["cs".into()],
+                _ => Vec::new(),
+            },
             categories: Vec::new(),
             namespaced: *namespaced,
             status: false,
             scale: None,
             field_selectors: Vec::new(),
             custom: None,
-            review: true,
+            served: *served,
         })
 }
 
@@ -669,7 +701,7 @@ fn builtin_info(x: &Builtin) -> ResourceInfo {
         }),
         field_selectors: x.fields.iter().map(|s| s.to_string()).collect(),
         custom: None,
-        review: false,
+        served: Served::Stored,
     }
 }
 
@@ -687,7 +719,7 @@ impl Default for Registry {
         for x in builtins() {
             r.insert(builtin_info(&x));
         }
-        for info in stored_kinds().chain(reviews()) {
+        for info in stored_kinds().chain(computed()) {
             r.insert(info);
         }
         r

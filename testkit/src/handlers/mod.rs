@@ -4,6 +4,8 @@
 //! Paths: `/api/v1/...` and `/apis/{group}/{version}/...`, each followed by
 //! `[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]`.
 
+mod binding;
+mod components;
 mod read;
 mod review;
 mod write;
@@ -16,7 +18,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::negotiate::{self, Output, Shape};
 use crate::query::Query;
-use crate::resources::ResourceInfo;
+use crate::resources::{ResourceInfo, Served};
 use crate::server::Shared;
 use crate::status::{ApiError, ApiResult};
 use crate::{discovery, openapi, protobuf, watch};
@@ -159,8 +161,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         body,
         output: output.clone(),
     };
-    if ctx.info.review {
-        let answer = review::answer(&ctx, verb).unwrap_or_else(ApiError::into_response);
+    let computed = match ctx.info.served {
+        _ if ctx.sub.as_deref() == Some("binding") => Some(binding::answer(&ctx, verb)),
+        Served::Stored => None,
+        Served::Review => Some(review::answer(&ctx, verb)),
+        Served::Binding => Some(binding::answer(&ctx, verb)),
+        Served::ComponentStatus => Some(components::answer(&ctx, verb)),
+    };
+    if let Some(answer) = computed {
+        let answer = answer.unwrap_or_else(ApiError::into_response);
         return negotiate::render(&output, answer).await;
     }
     let result = match verb {
@@ -279,6 +288,7 @@ fn resolve(
         let ok = match s.as_str() {
             "status" => info.status,
             "scale" => info.scale.is_some(),
+            "binding" => info.group.is_empty() && info.plural == "pods",
             _ => false,
         };
         if !ok {

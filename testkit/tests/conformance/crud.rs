@@ -539,3 +539,150 @@ async fn autoscalers_read_and_write_through_v1_and_v2_alike() {
         "{v2}"
     );
 }
+
+/// A scheduler places a Pod with a Binding (through `bindings` or `pods/{name}/binding`): the
+/// Pod gets the node, the Binding's annotations and a PodScheduled condition; placing it again
+/// is a 409, a Binding for a missing Pod a 404, one whose name differs from the URL's a 400.
+#[tokio::test]
+async fn bindings_place_pods_on_nodes_once() {
+    use k8s_openapi::api::core::v1::Pod;
+    let c = cluster().await;
+    let client = c.client();
+    let ns = namespace(&client).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let binding = |name: &str, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "annotations": {"placed-by": "test"}},
+            "target": {"kind": "Node", "name": node}})
+        .to_string()
+        .into_bytes()
+    };
+    let json = Some("application/json");
+    let (code, status) = raw(
+        &client,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods/p/binding"),
+        json,
+        binding("p", "node-1"),
+    )
+    .await;
+    assert_eq!(code, 201, "{status}");
+    assert_eq!(status["status"], "Success", "{status}");
+    let placed = pods.get("p").await.unwrap();
+    assert_eq!(placed.spec.unwrap().node_name.as_deref(), Some("node-1"));
+    assert_eq!(placed.metadata.annotations.unwrap()["placed-by"], "test");
+    let conditions = placed.status.unwrap().conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True"),
+        "{conditions:?}"
+    );
+
+    let (code, status) = raw(
+        &client,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/bindings"),
+        json,
+        binding("p", "node-2"),
+    )
+    .await;
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        r#"Operation cannot be fulfilled on pods/binding "p": pod p is already assigned to node "node-1""#
+    );
+    let (code, status) = raw(
+        &client,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/bindings"),
+        json,
+        binding("zz", "node-2"),
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (404, Some(r#"pods "zz" not found"#)),
+        "{status}"
+    );
+    let (code, status) = raw(
+        &client,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods/p/binding"),
+        json,
+        binding("q", "node-2"),
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(
+        status["message"],
+        "name in URL does not match name in Binding object"
+    );
+    // Create is the only verb.
+    let (code, _) = raw(
+        &client,
+        "GET",
+        &format!("/api/v1/namespaces/{ns}/bindings"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 405);
+}
+
+/// ComponentStatuses (deprecated, still served) list the control plane's parts and their health,
+/// with the deprecation warning.
+#[tokio::test]
+async fn component_statuses_are_served_with_a_deprecation_warning() {
+    let c = cluster().await;
+    let client = c.client();
+    let (code, list) = raw(&client, "GET", "/api/v1/componentstatuses", None, vec![]).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["kind"], "ComponentStatusList", "{list}");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    for name in ["controller-manager", "scheduler", "etcd-0"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let (code, etcd) = raw(
+        &client,
+        "GET",
+        "/api/v1/componentstatuses/etcd-0",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 200, "{etcd}");
+    assert_eq!(etcd["conditions"][0]["type"], "Healthy", "{etcd}");
+    assert_eq!(etcd["conditions"][0]["status"], "True", "{etcd}");
+    let (code, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/componentstatuses/nope",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 404);
+    let req = http::Request::get("/api/v1/componentstatuses")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let warning = resp
+        .headers()
+        .get("warning")
+        .and_then(|w| w.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains("v1 ComponentStatus is deprecated in v1.19+"),
+        "{warning:?}"
+    );
+}
