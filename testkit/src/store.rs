@@ -129,6 +129,16 @@ pub enum ReadAt {
     Exact(u64),
 }
 
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Arc<Stored>>,
+    /// The last key served, when more objects follow (for the continue token).
+    pub next: Option<ObjKey>,
+    /// How many matching objects follow this page (`metadata.remainingItemCount`).
+    pub remaining: usize,
+}
+
 /// Error of reading at a resourceVersion no longer in history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooOld {
@@ -344,7 +354,7 @@ impl Store {
         after: Option<&ObjKey>,
         limit: Option<usize>,
         mut keep: impl FnMut(&Stored) -> bool,
-    ) -> Result<(Vec<Arc<Stored>>, Option<ObjKey>), TooOld> {
+    ) -> Result<Page, TooOld> {
         let empty = BTreeMap::new();
         let current = self.objects.get(res).unwrap_or(&empty);
         // State at `rv` of keys changed since: earliest event after rv gives the state before it.
@@ -366,7 +376,6 @@ impl Store {
                     .or_insert_with(|| ev.prev.clone());
             }
         }
-        let in_ns = |k: &ObjKey| namespace.is_none_or(|ns| k.0 == ns);
         let lower = match after {
             Some(k) => std::ops::Bound::Excluded(k.clone()),
             None => match namespace {
@@ -380,12 +389,10 @@ impl Store {
         let mut b = overlay
             .range((lower, std::ops::Bound::Unbounded))
             .peekable();
-        let mut out = Vec::new();
-        let mut last_key: Option<ObjKey> = None;
-        loop {
-            // Merge the two ordered sequences; the overlay wins on equal keys.
-            let (key, item) = match (a.peek(), b.peek()) {
-                (None, None) => break,
+        // The two ordered sequences merged (the overlay wins on equal keys), within the namespace.
+        let merged = std::iter::from_fn(move || {
+            Some(match (a.peek(), b.peek()) {
+                (None, None) => return None,
                 (Some((ka, _)), Some((kb, _))) if ka < kb => {
                     let (k, v) = a.next().expect("peeked");
                     (k, Some(v.clone()))
@@ -403,24 +410,31 @@ impl Store {
                     let (k, v) = b.next().expect("peeked");
                     (k, v.clone())
                 }
-            };
-            if !in_ns(key) {
-                if namespace.is_some_and(|ns| key.0.as_str() > ns) {
-                    break;
-                }
-                continue;
-            }
-            let Some(item) = item else { continue };
-            if !keep(&item) {
-                continue;
-            }
+            })
+        });
+        let mut matching = merged
+            .take_while(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
+            .filter_map(|(key, item)| Some((key, item?)))
+            .filter(|(_, item)| keep(item));
+        let mut out = Vec::new();
+        let mut last_key: Option<ObjKey> = None;
+        while let Some((key, item)) = matching.next() {
             if limit.is_some_and(|l| out.len() >= l) {
-                return Ok((out, last_key));
+                // A full page: the objects after it are counted, not returned.
+                return Ok(Page {
+                    items: out,
+                    next: last_key,
+                    remaining: 1 + matching.count(),
+                });
             }
             last_key = Some(key.clone());
             out.push(item);
         }
-        Ok((out, None))
+        Ok(Page {
+            items: out,
+            next: None,
+            remaining: 0,
+        })
     }
 
     /// Keys of every object of a resource.
@@ -576,16 +590,18 @@ mod tests {
         let rv = s.current_rv();
         s.put(&res(), ("default".into(), "b".into()), cm("b", "2"));
         s.remove(&res(), &("default".into(), "a".into()));
-        let (now, _) = s
+        let now = s
             .list(&res(), None, ReadAt::Latest, None, None, |_| true)
-            .expect("latest");
+            .expect("latest")
+            .items;
         assert_eq!(
             now.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(),
             ["2"]
         );
-        let (then, _) = s
+        let then = s
             .list(&res(), None, ReadAt::Exact(rv), None, None, |_| true)
-            .expect("in window");
+            .expect("in window")
+            .items;
         assert_eq!(
             then.iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(),
             ["1"]
@@ -607,7 +623,8 @@ mod tests {
         let page = s
             .list(&res(), None, ReadAt::Latest, None, Some(2), |_| true)
             .expect("list");
-        assert_eq!(page.0.len(), 2);
-        assert_eq!(page.1, Some(("default".into(), "o1".into())));
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next, Some(("default".into(), "o1".into())));
+        assert_eq!(page.remaining, 3);
     }
 }

@@ -178,7 +178,7 @@ pub(crate) fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let store = ctx.shared.store.lock();
     let current = store.current_rv();
     let (at, after) = read_point(ctx, current)?;
-    let (items, next) = store
+    let page = store
         .list(
             &ctx.info.key(),
             ctx.namespace.as_deref(),
@@ -199,7 +199,12 @@ pub(crate) fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
         ReadAt::Latest => current,
         ReadAt::Exact(r) => r,
     };
-    let cont = next.map(|after| ContinueToken { rv: list_rv, after }.encode());
+    let cont = page
+        .next
+        .map(|after| ContinueToken { rv: list_rv, after }.encode());
+    // kube-apiserver counts the objects left only for lists without selectors.
+    let remaining = (cont.is_some() && filter.is_everything()).then_some(page.remaining);
+    let items = page.items;
     if ctx.wants_table() {
         let values: Vec<Value> = items
             .iter()
@@ -216,7 +221,7 @@ pub(crate) fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
             ),
         ));
     }
-    Ok(list_body(&ctx.info, list_rv, cont, items))
+    Ok(list_body(&ctx.info, list_rv, cont, remaining, items))
 }
 
 /// Writes a list by concatenating stored bytes, without parsing objects.
@@ -224,11 +229,15 @@ fn list_body(
     info: &crate::resources::ResourceInfo,
     rv: u64,
     cont: Option<String>,
+    remaining: Option<usize>,
     items: Vec<Arc<Stored>>,
 ) -> Response<Body> {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
+    }
+    if let Some(n) = remaining {
+        meta["remainingItemCount"] = json!(n);
     }
     let head = format!(
         r#"{{"kind":"{}","apiVersion":"{}","metadata":{},"items":["#,

@@ -287,7 +287,7 @@ pub(crate) fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let opts = delete_options(ctx)?;
     let filter = Filter::parse(&ctx.info, &ctx.query)?;
     let mut store = ctx.shared.store.lock();
-    let (items, _) = store
+    let items = store
         .list(
             &ctx.info.key(),
             ctx.namespace.as_deref(),
@@ -296,7 +296,8 @@ pub(crate) fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
             None,
             |s| filter.is_everything() || filter.matches(s),
         )
-        .map_err(|e| ApiError::too_old(e.asked, e.oldest))?;
+        .map_err(|e| ApiError::too_old(e.asked, e.oldest))?
+        .items;
     let keys: Vec<_> = items
         .iter()
         .map(|s| {

@@ -148,6 +148,8 @@ async fn limit_and_continue_page_through_a_consistent_snapshot() {
         .await
         .expect("page 1");
     assert_eq!(first.items.len(), 3);
+    // The objects left are counted (lists without selectors)...
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
     let token = first.metadata.continue_.clone().expect("continue token");
     // Changes after the first page are not visible in later pages of the same list.
     api.create(&PostParams::default(), &cm("cm-9", &[]))
@@ -169,8 +171,22 @@ async fn limit_and_continue_page_through_a_consistent_snapshot() {
         );
         all.extend(names(&page));
         cont = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        // ... in the snapshot, and not on the last page.
+        let left = 7 - all.len() as i64;
+        assert_eq!(
+            page.metadata.remaining_item_count,
+            cont.as_ref().map(|_| left),
+            "{all:?}"
+        );
     }
     assert_eq!(all, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
+    // With a selector, nothing is counted.
+    let selected = api
+        .list(&ListParams::default().limit(3).labels("!absent"))
+        .await
+        .expect("selected page");
+    assert!(selected.metadata.continue_.is_some());
+    assert_eq!(selected.metadata.remaining_item_count, None);
 }
 
 #[tokio::test]
