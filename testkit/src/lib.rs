@@ -27,8 +27,9 @@
 //! What it does not: there is no scheduler, kubelet or controller besides the garbage
 //! collector and namespace deletion; Pods stay `Pending` and are deleted at once (no grace
 //! period, since no kubelet would confirm it). Admission webhooks are stored but not called.
-//! Built-in kinds are not schema-validated beyond their metadata, and only the common defaults
-//! are applied (see [`defaults`]). Request bodies are JSON, YAML or, for built-in kinds,
+//! Built-in kinds are not schema-validated beyond their metadata and their fields' names (a
+//! field the Go type lacks is dropped, or refused under `fieldValidation=Strict`), and only the
+//! common defaults are applied (see [`defaults`]). Request bodies are JSON, YAML or, for built-in kinds,
 //! protobuf (module `protobuf` decodes them to JSON, the stored form); answers are in the form
 //! the client's `Accept` asks for (module `negotiate`): JSON, YAML, protobuf for built-in kinds,
 //! Tables, `PartialObjectMetadata`. Objects are stored in the version they were
