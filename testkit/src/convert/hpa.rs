@@ -107,69 +107,112 @@ const STATUS_FIELDS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// The fields v1 and v2 share, in spec and status.
+const SPEC_COMMON: &[&str] = &["scaleTargetRef", "minReplicas", "maxReplicas"];
+const STATUS_COMMON: &[&str] = &[
+    "observedGeneration",
+    "lastScaleTime",
+    "currentReplicas",
+    "desiredReplicas",
+];
+
+/// One side of the CPU split: a spec's target or a status's current value.
+struct Side {
+    /// `spec.metrics` or `status.currentMetrics` in v2.
+    list: &'static str,
+    /// `target` or `current` in a v2 resource metric.
+    value: &'static str,
+    /// v1's CPU field.
+    cpu_field: &'static str,
+    fields: &'static [(&'static str, &'static [(&'static str, &'static str)])],
+}
+
+const SPEC: Side = Side {
+    list: "metrics",
+    value: "target",
+    cpu_field: "targetCPUUtilizationPercentage",
+    fields: SPEC_FIELDS,
+};
+const STATUS: Side = Side {
+    list: "currentMetrics",
+    value: "current",
+    cpu_field: "currentCPUUtilizationPercentage",
+    fields: STATUS_FIELDS,
+};
+
+impl Side {
+    /// A v2 spec or status as v1's: the shared fields, the first CPU utilization in v1's field,
+    /// and the other metrics (in v1's form) returned for the annotation.
+    fn to_v1(&self, v2: &Value, common: &[&str]) -> (Map<String, Value>, Vec<Value>) {
+        let mut v1 = Map::new();
+        for key in common {
+            copy(v2, key, &mut v1, key);
+        }
+        let mut others = Vec::new();
+        for m in v2[self.list].as_array().into_iter().flatten() {
+            let resource = &m["resource"];
+            let cpu = m["type"] == "Resource"
+                && resource["name"] == "cpu"
+                && (self.value == "current" || resource[self.value]["type"] == "Utilization");
+            if cpu && !v1.contains_key(self.cpu_field) {
+                v1.insert(
+                    self.cpu_field.into(),
+                    resource[self.value]["averageUtilization"].clone(),
+                );
+            } else {
+                others.push(metric(m, self.fields, false));
+            }
+        }
+        (v1, others)
+    }
+
+    /// A v1 spec or status as v2's, with the metrics kept in the annotation: those first, then
+    /// the CPU utilization, in kube-apiserver's order.
+    fn to_v2(&self, v1: &Value, common: &[&str], others: &[Value]) -> Map<String, Value> {
+        let mut v2 = Map::new();
+        for key in common {
+            copy(v1, key, &mut v2, key);
+        }
+        let mut metrics: Vec<Value> = others
+            .iter()
+            .map(|m| metric(m, self.fields, true))
+            .collect();
+        if let Some(cpu) = v1.get(self.cpu_field).filter(|v| !v.is_null()) {
+            let mut value = json!({"averageUtilization": cpu});
+            if self.value == "target" {
+                value["type"] = json!("Utilization");
+            }
+            metrics
+                .push(json!({"type": "Resource", "resource": {"name": "cpu", self.value: value}}));
+        }
+        if !metrics.is_empty() {
+            v2.insert(self.list.into(), Value::Array(metrics));
+        }
+        v2
+    }
+}
+
 /// A v2 HPA as v1 serves it.
 pub fn to_v1(mut obj: Value) -> Value {
-    let spec = obj["spec"].take();
-    let status = obj["status"].take();
+    let (spec, status) = (obj["spec"].take(), obj["status"].take());
+    let (v1_spec, others) = SPEC.to_v1(&spec, SPEC_COMMON);
+    let (v1_status, current) = STATUS.to_v1(&status, STATUS_COMMON);
     let mut annotations = Map::new();
-    let mut v1_spec = Map::new();
-    for key in ["scaleTargetRef", "minReplicas", "maxReplicas"] {
-        copy(&spec, key, &mut v1_spec, key);
-    }
-    let mut others = Vec::new();
-    for m in spec["metrics"].as_array().into_iter().flatten() {
-        if is_cpu_utilization(m, "target")
-            && !v1_spec.contains_key("targetCPUUtilizationPercentage")
-        {
-            v1_spec.insert(
-                "targetCPUUtilizationPercentage".into(),
-                m["resource"]["target"]["averageUtilization"].clone(),
-            );
-        } else {
-            others.push(metric(m, SPEC_FIELDS, false));
-        }
-    }
     annotate(&mut annotations, METRICS, others);
     if spec.get("behavior").is_some_and(|b| !b.is_null()) {
         annotations.insert(BEHAVIOR.into(), json!(spec["behavior"].to_string()));
     }
-    let mut v1_status = Map::new();
-    for key in [
-        "observedGeneration",
-        "lastScaleTime",
-        "currentReplicas",
-        "desiredReplicas",
-    ] {
-        copy(&status, key, &mut v1_status, key);
-    }
-    let mut current = Vec::new();
-    for m in status["currentMetrics"].as_array().into_iter().flatten() {
-        if m["type"] == "Resource"
-            && m["resource"]["name"] == "cpu"
-            && !v1_status.contains_key("currentCPUUtilizationPercentage")
-        {
-            v1_status.insert(
-                "currentCPUUtilizationPercentage".into(),
-                m["resource"]["current"]["averageUtilization"].clone(),
-            );
-        } else {
-            current.push(metric(m, STATUS_FIELDS, false));
-        }
-    }
     annotate(&mut annotations, CURRENT_METRICS, current);
-    annotate(
-        &mut annotations,
-        CONDITIONS,
-        status["conditions"].as_array().cloned().unwrap_or_default(),
-    );
-    if !annotations.is_empty() {
-        let meta = obj["metadata"].as_object_mut();
-        if let Some(meta) = meta {
-            let existing = meta.entry("annotations").or_insert_with(|| json!({}));
-            if let Some(existing) = existing.as_object_mut() {
-                existing.extend(annotations);
-            }
-        }
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    annotate(&mut annotations, CONDITIONS, conditions);
+    if !annotations.is_empty()
+        && let Some(meta) = obj["metadata"].as_object_mut()
+        && let Some(existing) = meta
+            .entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    {
+        existing.extend(annotations);
     }
     obj["spec"] = Value::Object(v1_spec);
     obj["status"] = Value::Object(v1_status);
@@ -178,8 +221,7 @@ pub fn to_v1(mut obj: Value) -> Value {
 
 /// A v1 HPA as v2 serves it.
 pub fn to_v2(mut obj: Value) -> Value {
-    let spec = obj["spec"].take();
-    let status = obj["status"].take();
+    let (spec, status) = (obj["spec"].take(), obj["status"].take());
     let mut taken = |key: &str| -> Vec<Value> {
         let text = obj["metadata"]["annotations"]
             .as_object_mut()
@@ -204,59 +246,17 @@ pub fn to_v2(mut obj: Value) -> Value {
     {
         meta.remove("annotations");
     }
-    let mut v2_spec = Map::new();
-    for key in ["scaleTargetRef", "minReplicas", "maxReplicas"] {
-        copy(&spec, key, &mut v2_spec, key);
-    }
-    // The annotation's metrics first, then the CPU target, in kube-apiserver's order.
-    let mut metrics: Vec<Value> = others
-        .iter()
-        .map(|m| metric(m, SPEC_FIELDS, true))
-        .collect();
-    if let Some(cpu) = spec
-        .get("targetCPUUtilizationPercentage")
-        .filter(|v| !v.is_null())
-    {
-        metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}));
-    }
-    if !metrics.is_empty() {
-        v2_spec.insert("metrics".into(), Value::Array(metrics));
-    }
+    let mut v2_spec = SPEC.to_v2(&spec, SPEC_COMMON, &others);
     if let Some(b) = behavior.into_iter().next() {
         v2_spec.insert("behavior".into(), b);
     }
-    let mut v2_status = Map::new();
-    for key in [
-        "observedGeneration",
-        "lastScaleTime",
-        "currentReplicas",
-        "desiredReplicas",
-    ] {
-        copy(&status, key, &mut v2_status, key);
-    }
-    let mut current_metrics = Vec::new();
-    if let Some(cpu) = status
-        .get("currentCPUUtilizationPercentage")
-        .filter(|v| !v.is_null())
-    {
-        current_metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}));
-    }
-    current_metrics.extend(current.iter().map(|m| metric(m, STATUS_FIELDS, true)));
-    if !current_metrics.is_empty() {
-        v2_status.insert("currentMetrics".into(), Value::Array(current_metrics));
-    }
+    let mut v2_status = STATUS.to_v2(&status, STATUS_COMMON, &current);
     if !conditions.is_empty() {
         v2_status.insert("conditions".into(), Value::Array(conditions));
     }
     obj["spec"] = Value::Object(v2_spec);
     obj["status"] = Value::Object(v2_status);
     obj
-}
-
-fn is_cpu_utilization(m: &Value, target: &str) -> bool {
-    m["type"] == "Resource"
-        && m["resource"]["name"] == "cpu"
-        && m["resource"][target]["type"] == "Utilization"
 }
 
 /// One metric (spec or status) converted with `fields`: to v2 when `to_v2`, else to v1.

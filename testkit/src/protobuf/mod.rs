@@ -149,38 +149,33 @@ mod tests {
     /// serializer writes for the object decoded from those bytes.
     #[test]
     fn bodies_from_client_go_decode_to_the_json_client_go_would_send() {
+        for (path, pb, want) in fixtures() {
+            let got = decode(&pb).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            assert_eq!(got, want, "{}", path.display());
+        }
+    }
+
+    /// Every fixture: its path, the protobuf body client-go wrote, and the JSON it stands for.
+    fn fixtures() -> Vec<(std::path::PathBuf, Vec<u8>, Value)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
-        let mut checked = 0;
+        let mut out = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("fixtures") {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "pb") {
                 continue;
             }
             let pb = std::fs::read(&path).unwrap();
-            let want: Value =
-                serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap())
-                    .unwrap();
-            let got = decode(&pb).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-            assert_eq!(got, want, "{}", path.display());
-            checked += 1;
+            let json = std::fs::read(path.with_extension("json")).unwrap();
+            out.push((path, pb, serde_json::from_slice(&json).unwrap()));
         }
-        assert!(checked >= 10, "only {checked} fixtures");
+        assert!(out.len() >= 10, "only {} fixtures", out.len());
+        out
     }
 
     /// Each fixture's JSON encodes to exactly the bytes Go's protobuf serializer wrote.
     #[test]
     fn objects_encode_to_the_bytes_client_go_writes() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
-        let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).expect("fixtures") {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "pb") {
-                continue;
-            }
-            let want = std::fs::read(&path).unwrap();
-            let json: Value =
-                serde_json::from_slice(&std::fs::read(path.with_extension("json")).unwrap())
-                    .unwrap();
+        for (path, want, json) in fixtures() {
             let got = encode(&json).unwrap_or_else(|| panic!("{}: no message", path.display()));
             if got != want {
                 let back = decode(&got).map(|v| v.to_string());
@@ -191,9 +186,7 @@ mod tests {
                     String::from_utf8_lossy(&want)
                 );
             }
-            checked += 1;
         }
-        assert!(checked >= 10, "only {checked} fixtures");
     }
 
     /// A watch event frames as kube-apiserver frames it for client-go.
@@ -213,15 +206,9 @@ mod tests {
     #[test]
     fn damaged_and_hostile_bodies_never_panic() {
         use rand::{Rng, SeedableRng};
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protobuf/fixtures");
         let mut rng = rand::rngs::StdRng::seed_from_u64(17);
         let mut tried = 0;
-        for entry in std::fs::read_dir(&dir).expect("fixtures") {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "pb") {
-                continue;
-            }
-            let pb = std::fs::read(&path).unwrap();
+        for (_, pb, _) in fixtures() {
             for _ in 0..300 {
                 let mut bad = pb.clone();
                 for _ in 0..rng.random_range(1..4) {
