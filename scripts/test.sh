@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 # Not `eval "$(…)"`: that would hide a failed build behind eval's exit status.
+began=$(date +%s)
 assets="$(bash scripts/control-plane.sh)"
+echo "== stage \"control plane and kubectl\": $(( $(date +%s) - began )) s"
 eval "$assets"
 export KUBECTL="$KUBEBUILDER_ASSETS/kubectl"
 # Tests that drive kubectl fail, rather than skip, when it is missing.
@@ -26,12 +28,15 @@ export KUBEFORGE_SKIP_LOG="${KUBEFORGE_SKIP_LOG:-$(mktemp)}"
 # Every stage runs even when an earlier one failed, so one failure never hides the others'
 # results; the script fails at the end if any stage did.
 failed=()
+# Each stage prints its time, so a slow CI run shows where the time went.
 stage() {
-  local name=$1
+  local name=$1 began
   shift
+  began=$(date +%s)
   if ! "$@"; then
     failed+=("$name")
   fi
+  echo "== stage \"$name\": $(( $(date +%s) - began )) s"
 }
 
 # Benchmarks print figures and are never run as tests, but they are compiled so they cannot rot.
