@@ -44,6 +44,9 @@ pub mod manager;
 // What the derive macros build on.
 pub mod crd;
 
+// Admission and conversion webhooks, served by the manager.
+pub mod webhook;
+
 mod task;
 
 pub use kubeforge_macros::{CustomResource, KubeSchema, controller};

@@ -21,7 +21,9 @@
 //!
 //! Subcommands: `run` (the default), `crds` (every registered CRD as YAML), `rbac` (the
 //! ClusterRole, or a Role with `--namespace`). Flags: `--kubeconfig`, `--namespace`,
-//! `--leader-elect`, `--metrics-bind-address`, `--health-probe-bind-address`, `--log-format`.
+//! `--leader-elect`, `--metrics-bind-address`, `--health-probe-bind-address`,
+//! `--webhook-bind-address`, `--webhook-cert-dir` (used when the operator registers webhooks),
+//! `--log-format`.
 //!
 //! The setup closure returns `anyhow::Result` because it is the operator's `main` code, where
 //! any error just needs to be reported.
@@ -97,6 +99,12 @@ pub struct RunArgs {
     /// Address of `/healthz` and `/readyz`; `0` disables it.
     #[arg(long, default_value = "0.0.0.0:8081")]
     pub health_probe_bind_address: String,
+    /// Address of the webhook server (served only when the operator registers webhooks).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub webhook_bind_address: String,
+    /// Directory of the webhook server's `tls.crt` and `tls.key` (re-read when they change).
+    #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
+    pub webhook_cert_dir: PathBuf,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -196,6 +204,14 @@ pub fn manager_config(operator: &str, args: &RunArgs) -> Result<ManagerConfig, E
             &args.health_probe_bind_address,
         )?,
         graceful_shutdown_timeout: Duration::from_secs(args.graceful_shutdown_timeout),
+        webhook: crate::webhook::WebhookServerConfig {
+            bind_address: parse_bind_address("--webhook-bind-address", &args.webhook_bind_address)?
+                .ok_or_else(|| EntryError::BadAddress {
+                    flag: "--webhook-bind-address",
+                    value: args.webhook_bind_address.clone(),
+                })?,
+            cert_dir: args.webhook_cert_dir.clone(),
+        },
         ..ManagerConfig::default()
     })
 }
@@ -300,6 +316,10 @@ mod tests {
             "json",
             "--metrics-bind-address",
             ":9090",
+            "--webhook-bind-address",
+            "127.0.0.1:9444",
+            "--webhook-cert-dir",
+            "/certs",
         ])
         .unwrap();
         assert!(cli.command.is_none());
@@ -310,6 +330,11 @@ mod tests {
             config.metrics_bind_address,
             Some("0.0.0.0:9090".parse().unwrap())
         );
+        assert_eq!(
+            config.webhook.bind_address,
+            "127.0.0.1:9444".parse().unwrap()
+        );
+        assert_eq!(config.webhook.cert_dir, PathBuf::from("/certs"));
         let lease = config.leader_election.unwrap();
         assert_eq!(
             (lease.lease_namespace.as_str(), lease.lease_name.as_str()),

@@ -2,7 +2,8 @@
 //! address, `/healthz` and `/readyz` on the health-probe address (kubelet probes).
 //!
 //! `/healthz` answers 200 while the process serves requests. `/readyz` answers 200 once every
-//! controller's caches have synced, 503 with the list of unsynced caches before that.
+//! controller's caches have synced (and the webhook server, if any, serves), 503 with the list of
+//! what is not ready before that (`controller/resource` for each unsynced cache).
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ async fn readyz(State(checks): State<ReadyChecks>) -> (StatusCode, String) {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: caches not synced: {}\n", failing.join(", ")),
+            format!("not ready: {}\n", failing.join(", ")),
         )
     }
 }

@@ -50,6 +50,22 @@ pub struct LeaderLabels {
     pub name: String,
 }
 
+/// The label set of the webhook latency and in-flight metrics: the webhook's path.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The path the webhook is served at.
+    pub webhook: String,
+}
+
+/// The label set of `controller_runtime_webhook_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookResultLabels {
+    /// The path the webhook is served at.
+    pub webhook: String,
+    /// The HTTP status code answered.
+    pub code: String,
+}
+
 /// Something that can report its in-flight work when scraped (a work queue).
 pub(crate) trait InFlight: Send + Sync {
     /// The queue's name.
@@ -65,6 +81,15 @@ pub struct Metrics {
     pub(crate) queue: QueueMetrics,
     pub(crate) controller: ControllerMetrics,
     pub(crate) leader: Family<LeaderLabels, Gauge>,
+    pub(crate) webhook: WebhookMetrics,
+}
+
+/// The `controller_runtime_webhook_*` families.
+#[derive(Clone)]
+pub(crate) struct WebhookMetrics {
+    pub requests: Family<WebhookResultLabels, Counter>,
+    pub latency: Family<WebhookLabels, Histogram>,
+    pub in_flight: Family<WebhookLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -172,6 +197,12 @@ const RECONCILE_BUCKETS: [f64; 25] = [
     1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 60.0,
 ];
 
+/// Buckets of `controller_runtime_webhook_latency_seconds` (Prometheus' defaults, as
+/// controller-runtime).
+const WEBHOOK_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -261,11 +292,32 @@ impl Metrics {
             "1 while this process holds the named lease, 0 otherwise",
             leader.clone(),
         );
+        let webhook = WebhookMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(WEBHOOK_BUCKETS)),
+            in_flight: Family::default(),
+        };
+        registry.register(
+            "controller_runtime_webhook_requests",
+            "Total admission and conversion requests per webhook and HTTP status code",
+            webhook.requests.clone(),
+        );
+        registry.register(
+            "controller_runtime_webhook_latency_seconds",
+            "Seconds a webhook takes to answer a request",
+            webhook.latency.clone(),
+        );
+        registry.register(
+            "controller_runtime_webhook_requests_in_flight",
+            "Requests a webhook is answering now",
+            webhook.in_flight.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             queue,
             controller,
             leader,
+            webhook,
         }
     }
 

@@ -78,6 +78,9 @@ pub enum ManagerError {
     /// Leader election failed or leadership was lost.
     #[error(transparent)]
     LeaderElection(#[from] leader_election::LeaderElectionError),
+    /// The webhook server could not be set up.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// Installing the signal handlers failed.
     #[error("failed to install SIGTERM/SIGINT handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -102,6 +105,8 @@ pub struct ManagerConfig {
     pub cache_sync_timeout: Duration,
     /// Shut down on SIGTERM / SIGINT (a second signal aborts in-flight reconciles).
     pub handle_signals: bool,
+    /// Where webhooks are served, and their certificate, once [`Manager::webhooks`] is called.
+    pub webhook: crate::webhook::WebhookServerConfig,
 }
 
 impl Default for ManagerConfig {
@@ -114,6 +119,7 @@ impl Default for ManagerConfig {
             graceful_shutdown_timeout: Duration::from_secs(30),
             cache_sync_timeout: Duration::from_secs(120),
             handle_signals: true,
+            webhook: crate::webhook::WebhookServerConfig::default(),
         }
     }
 }
@@ -196,6 +202,7 @@ pub struct Manager {
     shutdown: ShutdownHandle,
     metrics_listener: Option<TcpListener>,
     health_listener: Option<TcpListener>,
+    webhooks: Option<crate::webhook::Webhooks>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -245,6 +252,7 @@ impl Manager {
             shutdown: ShutdownHandle::new(),
             metrics_listener,
             health_listener,
+            webhooks: None,
         })
     }
 
@@ -290,6 +298,23 @@ impl Manager {
     /// Adds something to run while leading (controllers add themselves through their builder).
     pub fn add(&mut self, runnable: impl Runnable) {
         self.runnables.push(Box::new(runnable));
+    }
+
+    /// The webhooks this manager serves, to register handlers on. The first call binds
+    /// [`ManagerConfig::webhook`]'s address and `/readyz` then waits for the webhook server;
+    /// managers that never call it serve no webhooks.
+    pub fn webhooks(&mut self) -> Result<&mut crate::webhook::Webhooks, ManagerError> {
+        if self.webhooks.is_none() {
+            self.webhooks = Some(crate::webhook::Webhooks::bind(&self.config.webhook)?);
+        }
+        Ok(self.webhooks.as_mut().expect("bound above"))
+    }
+
+    /// The bound webhook address, once [`webhooks`](Self::webhooks) was called.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhooks
+            .as_ref()
+            .map(crate::webhook::Webhooks::local_addr)
     }
 
     /// Adds a `/readyz` check.
@@ -380,6 +405,15 @@ impl Manager {
                 probes_router(self.ready_checks.clone()),
                 servers.clone(),
             ));
+        }
+        if let Some(webhooks) = self.webhooks.take() {
+            // Every replica serves webhooks, leader or not (kube-apiserver calls any of them).
+            let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let up = serving.clone();
+            self.add_ready_check("webhook server", move || {
+                up.load(std::sync::atomic::Ordering::SeqCst)
+            });
+            server_tasks.spawn(webhooks.server(&self.metrics, serving, servers.clone())?);
         }
         if self.config.handle_signals {
             spawn_signal_forwarder(self.shutdown.clone()).map_err(ManagerError::Signals)?;

@@ -1,0 +1,580 @@
+//! The manager's webhook server, from the outside: admission and conversion reviews posted over
+//! TLS, bad input, a handler that panics, certificate rotation while serving, `/readyz` and the
+//! webhook metrics — and kube-apiserver itself calling the webhooks (validating, mutating,
+//! conversion, failurePolicy Fail and Ignore with the server down), shown by real kubectl.
+//!
+//! The embedded API server does not call webhooks yet: the tests of kube-apiserver calling them
+//! record themselves as skipped there and run on the real control plane
+//! (`KUBEFORGE_TEST_BACKEND=control-plane`, as `scripts/test.sh` does).
+
+mod controller_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use controller_support::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kubeforge::manager::{Manager, ManagerConfig};
+use kubeforge::webhook::{
+    AdmissionRequest, Conversion, DevCertificates, Operation, Verdict, WebhookServerConfig,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Two versions of one custom resource and the conversions between them (v2 is the hub).
+mod widgets {
+    use kube::CustomResource;
+    use serde::{Deserialize, Serialize};
+
+    pub mod v1 {
+        use super::*;
+        /// v1 keeps the size flat.
+        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+        #[kube(
+            group = "webhooks.kubeforge.dev",
+            version = "v1",
+            kind = "Widget",
+            namespaced,
+            schema = "disabled"
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct WidgetSpec {
+            pub name_prefix: String,
+            pub replicas: i32,
+        }
+    }
+
+    pub mod v2 {
+        use super::*;
+        /// v2 nests it.
+        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+        #[kube(
+            group = "webhooks.kubeforge.dev",
+            version = "v2",
+            kind = "Widget",
+            namespaced,
+            schema = "disabled"
+        )]
+        pub struct WidgetSpec {
+            pub prefix: String,
+            pub size: Size,
+        }
+        #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+        pub struct Size {
+            pub replicas: i32,
+        }
+    }
+
+    impl TryFrom<v1::Widget> for v2::Widget {
+        type Error = String;
+        fn try_from(old: v1::Widget) -> Result<Self, String> {
+            if old.spec.replicas < 0 {
+                return Err(format!(
+                    "spec.replicas is {}: it must not be negative",
+                    old.spec.replicas
+                ));
+            }
+            Ok(v2::Widget {
+                metadata: old.metadata,
+                spec: v2::WidgetSpec {
+                    prefix: old.spec.name_prefix,
+                    size: v2::Size {
+                        replicas: old.spec.replicas,
+                    },
+                },
+            })
+        }
+    }
+
+    impl From<v2::Widget> for v1::Widget {
+        fn from(new: v2::Widget) -> Self {
+            v1::Widget {
+                metadata: new.metadata,
+                spec: v1::WidgetSpec {
+                    name_prefix: new.spec.prefix,
+                    replicas: new.spec.size.replicas,
+                },
+            }
+        }
+    }
+}
+
+/// The webhooks every test serves: a validating one refusing ConfigMaps with a `forbidden` key
+/// (warning about `deprecated` keys), a mutating one labelling them, one that panics on a
+/// ConfigMap named `panic`, and the Widget conversion.
+fn register(manager: &mut Manager) {
+    let hooks = manager.webhooks().expect("the webhook address binds");
+    hooks
+        .validate::<ConfigMap, _, _>(|req: AdmissionRequest<ConfigMap>| async move {
+            let Some(cm) = req.object.as_ref() else {
+                return Verdict::allow(); // a delete
+            };
+            if cm.metadata.name.as_deref() == Some("panic") {
+                panic!("a handler bug");
+            }
+            let data = cm.data.clone().unwrap_or_default();
+            let mut verdict = if data.contains_key("forbidden") {
+                Verdict::deny("data.forbidden is not allowed here; remove that key")
+            } else {
+                Verdict::allow()
+            };
+            if data.contains_key("deprecated") {
+                verdict = verdict.warn("data.deprecated is deprecated; use data.current");
+            }
+            if req.operation == Operation::Update && req.old_object.is_none() {
+                verdict = Verdict::deny("an update came without the old object");
+            }
+            verdict
+        })
+        .unwrap()
+        .mutate::<ConfigMap, _, _>(|req: AdmissionRequest<ConfigMap>| async move {
+            let Some(mut cm) = req.object else {
+                return Verdict::allow();
+            };
+            let labels = cm.metadata.labels.get_or_insert_default();
+            labels.insert("defaulted-by".into(), "kubeforge-webhook".into());
+            if req.dry_run {
+                labels.insert("dry-run".into(), "seen".into());
+            }
+            Verdict::allow().with_object(&cm)
+        })
+        .unwrap()
+        .convert(Conversion::<widgets::v2::Widget>::hub().spoke::<widgets::v1::Widget>())
+        .unwrap();
+}
+
+/// A CA, and a serving certificate for 127.0.0.1 in a temporary directory.
+struct Certs {
+    ca: DevCertificates,
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let ca = DevCertificates::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        ca.issue(dir.path(), &["127.0.0.1", "localhost"]).unwrap();
+        Certs { ca, dir }
+    }
+
+    fn config(&self) -> WebhookServerConfig {
+        WebhookServerConfig {
+            bind_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert_dir: self.dir.path().to_owned(),
+        }
+    }
+}
+
+/// A TLS connection to `addr` trusting only `ca_pem`.
+async fn connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS handshake with a certificate the CA signed")
+}
+
+/// POSTs `body` to `path` over TLS: (status, JSON body or the text as a string).
+async fn post(addr: SocketAddr, ca_pem: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let mut tls = connect(addr, ca_pem).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    // A server may end a TLS stream without close_notify after Connection: close.
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    (status, body)
+}
+
+/// The certificate the server presents, DER.
+async fn served_certificate(addr: SocketAddr, ca_pem: &str) -> Vec<u8> {
+    let tls = connect(addr, ca_pem).await;
+    let (_, conn) = tls.get_ref();
+    conn.peer_certificates().expect("a peer certificate")[0].to_vec()
+}
+
+fn admission_review(operation: &str, object: Value, old: Value, dry_run: bool) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "3b4c1f9e-0000-4000-8000-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "name": object["metadata"]["name"].as_str().or(old["metadata"]["name"].as_str()),
+            "namespace": "default",
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": dry_run,
+        }
+    }))
+    .unwrap()
+}
+
+fn configmap(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}, "data": data})
+}
+
+/// Starts a manager serving the webhooks; returns its webhook and probe addresses.
+async fn start(
+    server: &TestServer,
+    certs: &Certs,
+) -> (
+    SocketAddr,
+    SocketAddr,
+    SocketAddr,
+    kubeforge::manager::ShutdownHandle,
+    tokio::task::JoinHandle<Result<(), kubeforge::manager::ManagerError>>,
+) {
+    let local = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut mgr = manager(
+        server,
+        ManagerConfig {
+            webhook: certs.config(),
+            health_probe_bind_address: local,
+            metrics_bind_address: local,
+            ..config()
+        },
+    )
+    .await;
+    register(&mut mgr);
+    let addrs = (
+        mgr.webhook_addr().expect("bound"),
+        mgr.health_probe_addr().expect("bound"),
+        mgr.metrics_addr().expect("bound"),
+    );
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+    // Wait until /readyz says the webhook server serves.
+    let mut last = (0, String::new());
+    for _ in 0..500 {
+        last = http_get(addrs.1, "/readyz").await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.0, 200, "readyz: {}", last.1);
+    (addrs.0, addrs.1, addrs.2, handle, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_reviews_are_answered_over_tls() {
+    let server = server().await;
+    let certs = Certs::new();
+    let (addr, _, metrics, handle, task) = start(&server, &certs).await;
+    let ca = certs.ca.ca_pem();
+
+    // Denied, with the reason and the warning.
+    let body = admission_review(
+        "CREATE",
+        configmap("a", json!({"forbidden": "x", "deprecated": "y"})),
+        Value::Null,
+        false,
+    );
+    let (status, review) = post(addr, ca, "/validate--v1-configmap", &body).await;
+    assert_eq!(status, 200, "{review}");
+    let response = &review["response"];
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(response["uid"], "3b4c1f9e-0000-4000-8000-000000000001");
+    assert_eq!(response["allowed"], false, "{review}");
+    assert_eq!(response["status"]["code"], 403);
+    assert_eq!(
+        response["status"]["message"],
+        "data.forbidden is not allowed here; remove that key"
+    );
+    assert_eq!(
+        response["warnings"],
+        json!(["data.deprecated is deprecated; use data.current"])
+    );
+
+    // Allowed; an update brings the old object.
+    let body = admission_review(
+        "UPDATE",
+        configmap("a", json!({"k": "v"})),
+        configmap("a", json!({})),
+        false,
+    );
+    let (_, review) = post(addr, ca, "/validate--v1-configmap", &body).await;
+    assert_eq!(review["response"]["allowed"], true, "{review}");
+
+    // Mutated: a JSON patch that adds the label and keeps what ConfigMap does not declare.
+    let mut object = configmap("b", json!({"k": "v"}));
+    object["someFieldConfigMapLacks"] = json!({"kept": true});
+    let body = admission_review("CREATE", object.clone(), Value::Null, true);
+    let (_, review) = post(addr, ca, "/mutate--v1-configmap", &body).await;
+    let response = &review["response"];
+    assert_eq!(response["allowed"], true, "{review}");
+    assert_eq!(response["patchType"], "JSONPatch");
+    let patch = base64_decode(response["patch"].as_str().expect("a patch"));
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    json_patch::patch(&mut object, &patch).unwrap();
+    assert_eq!(
+        object["metadata"]["labels"],
+        json!({"defaulted-by": "kubeforge-webhook", "dry-run": "seen"})
+    );
+    assert_eq!(object["someFieldConfigMapLacks"], json!({"kept": true}));
+
+    // A handler that panics: a refusal naming the panic, and the server goes on.
+    let body = admission_review("CREATE", configmap("panic", json!({})), Value::Null, false);
+    let (status, review) = post(addr, ca, "/validate--v1-configmap", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(review["response"]["status"]["code"], 500);
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("panicked: a handler bug"), "{message}");
+
+    // Bad input: 400s naming what was wrong.
+    let (status, body) = post(addr, ca, "/validate--v1-configmap", b"{not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("not JSON"),
+        "{body}"
+    );
+    let (status, body) = post(
+        addr,
+        ca,
+        "/validate--v1-configmap",
+        br#"{"apiVersion":"v1","kind":"Pod"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected an AdmissionReview"),
+        "{body}"
+    );
+    // An object that is not a ConfigMap: refused, saying why.
+    let body = admission_review(
+        "CREATE",
+        json!({"metadata": {"name": 5}}),
+        Value::Null,
+        false,
+    );
+    let (_, review) = post(addr, ca, "/validate--v1-configmap", &body).await;
+    assert_eq!(review["response"]["allowed"], false);
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot decode the request's object as a ConfigMap"),
+        "{message}"
+    );
+    let (status, _) = post(addr, ca, "/validate-apps-v1-deployment", b"{}").await;
+    assert_eq!(status, 404, "no webhook there");
+
+    // The requests were counted.
+    let (_, text) = http_get(metrics, "/metrics").await;
+    let parsed = parse_metrics(&text);
+    let validated = parsed
+        .get("controller_runtime_webhook_requests_total{webhook=\"/validate--v1-configmap\",code=\"200\"}")
+        .copied();
+    assert_eq!(validated, Some(4.0), "{text}");
+    assert_eq!(
+        parsed.get("controller_runtime_webhook_requests_total{webhook=\"/validate--v1-configmap\",code=\"400\"}"),
+        Some(&2.0)
+    );
+    assert_eq!(
+        parsed.get(
+            "controller_runtime_webhook_requests_in_flight{webhook=\"/mutate--v1-configmap\"}"
+        ),
+        Some(&0.0)
+    );
+    assert_eq!(
+        parsed.get(
+            "controller_runtime_webhook_latency_seconds_count{webhook=\"/mutate--v1-configmap\"}"
+        ),
+        Some(&1.0)
+    );
+
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversion_reviews_convert_both_ways_and_fail_the_review_not_the_server() {
+    let server = server().await;
+    let certs = Certs::new();
+    let (addr, _, _, handle, task) = start(&server, &certs).await;
+    let ca = certs.ca.ca_pem();
+    let v1 = json!({
+        "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "default", "uid": "u-1", "resourceVersion": "7", "labels": {"a": "b"}},
+        "spec": {"namePrefix": "web", "replicas": 3},
+    });
+    let review = |objects: Vec<Value>, desired: &str| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "request": {"uid": "c-1", "desiredAPIVersion": desired, "objects": objects},
+        }))
+        .unwrap()
+    };
+    let (status, answer) = post(
+        addr,
+        ca,
+        "/convert",
+        &review(vec![v1.clone()], "webhooks.kubeforge.dev/v2"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["response"]["uid"], "c-1");
+    assert_eq!(
+        answer["response"]["result"]["status"], "Success",
+        "{answer}"
+    );
+    let v2 = answer["response"]["convertedObjects"][0].clone();
+    assert_eq!(v2["apiVersion"], "webhooks.kubeforge.dev/v2");
+    assert_eq!(
+        v2["spec"],
+        json!({"prefix": "web", "size": {"replicas": 3}})
+    );
+    assert_eq!(
+        v2["metadata"], v1["metadata"],
+        "metadata is copied untouched"
+    );
+
+    // And back, losing nothing.
+    let (_, answer) = post(
+        addr,
+        ca,
+        "/convert",
+        &review(vec![v2], "webhooks.kubeforge.dev/v1"),
+    )
+    .await;
+    assert_eq!(answer["response"]["convertedObjects"][0], v1);
+
+    // A conversion error fails the review with the user's message; the server goes on.
+    let mut bad = v1.clone();
+    bad["spec"]["replicas"] = json!(-1);
+    let (status, answer) = post(
+        addr,
+        ca,
+        "/convert",
+        &review(vec![bad], "webhooks.kubeforge.dev/v2"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["response"]["result"]["status"], "Failure");
+    let message = answer["response"]["result"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.replicas is -1: it must not be negative"),
+        "{message}"
+    );
+    let mut unknown = v1.clone();
+    unknown["apiVersion"] = json!("webhooks.kubeforge.dev/v9");
+    let (_, answer) = post(
+        addr,
+        ca,
+        "/convert",
+        &review(vec![unknown], "webhooks.kubeforge.dev/v2"),
+    )
+    .await;
+    let message = answer["response"]["result"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"webhooks.kubeforge.dev/v9\" is not a version of Widget"),
+        "{message}"
+    );
+    let (status, _) = post(
+        addr,
+        ca,
+        "/convert",
+        &review(vec![v1], "webhooks.kubeforge.dev/v2"),
+    )
+    .await;
+    assert_eq!(status, 200, "still serving");
+
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let server = server().await;
+    let certs = Certs::new();
+    let (addr, _, _, handle, task) = start(&server, &certs).await;
+    let ca = certs.ca.ca_pem();
+    let first = served_certificate(addr, ca).await;
+    certs.ca.issue(certs.dir.path(), &["127.0.0.1"]).unwrap();
+    let rotated = CertificateDer::from_pem_file(certs.dir.path().join("tls.crt"))
+        .unwrap()
+        .to_vec();
+    assert_ne!(first, rotated);
+    let mut served = first;
+    for _ in 0..200 {
+        served = served_certificate(addr, ca).await;
+        if served == rotated {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, rotated, "the new certificate is served within 10 s");
+
+    // A broken file is not taken: the rotated certificate stays in use.
+    std::fs::write(certs.dir.path().join("tls.crt"), "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(served_certificate(addr, ca).await, rotated);
+
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_certificate_fails_the_start_naming_the_files() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut mgr = manager(
+        &server,
+        ManagerConfig {
+            webhook: WebhookServerConfig {
+                bind_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+                cert_dir: dir.path().to_owned(),
+            },
+            ..config()
+        },
+    )
+    .await;
+    register(&mut mgr);
+    let err = mgr.run().await.expect_err("no certificate");
+    let text = err.to_string();
+    assert!(
+        text.contains("tls.crt") && text.contains("--webhook-cert-dir"),
+        "{text}"
+    );
+}
