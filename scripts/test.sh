@@ -51,14 +51,15 @@ echo "== the conformance suite against a real kube-apiserver ($TEST_ASSET_KUBE_A
 stage "conformance on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane KUBEFORGE_FUZZ_BUDGET=400 \
   cargo test -p kubeforge-testkit --test conformance
 
-# The informer, controller and manager tests against the real kube-apiserver too: one shared
-# server, a namespace per test, so one test at a time; those needing the embedded server's fault
-# handle record themselves (or the parts they skip) as skipped.
+# The informer, controller, manager and webhook tests against the real kube-apiserver too: one
+# shared server, a namespace per test, so one test at a time; those needing the embedded server's
+# fault handle record themselves (or the parts they skip) as skipped. kube-apiserver calling the
+# operator's webhooks is tested here only: the embedded server does not call webhooks yet.
 echo "== the runtime's informer, controller and manager tests against a real kube-apiserver"
 stage "runtime on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
   --test informer_server --test controller_helpers --test controller_reconcile --test controller_finalizer \
   --test controller_trigger --test manager_endpoints --test manager_leader_election \
-  --test manager_shutdown --test manager_signals -- --test-threads=1
+  --test manager_shutdown --test manager_signals --test webhook_server -- --test-threads=1
 
 # The reference controllers on the real kube-apiserver (whose validation of Job status, for
 # one, is stricter than the embedded server's), one test at a time in a namespace each.

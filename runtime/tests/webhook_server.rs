@@ -578,3 +578,360 @@ async fn a_missing_certificate_fails_the_start_naming_the_files() {
         "{text}"
     );
 }
+
+/// Creates or replaces `object` (server-side apply, forced) through `api`.
+async fn apply<K>(api: &kube::Api<K>, object: Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    let params = kube::api::PatchParams::apply("webhook-test").force();
+    api.patch(&name, &params, &kube::api::Patch::Apply(object))
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"))
+}
+
+/// A webhook configuration of one webhook at `path`, for ConfigMaps of the test's namespace.
+fn webhook_configuration(
+    kind: &str,
+    name: &str,
+    addr: SocketAddr,
+    path: &str,
+    ca_pem: &str,
+    failure_policy: &str,
+) -> Value {
+    use base64::Engine as _;
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": format!("{}.webhooks.kubeforge.dev", if kind.starts_with("Validating") { "deny" } else { "default" }),
+            "clientConfig": {
+                "url": format!("https://{addr}{path}"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+            },
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns()}},
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "failurePolicy": failure_policy,
+            "timeoutSeconds": 5,
+        }],
+    })
+}
+
+/// The Widget CRD: v1 stored, v2 served, converted by the webhook at `addr`.
+fn widget_crd(addr: SocketAddr, ca_pem: &str) -> Value {
+    use base64::Engine as _;
+    let version = |name: &str, storage: bool| {
+        json!({"name": name, "served": true, "storage": storage,
+               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                   "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}})
+    };
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.webhooks.kubeforge.dev"},
+        "spec": {
+            "group": "webhooks.kubeforge.dev",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [version("v1", true), version("v2", false)],
+            "conversion": {"strategy": "Webhook", "webhook": {
+                "clientConfig": {"url": format!("https://{addr}/convert"),
+                                 "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)},
+                "conversionReviewVersions": ["v1"]}},
+        },
+    })
+}
+
+/// Polls `attempt` every 100 ms for up to 30 s until it returns `Some`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
+    for _ in 0..300 {
+        if let Some(done) = attempt().await {
+            return done;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn kubectl(
+    server: &TestServer,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write as _;
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut child = std::process::Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (set $KUBECTL)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_apiserver_calls_the_webhooks_over_tls() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+
+    let server = server().await;
+    if !server.is_real() {
+        return skipped(
+            "webhook_server::kube_apiserver_calls_the_webhooks_over_tls",
+            "the embedded API server does not call webhooks yet; this runs on the real kube-apiserver (KUBEFORGE_TEST_BACKEND=control-plane)",
+        );
+    }
+    let certs = Certs::new();
+    let (addr, _, _, handle, task) = start(&server, &certs).await;
+    let ca = certs.ca.ca_pem();
+    let client = server.client();
+    let config_name = format!("kubeforge-webhook-test-{}", ns());
+    let validating = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone());
+    let mutating = kube::Api::<MutatingWebhookConfiguration>::all(client.clone());
+    let crds = kube::Api::<CustomResourceDefinition>::all(client.clone());
+    apply(
+        &validating,
+        webhook_configuration(
+            "ValidatingWebhookConfiguration",
+            &config_name,
+            addr,
+            "/validate--v1-configmap",
+            ca,
+            "Fail",
+        ),
+    )
+    .await;
+    apply(
+        &mutating,
+        webhook_configuration(
+            "MutatingWebhookConfiguration",
+            &config_name,
+            addr,
+            "/mutate--v1-configmap",
+            ca,
+            "Fail",
+        ),
+    )
+    .await;
+
+    // Validating: refused with the handler's reason, once kube-apiserver has the configuration.
+    let cms = configmaps(&server);
+    let mut attempt = 0;
+    let refusal = eventually("the validating webhook refuses", || {
+        attempt += 1;
+        let (cms, name) = (cms.clone(), format!("probe-{attempt}"));
+        async move {
+            match cms
+                .create(&PostParams::default(), &cm(&name, &[("forbidden", "x")]))
+                .await
+            {
+                Err(kube::Error::Api(status)) => Some(status),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        refusal.message,
+        "admission webhook \"deny.webhooks.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"
+    );
+    assert_eq!(refusal.code, 403);
+
+    // Mutating: the label is there in what the server stored (probes created before the
+    // configuration took effect may lack it; this one is created after the refusal above).
+    let stored = cms
+        .create(&PostParams::default(), &cm("defaulted", &[("k", "v")]))
+        .await
+        .unwrap();
+    let labels = stored.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("defaulted-by").map(String::as_str),
+        Some("kubeforge-webhook"),
+        "{labels:?}"
+    );
+
+    // Real kubectl shows the refusal and the warning.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: by-kubectl, namespace: {}}}\ndata: {{forbidden: x}}\n",
+        ns()
+    );
+    let out = kubectl(&server, dir.path(), &["apply", "-f", "-"], &manifest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("admission webhook \"deny.webhooks.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"),
+        "{stderr}"
+    );
+    let out = kubectl(
+        &server,
+        dir.path(),
+        &["apply", "-f", "-"],
+        &manifest.replace("forbidden", "deprecated"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: data.deprecated is deprecated; use data.current"),
+        "{stderr}"
+    );
+
+    // Conversion: a v1 object read as v2 and back, and a v2 write read as v1, losing nothing.
+    apply(&crds, widget_crd(addr, ca)).await;
+    let gvk = |version: &str| {
+        kube::api::GroupVersionKind::gvk("webhooks.kubeforge.dev", version, "Widget")
+    };
+    let widgets = |version: &str| {
+        kube::Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            ns(),
+            &ApiResource::from_gvk(&gvk(version)),
+        )
+    };
+    let v1_widget: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "labels": {"kept": "yes"}},
+        "spec": {"namePrefix": "web", "replicas": 3},
+    }))
+    .unwrap();
+    let created = eventually("the Widget CRD serves", || {
+        let (api, w) = (widgets("v1"), v1_widget.clone());
+        async move { api.create(&PostParams::default(), &w).await.ok() }
+    })
+    .await;
+    let as_v2 = eventually("the v2 read converts", || {
+        let api = widgets("v2");
+        async move { api.get("w1").await.ok() }
+    })
+    .await;
+    assert_eq!(
+        as_v2.data["spec"],
+        json!({"prefix": "web", "size": {"replicas": 3}})
+    );
+    assert_eq!(as_v2.metadata.labels, created.metadata.labels);
+    assert_eq!(as_v2.metadata.uid, created.metadata.uid);
+    let v2_widget: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "webhooks.kubeforge.dev/v2", "kind": "Widget",
+        "metadata": {"name": "w2"},
+        "spec": {"prefix": "api", "size": {"replicas": 5}},
+    }))
+    .unwrap();
+    widgets("v2")
+        .create(&PostParams::default(), &v2_widget)
+        .await
+        .unwrap();
+    let as_v1 = widgets("v1").get("w2").await.unwrap();
+    assert_eq!(
+        as_v1.data["spec"],
+        json!({"namePrefix": "api", "replicas": 5})
+    );
+    let back = widgets("v2").get("w2").await.unwrap();
+    assert_eq!(back.data["spec"], v2_widget.data["spec"]);
+    // A conversion error reaches the client, not a crash: a v2 write that cannot be converted
+    // to the stored v1 is refused with the handler's message.
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w-bad"}, "spec": {"namePrefix": "x", "replicas": -1},
+    }))
+    .unwrap();
+    widgets("v1")
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap();
+    let err = widgets("v2")
+        .get("w-bad")
+        .await
+        .expect_err("the conversion fails");
+    assert!(err.to_string().contains("it must not be negative"), "{err}");
+
+    // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+    let err = cms
+        .create(&PostParams::default(), &cm("while-down", &[]))
+        .await
+        .expect_err("Fail refuses");
+    assert!(err.to_string().contains("failed calling webhook"), "{err}");
+    apply(
+        &validating,
+        webhook_configuration(
+            "ValidatingWebhookConfiguration",
+            &config_name,
+            addr,
+            "/validate--v1-configmap",
+            ca,
+            "Ignore",
+        ),
+    )
+    .await;
+    apply(
+        &mutating,
+        webhook_configuration(
+            "MutatingWebhookConfiguration",
+            &config_name,
+            addr,
+            "/mutate--v1-configmap",
+            ca,
+            "Ignore",
+        ),
+    )
+    .await;
+    eventually("Ignore lets writes through", || {
+        let cms = cms.clone();
+        async move {
+            cms.create(&PostParams::default(), &cm("while-down", &[]))
+                .await
+                .ok()
+        }
+    })
+    .await;
+
+    let _ = validating
+        .delete(&config_name, &DeleteParams::default())
+        .await;
+    let _ = mutating
+        .delete(&config_name, &DeleteParams::default())
+        .await;
+    let _ = crds
+        .delete("widgets.webhooks.kubeforge.dev", &DeleteParams::default())
+        .await;
+}
+
+proptest::proptest! {
+    /// Any v1 Widget converts to v2 and back to exactly itself, metadata untouched.
+    #[test]
+    fn conversions_round_trip(prefix in "[a-z]{0,12}", replicas in 0..10_000i32, label in "[a-z]{1,8}") {
+        let conversion = Conversion::<widgets::v2::Widget>::hub().spoke::<widgets::v1::Widget>();
+        let v1 = json!({
+            "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+            "metadata": {"name": "w", "labels": {"l": label}, "resourceVersion": "9"},
+            "spec": {"namePrefix": prefix, "replicas": replicas},
+        });
+        let v2 = conversion.convert(v1.clone(), "webhooks.kubeforge.dev/v2").unwrap();
+        proptest::prop_assert_eq!(&v2["metadata"], &v1["metadata"]);
+        proptest::prop_assert_eq!(conversion.convert(v2, "webhooks.kubeforge.dev/v1").unwrap(), v1);
+    }
+}
