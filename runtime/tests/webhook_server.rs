@@ -17,7 +17,8 @@ use controller_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kubeforge::manager::{Manager, ManagerConfig};
 use kubeforge::webhook::{
-    AdmissionRequest, Conversion, DevCertificates, Operation, Verdict, WebhookServerConfig,
+    AdmissionOptions, AdmissionRequest, Conversion, DevCertificates, Endpoint, Operation, Verdict,
+    WebhookServerConfig,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -107,30 +108,36 @@ mod widgets {
 /// ConfigMap named `panic`, and the Widget conversion.
 fn register(manager: &mut Manager) {
     let hooks = manager.webhooks().expect("the webhook address binds");
+    // On the shared real cluster, only the test's namespace is subject to them.
+    let options =
+        || AdmissionOptions::default().namespace_label("kubernetes.io/metadata.name", ns());
     hooks
-        .validate::<ConfigMap, _, _>(|req: AdmissionRequest<ConfigMap>| async move {
-            let Some(cm) = req.object.as_ref() else {
-                return Verdict::allow(); // a delete
-            };
-            if cm.metadata.name.as_deref() == Some("panic") {
-                panic!("a handler bug");
-            }
-            let data = cm.data.clone().unwrap_or_default();
-            let mut verdict = if data.contains_key("forbidden") {
-                Verdict::deny("data.forbidden is not allowed here; remove that key")
-            } else {
-                Verdict::allow()
-            };
-            if data.contains_key("deprecated") {
-                verdict = verdict.warn("data.deprecated is deprecated; use data.current");
-            }
-            if req.operation == Operation::Update && req.old_object.is_none() {
-                verdict = Verdict::deny("an update came without the old object");
-            }
-            verdict
-        })
+        .validate_with::<ConfigMap, _, _>(
+            options(),
+            |req: AdmissionRequest<ConfigMap>| async move {
+                let Some(cm) = req.object.as_ref() else {
+                    return Verdict::allow(); // a delete
+                };
+                if cm.metadata.name.as_deref() == Some("panic") {
+                    panic!("a handler bug");
+                }
+                let data = cm.data.clone().unwrap_or_default();
+                let mut verdict = if data.contains_key("forbidden") {
+                    Verdict::deny("data.forbidden is not allowed here; remove that key")
+                } else {
+                    Verdict::allow()
+                };
+                if data.contains_key("deprecated") {
+                    verdict = verdict.warn("data.deprecated is deprecated; use data.current");
+                }
+                if req.operation == Operation::Update && req.old_object.is_none() {
+                    verdict = Verdict::deny("an update came without the old object");
+                }
+                verdict
+            },
+        )
         .unwrap()
-        .mutate::<ConfigMap, _, _>(|req: AdmissionRequest<ConfigMap>| async move {
+        .mutate_with::<ConfigMap, _, _>(options(), |req: AdmissionRequest<ConfigMap>| async move {
             let Some(mut cm) = req.object else {
                 return Verdict::allow();
             };
@@ -245,17 +252,29 @@ fn configmap(name: &str, data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}, "data": data})
 }
 
-/// Starts a manager serving the webhooks; returns its webhook and probe addresses.
-async fn start(
-    server: &TestServer,
-    certs: &Certs,
-) -> (
-    SocketAddr,
-    SocketAddr,
-    SocketAddr,
-    kubeforge::manager::ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), kubeforge::manager::ManagerError>>,
-) {
+/// A manager serving the webhooks.
+struct Running {
+    webhook: SocketAddr,
+    metrics: SocketAddr,
+    handle: kubeforge::manager::ShutdownHandle,
+    task: tokio::task::JoinHandle<Result<(), kubeforge::manager::ManagerError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.handle.shutdown();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The configurations' name prefix on the shared cluster: one set per test namespace.
+fn prefix() -> String {
+    format!("{}-", ns())
+}
+
+/// Starts a manager serving the webhooks, once `/readyz` says so. With `install`, it first
+/// registers them with the cluster through `Webhooks::install` (the CRDs must exist).
+async fn start(server: &TestServer, certs: &Certs, install: bool) -> Running {
     let local = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut mgr = manager(
         server,
@@ -268,31 +287,45 @@ async fn start(
     )
     .await;
     register(&mut mgr);
-    let addrs = (
-        mgr.webhook_addr().expect("bound"),
-        mgr.health_probe_addr().expect("bound"),
-        mgr.metrics_addr().expect("bound"),
-    );
+    let webhook = mgr.webhook_addr().expect("bound");
+    if install {
+        let endpoint = Endpoint::Url {
+            base: format!("https://{webhook}"),
+            ca_pem: certs.ca.ca_pem().to_owned(),
+        };
+        mgr.webhooks()
+            .unwrap()
+            .install(&server.client(), &endpoint, &prefix())
+            .await
+            .expect("the generated configurations are accepted");
+    }
+    let probes = mgr.health_probe_addr().expect("bound");
+    let metrics = mgr.metrics_addr().expect("bound");
     let handle = mgr.shutdown_handle();
     let task = tokio::spawn(mgr.run());
-    // Wait until /readyz says the webhook server serves.
     let mut last = (0, String::new());
     for _ in 0..500 {
-        last = http_get(addrs.1, "/readyz").await;
+        last = http_get(probes, "/readyz").await;
         if last.0 == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(last.0, 200, "readyz: {}", last.1);
-    (addrs.0, addrs.1, addrs.2, handle, task)
+    Running {
+        webhook,
+        metrics,
+        handle,
+        task,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_reviews_are_answered_over_tls() {
     let server = server().await;
     let certs = Certs::new();
-    let (addr, _, metrics, handle, task) = start(&server, &certs).await;
+    let running = start(&server, &certs, false).await;
+    let (addr, metrics) = (running.webhook, running.metrics);
     let ca = certs.ca.ca_pem();
 
     // Denied, with the reason and the warning.
@@ -417,8 +450,7 @@ async fn admission_reviews_are_answered_over_tls() {
         Some(&1.0)
     );
 
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -432,7 +464,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 async fn conversion_reviews_convert_both_ways_and_fail_the_review_not_the_server() {
     let server = server().await;
     let certs = Certs::new();
-    let (addr, _, _, handle, task) = start(&server, &certs).await;
+    let running = start(&server, &certs, false).await;
+    let addr = running.webhook;
     let ca = certs.ca.ca_pem();
     let v1 = json!({
         "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
@@ -520,15 +553,15 @@ async fn conversion_reviews_convert_both_ways_and_fail_the_review_not_the_server
     .await;
     assert_eq!(status, 200, "still serving");
 
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_is_served_without_a_restart() {
     let server = server().await;
     let certs = Certs::new();
-    let (addr, _, _, handle, task) = start(&server, &certs).await;
+    let running = start(&server, &certs, false).await;
+    let addr = running.webhook;
     let ca = certs.ca.ca_pem();
     let first = served_certificate(addr, ca).await;
     certs.ca.issue(certs.dir.path(), &["127.0.0.1"]).unwrap();
@@ -551,8 +584,7 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(served_certificate(addr, ca).await, rotated);
 
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -591,39 +623,8 @@ where
         .unwrap_or_else(|e| panic!("applying {name}: {e}"))
 }
 
-/// A webhook configuration of one webhook at `path`, for ConfigMaps of the test's namespace.
-fn webhook_configuration(
-    kind: &str,
-    name: &str,
-    addr: SocketAddr,
-    path: &str,
-    ca_pem: &str,
-    failure_policy: &str,
-) -> Value {
-    use base64::Engine as _;
-    json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "webhooks": [{
-            "name": format!("{}.webhooks.kubeforge.dev", if kind.starts_with("Validating") { "deny" } else { "default" }),
-            "clientConfig": {
-                "url": format!("https://{addr}{path}"),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
-            },
-            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns()}},
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "failurePolicy": failure_policy,
-            "timeoutSeconds": 5,
-        }],
-    })
-}
-
-/// The Widget CRD: v1 stored, v2 served, converted by the webhook at `addr`.
-fn widget_crd(addr: SocketAddr, ca_pem: &str) -> Value {
-    use base64::Engine as _;
+/// The Widget CRD: v1 stored, v2 served (the webhooks' `install` adds the conversion).
+fn widget_crd() -> Value {
     let version = |name: &str, storage: bool| {
         json!({"name": name, "served": true, "storage": storage,
                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
@@ -638,10 +639,6 @@ fn widget_crd(addr: SocketAddr, ca_pem: &str) -> Value {
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
             "scope": "Namespaced",
             "versions": [version("v1", true), version("v2", false)],
-            "conversion": {"strategy": "Webhook", "webhook": {
-                "clientConfig": {"url": format!("https://{addr}/convert"),
-                                 "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)},
-                "conversionReviewVersions": ["v1"]}},
         },
     })
 }
@@ -704,38 +701,14 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
             "the embedded API server does not call webhooks yet; this runs on the real kube-apiserver (KUBEFORGE_TEST_BACKEND=control-plane)",
         );
     }
-    let certs = Certs::new();
-    let (addr, _, _, handle, task) = start(&server, &certs).await;
-    let ca = certs.ca.ca_pem();
     let client = server.client();
-    let config_name = format!("kubeforge-webhook-test-{}", ns());
     let validating = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone());
     let mutating = kube::Api::<MutatingWebhookConfiguration>::all(client.clone());
     let crds = kube::Api::<CustomResourceDefinition>::all(client.clone());
-    apply(
-        &validating,
-        webhook_configuration(
-            "ValidatingWebhookConfiguration",
-            &config_name,
-            addr,
-            "/validate--v1-configmap",
-            ca,
-            "Fail",
-        ),
-    )
-    .await;
-    apply(
-        &mutating,
-        webhook_configuration(
-            "MutatingWebhookConfiguration",
-            &config_name,
-            addr,
-            "/mutate--v1-configmap",
-            ca,
-            "Fail",
-        ),
-    )
-    .await;
+    apply(&crds, widget_crd()).await;
+    // The configurations and the CRD's conversion come from the registered webhooks.
+    let certs = Certs::new();
+    let running = start(&server, &certs, true).await;
 
     // Validating: refused with the handler's reason, once kube-apiserver has the configuration.
     let cms = configmaps(&server);
@@ -756,7 +729,7 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     .await;
     assert_eq!(
         refusal.message,
-        "admission webhook \"deny.webhooks.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"
+        "admission webhook \"vconfigmap-v1.core.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"
     );
     assert_eq!(refusal.code, 403);
 
@@ -783,7 +756,7 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("admission webhook \"deny.webhooks.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"),
+        stderr.contains("admission webhook \"vconfigmap-v1.core.kubeforge.dev\" denied the request: data.forbidden is not allowed here; remove that key"),
         "{stderr}"
     );
     let out = kubectl(
@@ -800,7 +773,6 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     );
 
     // Conversion: a v1 object read as v2 and back, and a v2 write read as v1, losing nothing.
-    apply(&crds, widget_crd(addr, ca)).await;
     let gvk = |version: &str| {
         kube::api::GroupVersionKind::gvk("webhooks.kubeforge.dev", version, "Widget")
     };
@@ -868,37 +840,30 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     assert!(err.to_string().contains("it must not be negative"), "{err}");
 
     // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await;
     let err = cms
         .create(&PostParams::default(), &cm("while-down", &[]))
         .await
         .expect_err("Fail refuses");
     assert!(err.to_string().contains("failed calling webhook"), "{err}");
-    apply(
-        &validating,
-        webhook_configuration(
-            "ValidatingWebhookConfiguration",
-            &config_name,
-            addr,
-            "/validate--v1-configmap",
-            ca,
-            "Ignore",
-        ),
-    )
-    .await;
-    apply(
-        &mutating,
-        webhook_configuration(
-            "MutatingWebhookConfiguration",
-            &config_name,
-            addr,
-            "/mutate--v1-configmap",
-            ca,
-            "Ignore",
-        ),
-    )
-    .await;
+    let ignore = kube::api::Patch::Json::<()>(
+        serde_json::from_value(
+            json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]),
+        )
+        .unwrap(),
+    );
+    let (validating_name, mutating_name) = (
+        format!("{}validating-webhook-configuration", prefix()),
+        format!("{}mutating-webhook-configuration", prefix()),
+    );
+    validating
+        .patch(&validating_name, &Default::default(), &ignore)
+        .await
+        .unwrap();
+    mutating
+        .patch(&mutating_name, &Default::default(), &ignore)
+        .await
+        .unwrap();
     eventually("Ignore lets writes through", || {
         let cms = cms.clone();
         async move {
@@ -910,10 +875,10 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     .await;
 
     let _ = validating
-        .delete(&config_name, &DeleteParams::default())
+        .delete(&validating_name, &DeleteParams::default())
         .await;
     let _ = mutating
-        .delete(&config_name, &DeleteParams::default())
+        .delete(&mutating_name, &DeleteParams::default())
         .await;
     let _ = crds
         .delete("widgets.webhooks.kubeforge.dev", &DeleteParams::default())
@@ -934,4 +899,75 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&v2["metadata"], &v1["metadata"]);
         proptest::prop_assert_eq!(conversion.convert(v2, "webhooks.kubeforge.dev/v1").unwrap(), v1);
     }
+}
+
+/// The operator's `webhooks` subcommand prints what `kubeforge generate` deploys: the two
+/// configurations reaching the webhook Service, the CRD conversion, cert-manager's annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhooks_subcommand_prints_the_manifests() {
+    let endpoint = Endpoint::Service {
+        name: "op-webhook-service".into(),
+        namespace: "op-system".into(),
+    };
+    let yaml = kubeforge::manager::entry::webhooks_yaml(
+        &endpoint,
+        "op-",
+        Some("op-system/op-serving-cert"),
+        async |m| {
+            register(m);
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration",
+            "CustomResourceDefinition"
+        ]
+    );
+    let validating = &docs[1];
+    assert_eq!(
+        validating["metadata"]["name"],
+        "op-validating-webhook-configuration"
+    );
+    assert_eq!(
+        validating["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "op-system/op-serving-cert"
+    );
+    let webhook = &validating["webhooks"][0];
+    assert_eq!(webhook["name"], "vconfigmap-v1.core.kubeforge.dev");
+    assert_eq!(
+        webhook["clientConfig"],
+        json!({"service": {"name": "op-webhook-service", "namespace": "op-system", "path": "/validate--v1-configmap", "port": 443}})
+    );
+    assert_eq!(
+        webhook["rules"],
+        json!([{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"], "scope": "Namespaced"}])
+    );
+    assert_eq!(webhook["failurePolicy"], "Fail");
+    assert_eq!(webhook["sideEffects"], "None");
+    assert_eq!(
+        docs[0]["webhooks"][0]["clientConfig"]["service"]["path"],
+        "/mutate--v1-configmap"
+    );
+    let crd = &docs[2];
+    assert_eq!(crd["metadata"]["name"], "widgets.webhooks.kubeforge.dev");
+    assert_eq!(
+        crd["spec"]["conversion"],
+        json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+               "clientConfig": {"service": {"name": "op-webhook-service", "namespace": "op-system", "path": "/convert", "port": 443}}}})
+    );
+
+    // An operator without webhooks prints nothing.
+    let none = kubeforge::manager::entry::webhooks_yaml(&endpoint, "op-", None, async |_| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(none, "");
 }

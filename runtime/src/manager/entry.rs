@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Subcommands: `run` (the default), `crds` (every registered CRD as YAML), `rbac` (the
-//! ClusterRole, or a Role with `--namespace`). Flags: `--kubeconfig`, `--namespace`,
+//! ClusterRole, or a Role with `--namespace`), `webhooks` (the webhook configurations and CRD
+//! conversions of the registered webhooks). Flags: `--kubeconfig`, `--namespace`,
 //! `--leader-elect`, `--metrics-bind-address`, `--health-probe-bind-address`,
 //! `--webhook-bind-address`, `--webhook-cert-dir` (used when the operator registers webhooks),
 //! `--log-format`.
@@ -65,6 +66,23 @@ pub enum Command {
         /// Include the Lease permissions leader election needs.
         #[arg(long)]
         leader_elect: bool,
+    },
+    /// Print the webhook configurations of the registered webhooks, and for each converted kind
+    /// a partial CRD holding its `spec.conversion`, as YAML (what `kubeforge generate` writes to
+    /// config/webhook/manifests.yaml and merges into the CRDs).
+    Webhooks {
+        /// The Service kube-apiserver reaches the webhook server through.
+        #[arg(long, default_value = "webhook-service")]
+        service_name: String,
+        /// Its namespace.
+        #[arg(long, default_value = "system")]
+        service_namespace: String,
+        /// Prefix of the configurations' names.
+        #[arg(long, default_value = "")]
+        name_prefix: String,
+        /// The cert-manager Certificate (`<namespace>/<name>`) whose CA cert-manager injects.
+        #[arg(long)]
+        inject_ca_from: Option<String>,
     },
 }
 
@@ -245,6 +263,20 @@ pub async fn run_cli(
                 .await
                 .map(|yaml| print!("{yaml}"))
         }
+        Some(Command::Webhooks {
+            service_name,
+            service_namespace,
+            name_prefix,
+            inject_ca_from,
+        }) => {
+            let endpoint = crate::webhook::Endpoint::Service {
+                name: service_name,
+                namespace: service_namespace,
+            };
+            webhooks_yaml(&endpoint, &name_prefix, inject_ca_from.as_deref(), setup)
+                .await
+                .map(|yaml| print!("{yaml}"))
+        }
         Some(Command::Run(args)) => run_manager(operator, &args, setup).await,
         None => run_manager(operator, &cli.run, setup).await,
     };
@@ -284,6 +316,40 @@ pub async fn rbac_yaml(
         leader_elect,
         manager.rbac_rules(),
     )?)
+}
+
+/// The webhook manifests of the webhooks `setup` registers (see [`Command::Webhooks`]); an
+/// empty string when it registers none.
+pub async fn webhooks_yaml(
+    endpoint: &crate::webhook::Endpoint,
+    name_prefix: &str,
+    inject_ca_from: Option<&str>,
+    setup: impl AsyncFnOnce(&mut Manager) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let nowhere = kube::Config::new("http://127.0.0.1:9".parse()?);
+    let client = kube::Client::try_from(nowhere)?;
+    let config = ManagerConfig {
+        // Registering binds the webhook address: a free port, so that this never clashes.
+        webhook: crate::webhook::WebhookServerConfig {
+            bind_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..crate::webhook::WebhookServerConfig::default()
+        },
+        ..ManagerConfig::default()
+    };
+    let mut manager = Manager::new(client, config).await?;
+    setup(&mut manager).await?;
+    if manager.webhook_addr().is_none() {
+        return Ok(String::new()); // `setup` registered no webhook
+    }
+    let docs = manager
+        .webhooks()?
+        .manifests(endpoint, name_prefix, inject_ca_from);
+    let mut out = String::new();
+    for doc in docs {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&doc)?);
+    }
+    Ok(out)
 }
 
 async fn run_manager(

@@ -35,6 +35,7 @@ type FromHub<H> = Arc<dyn Fn(H) -> Result<Value, String> + Send + Sync>;
 pub struct Conversion<H> {
     group: String,
     kind: String,
+    plural: String,
     versions: BTreeMap<String, (ToHub<H>, FromHub<H>)>,
 }
 
@@ -68,6 +69,7 @@ where
         Self {
             group: H::group(&()).into_owned(),
             kind: H::kind(&()).into_owned(),
+            plural: H::plural(&()).into_owned(),
             versions,
         }
     }
@@ -150,6 +152,8 @@ where
 pub(crate) trait Converter: Send + Sync {
     /// `group/Kind`, the key objects are dispatched on.
     fn group_kind(&self) -> String;
+    /// The CRD's name, `<plural>.<group>`.
+    fn crd_name(&self) -> String;
     fn convert(&self, object: Value, desired: &str) -> Result<Value, String>;
 }
 
@@ -159,6 +163,10 @@ where
 {
     fn group_kind(&self) -> String {
         format!("{}/{}", self.group, self.kind)
+    }
+
+    fn crd_name(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
     }
 
     fn convert(&self, object: Value, desired: &str) -> Result<Value, String> {

@@ -24,6 +24,7 @@
 mod admission;
 mod certs;
 mod conversion;
+mod manifests;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,9 @@ pub use admission::Verdict;
 pub use certs::DevCertificates;
 pub use conversion::Conversion;
 pub use kube::core::admission::{AdmissionRequest, Operation};
+pub use manifests::{
+    AdmissionOptions, Endpoint, FailurePolicy, MUTATING_CONFIGURATION, VALIDATING_CONFIGURATION,
+};
 pub use tls::{CERT_FILE, KEY_FILE};
 
 use crate::manager::metrics::{Metrics, WebhookLabels, WebhookResultLabels};
@@ -117,6 +121,7 @@ pub struct Webhooks {
     addr: SocketAddr,
     cert_dir: PathBuf,
     admission: BTreeMap<String, admission::Admit>,
+    hooks: Vec<manifests::AdmissionHook>,
     converters: BTreeMap<String, Arc<dyn conversion::Converter>>,
 }
 
@@ -140,6 +145,12 @@ pub fn admission_path<K: Resource<DynamicType = ()>>(verb: &str) -> String {
     )
 }
 
+/// Whether `K` is namespaced, from its `Resource::Scope`.
+fn is_namespaced<K: Resource<Scope: 'static>>() -> bool {
+    std::any::TypeId::of::<K::Scope>()
+        == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>()
+}
+
 /// The path conversion reviews are served at.
 pub const CONVERT_PATH: &str = "/convert";
 
@@ -160,6 +171,7 @@ impl Webhooks {
             addr,
             cert_dir: config.cert_dir.clone(),
             admission: BTreeMap::new(),
+            hooks: Vec::new(),
             converters: BTreeMap::new(),
         })
     }
@@ -183,9 +195,10 @@ impl Webhooks {
         self.admission.is_empty() && self.converters.is_empty()
     }
 
-    /// Registers a validating webhook for `K` at [`admission_path::<K>("validate")`](admission_path).
-    /// The handler sees creates, updates (with `old_object`) and deletes (`object` empty,
-    /// `old_object` set), as the webhook configuration's rules select them.
+    /// Registers a validating webhook for `K` at [`admission_path::<K>("validate")`](admission_path),
+    /// declared with the default [`AdmissionOptions`] (creates and updates, failure refuses).
+    /// The handler sees what the configuration selects: creates, updates (with `old_object`),
+    /// deletes (`object` empty, `old_object` set).
     pub fn validate<K, F, Fut>(&mut self, handler: F) -> Result<&mut Self, WebhookError>
     where
         K: Resource<DynamicType = ()>
@@ -198,39 +211,13 @@ impl Webhooks {
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
-        self.add_admission(
-            admission_path::<K>("validate"),
-            admission::endpoint(handler, false),
-        )
+        self.validate_with(AdmissionOptions::default(), handler)
     }
 
-    /// Registers a mutating (defaulting) webhook for `K` at
-    /// [`admission_path::<K>("mutate")`](admission_path). The handler returns the object as it
-    /// should be with [`Verdict::with_object`]; the runtime answers with the JSON patch.
-    pub fn mutate<K, F, Fut>(&mut self, handler: F) -> Result<&mut Self, WebhookError>
-    where
-        K: Resource<DynamicType = ()>
-            + DeserializeOwned
-            + Serialize
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Verdict> + Send + 'static,
-    {
-        self.add_admission(
-            admission_path::<K>("mutate"),
-            admission::endpoint(handler, true),
-        )
-    }
-
-    /// Registers an admission handler at a path of your choosing (e.g. two validating webhooks
-    /// of one kind). `mutating` decides whether [`Verdict::with_object`] becomes a patch.
-    pub fn admit_at<K, F, Fut>(
+    /// [`validate`](Self::validate) with other options.
+    pub fn validate_with<K, F, Fut>(
         &mut self,
-        path: &str,
-        mutating: bool,
+        options: AdmissionOptions,
         handler: F,
     ) -> Result<&mut Self, WebhookError>
     where
@@ -244,18 +231,69 @@ impl Webhooks {
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
-        self.add_admission(path.to_owned(), admission::endpoint(handler, mutating))
+        self.add_admission::<K>(false, options, admission::endpoint(handler, false))
     }
 
-    fn add_admission(
+    /// Registers a mutating (defaulting) webhook for `K` at
+    /// [`admission_path::<K>("mutate")`](admission_path), with the default [`AdmissionOptions`].
+    /// The handler returns the object as it should be with [`Verdict::with_object`]; the
+    /// runtime answers with the JSON patch.
+    pub fn mutate<K, F, Fut>(&mut self, handler: F) -> Result<&mut Self, WebhookError>
+    where
+        K: Resource<DynamicType = ()>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Verdict> + Send + 'static,
+    {
+        self.mutate_with(AdmissionOptions::default(), handler)
+    }
+
+    /// [`mutate`](Self::mutate) with other options.
+    pub fn mutate_with<K, F, Fut>(
         &mut self,
-        path: String,
+        options: AdmissionOptions,
+        handler: F,
+    ) -> Result<&mut Self, WebhookError>
+    where
+        K: Resource<DynamicType = ()>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Verdict> + Send + 'static,
+    {
+        self.add_admission::<K>(true, options, admission::endpoint(handler, true))
+    }
+
+    fn add_admission<K: Resource<DynamicType = (), Scope: 'static>>(
+        &mut self,
+        mutating: bool,
+        options: AdmissionOptions,
         admit: admission::Admit,
     ) -> Result<&mut Self, WebhookError> {
-        if path == CONVERT_PATH || self.admission.contains_key(&path) {
+        let path = admission_path::<K>(if mutating { "mutate" } else { "validate" });
+        if self.admission.contains_key(&path) {
             return Err(WebhookError::Duplicate(path));
         }
-        self.admission.insert(path, admit);
+        self.admission.insert(path.clone(), admit);
+        self.hooks.push(manifests::AdmissionHook {
+            path,
+            mutating,
+            group: K::group(&()).into_owned(),
+            version: K::version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            plural: K::plural(&()).into_owned(),
+            namespaced: is_namespaced::<K>(),
+            options,
+        });
         Ok(self)
     }
 
@@ -270,6 +308,79 @@ impl Webhooks {
         }
         self.converters.insert(key, Arc::new(conversion));
         Ok(self)
+    }
+
+    /// The manifests of the registered webhooks reached through `endpoint`: the webhook
+    /// configurations (named `name_prefix` + kubebuilder's names), then for each converted
+    /// kind a partial CRD holding its `spec.conversion` (to merge into the CRD). With
+    /// `inject_ca_from` (`<namespace>/<Certificate>`), each carries cert-manager's
+    /// `cert-manager.io/inject-ca-from` annotation, so cert-manager fills in the `caBundle`.
+    pub fn manifests(
+        &self,
+        endpoint: &Endpoint,
+        name_prefix: &str,
+        inject_ca_from: Option<&str>,
+    ) -> Vec<Value> {
+        let mut docs = manifests::configurations(&self.hooks, endpoint, name_prefix);
+        for converter in self.converters.values() {
+            docs.push(serde_json::json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": converter.crd_name()},
+                "spec": {"conversion": manifests::conversion(endpoint)},
+            }));
+        }
+        if let Some(certificate) = inject_ca_from {
+            for doc in &mut docs {
+                doc["metadata"]["annotations"] =
+                    serde_json::json!({"cert-manager.io/inject-ca-from": certificate});
+            }
+        }
+        docs
+    }
+
+    /// Registers the webhooks with the cluster for a server outside it (local runs, tests):
+    /// applies the webhook configurations (named `name_prefix` + kubebuilder's) and sets the
+    /// converted CRDs' `spec.conversion`, all reaching `endpoint` — typically
+    /// [`Endpoint::Url`] with the [`DevCertificates`] CA. The CRDs must exist.
+    pub async fn install(
+        &self,
+        client: &kube::Client,
+        endpoint: &Endpoint,
+        name_prefix: &str,
+    ) -> Result<(), kube::Error> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        };
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Api, Patch, PatchParams};
+        let apply = PatchParams::apply("kubeforge-webhooks").force();
+        for doc in self.manifests(endpoint, name_prefix, None) {
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match doc["kind"].as_str() {
+                Some("MutatingWebhookConfiguration") => {
+                    Api::<MutatingWebhookConfiguration>::all(client.clone())
+                        .patch(&name, &apply, &Patch::Apply(&doc))
+                        .await?;
+                }
+                Some("ValidatingWebhookConfiguration") => {
+                    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+                        .patch(&name, &apply, &Patch::Apply(&doc))
+                        .await?;
+                }
+                _ => {
+                    // A merge patch: the CRD's owner (its generator) keeps the rest.
+                    let patch = serde_json::json!({"spec": doc["spec"]});
+                    Api::<CustomResourceDefinition>::all(client.clone())
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The router of every registered path, counting into `metrics`.
