@@ -286,6 +286,7 @@ fn kinds_and_completions_and_help() {
         &["init"][..],
         &["create", "api"],
         &["create", "controller"],
+        &["create", "webhook"],
         &["generate"],
         &["dev"],
         &["demo"],
@@ -426,5 +427,50 @@ fn a_new_version_can_take_over_storage_and_flags_shape_what_is_created() {
         main.matches("controllers::widget::setup(mgr, ())?;")
             .count(),
         1
+    );
+}
+
+#[test]
+fn webhooks_for_what_cannot_have_them_are_refused_with_the_fix() {
+    let (_work, dir) = project();
+    refused(
+        &dir,
+        &["create", "webhook", "--kind", "Memcached"],
+        &["--defaulting, --validation and/or --conversion"],
+    );
+    refused(
+        &dir,
+        &["create", "webhook", "--kind", "Widget", "--validation"],
+        &[
+            "Widget is not a custom resource of this project",
+            "kubeforge create api",
+        ],
+    );
+    refused(
+        &dir,
+        &["create", "webhook", "--kind", "Memcached", "--conversion"],
+        &["Memcached has one (v1)", "--version <v2>"],
+    );
+    kubeforge(
+        &dir,
+        &["create", "webhook", "--kind", "Memcached", "--validation"],
+    );
+    refused(
+        &dir,
+        &["create", "webhook", "--kind", "Memcached", "--defaulting"],
+        &["src/webhooks/memcached.rs already exists", "--force"],
+    );
+    // A project from before webhooks (no markers for them) is told what to add.
+    let (_work, old) = project();
+    let main = std::fs::read_to_string(old.join("src/main.rs")).unwrap();
+    std::fs::write(
+        old.join("src/main.rs"),
+        main.replace("// kubeforge:scaffold:webhooks\n", ""),
+    )
+    .unwrap();
+    refused(
+        &old,
+        &["create", "webhook", "--kind", "Memcached", "--validation"],
+        &["src/main.rs has no `// kubeforge:scaffold:webhooks` line"],
     );
 }

@@ -1,10 +1,10 @@
 //! The generator end to end, as a user drives it: `kubeforge init` → `create api` (two kinds,
-//! one with two versions) → `create controller` for the nine known built-in kinds → `cargo
-//! build` → `kubeforge generate` → real `kubectl apply -k` of the CRDs, RBAC and samples to the
+//! one with two versions) → `create controller` for the nine known built-in kinds → `create
+//! webhook` (defaulting, validation, conversion) → `cargo build` → `kubeforge generate` → real `kubectl apply -k` of the CRDs, RBAC and samples to the
 //! embedded server → the operator reconciles them (seen through the API) → `cargo test` in the
-//! generated project → `generate --check` → `kubectl kustomize config/default`, accepted by a
-//! server-side dry-run on a real kube-apiserver in a namespace enforcing the restricted Pod
-//! Security Standard.
+//! generated project → `generate --check` → `kubectl kustomize config/default` (with the webhook
+//! configurations, Service and cert-manager Certificate), accepted by a server-side dry-run on a
+//! real kube-apiserver in a namespace enforcing the restricted Pod Security Standard.
 
 mod support;
 
@@ -44,6 +44,22 @@ fn a_generated_operator_builds_deploys_reconciles_and_passes_its_tests() {
     assert!(
         dir.join("config/crd/bases/infra.example.com_fleets.yaml")
             .is_file()
+    );
+
+    let manifests = std::fs::read_to_string(dir.join("config/webhook/manifests.yaml")).unwrap();
+    for expected in [
+        "kind: MutatingWebhookConfiguration",
+        "path: /validate-cache-example-com-v1-memcached",
+        "cert-manager.io/inject-ca-from: shop-operator-system/shop-operator-serving-cert",
+    ] {
+        assert!(manifests.contains(expected), "{expected}:\n{manifests}");
+    }
+    let crd =
+        std::fs::read_to_string(dir.join("config/crd/bases/cache.example.com_memcacheds.yaml"))
+            .unwrap();
+    assert!(
+        crd.contains("strategy: Webhook") && crd.contains("path: /convert"),
+        "{crd}"
     );
 
     deploy_and_reconcile(work.path(), &dir);
@@ -116,6 +132,19 @@ fn scaffold(work: &Path, dir: &Path) {
     for kind in KNOWN_KINDS {
         kubeforge(dir, &["create", "controller", "--kind", kind]);
     }
+    let out = kubeforge(
+        dir,
+        &[
+            "create",
+            "webhook",
+            "--kind",
+            "Memcached",
+            "--defaulting",
+            "--validation",
+            "--conversion",
+        ],
+    );
+    assert!(out.contains("src/webhooks/memcached.rs"), "{out}");
     let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
     for module in [
         "memcached",
@@ -131,6 +160,18 @@ fn scaffold(work: &Path, dir: &Path) {
             "{line} once in main.rs:\n{main}"
         );
     }
+    assert_eq!(
+        main.matches("webhooks::setup(mgr.webhooks()?)?;").count(),
+        1,
+        "{main}"
+    );
+    let webhooks = std::fs::read_to_string(dir.join("src/webhooks/memcached.rs")).unwrap();
+    assert!(
+        webhooks.contains("hooks.mutate::<Memcached, _, _>(default)?;")
+            && webhooks.contains("hooks.validate::<Memcached, _, _>(validate)?;")
+            && webhooks.contains("Conversion::<Memcached>::hub().spoke::<MemcachedV2>()"),
+        "{webhooks}"
+    );
     let daemon_set = std::fs::read_to_string(dir.join("src/controllers/daemon_set.rs")).unwrap();
     assert!(
         daemon_set.contains("owns(Pod)")
@@ -182,6 +223,11 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
 
     let binary = target_dir().join("debug/shop-operator");
     let log = work.join("operator.log");
+    // The operator serves its webhooks too: on a free port, with a development certificate.
+    let certs = work.join("webhook-certs");
+    kubeforge::webhook::DevCertificates::new()
+        .and_then(|ca| ca.issue(&certs, &["127.0.0.1"]))
+        .unwrap();
     let mut operator = Command::new(&binary)
         .args(["--kubeconfig"])
         .arg(&serve.kubeconfig)
@@ -190,7 +236,11 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
             "0",
             "--health-probe-bind-address",
             "0",
+            "--webhook-bind-address",
+            "127.0.0.1:0",
+            "--webhook-cert-dir",
         ])
+        .arg(&certs)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -277,6 +327,27 @@ fn check_detects_stale_manifests(dir: &Path) {
     assert_eq!(std::fs::read_to_string(&role).unwrap(), fresh);
 }
 
+/// cert-manager's Certificate and Issuer kinds, schemaless: enough for a dry run to accept them.
+const CERT_MANAGER_CRDS: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: certificates.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Certificate, plural: certificates, singular: certificate, listKind: CertificateList}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: issuers.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Issuer, plural: issuers, singular: issuer, listKind: IssuerList}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+";
+
 /// `kubectl kustomize config/default`, dry-run applied (server side) to a real kube-apiserver
 /// in the operator's namespace, labelled to enforce and warn on the restricted profile.
 fn kustomize_is_accepted_by_a_real_kube_apiserver(dir: &Path) {
@@ -302,6 +373,10 @@ fn kustomize_is_accepted_by_a_real_kube_apiserver(dir: &Path) {
         "path: /healthz",
         "path: /readyz",
         "runAsNonRoot: true",
+        "name: shop-operator-validating-webhook-configuration",
+        "name: shop-operator-webhook-service",
+        "kind: Certificate",
+        "secretName: webhook-server-cert",
     ] {
         assert!(
             rendered.contains(expected),
@@ -311,6 +386,17 @@ fn kustomize_is_accepted_by_a_real_kube_apiserver(dir: &Path) {
     let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop-operator-system\n  labels:\n    \
                      pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n";
     kubectl.apply(namespace, &[]).unwrap();
+    // cert-manager's kinds, for the dry run to know them (their schemas are not checked here).
+    kubectl.apply(CERT_MANAGER_CRDS, &[]).unwrap();
+    kubectl
+        .run(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd/certificates.cert-manager.io",
+            "crd/issuers.cert-manager.io",
+        ])
+        .unwrap();
     let out = kubectl
         .apply(
             &rendered,

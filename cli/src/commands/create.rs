@@ -1,5 +1,6 @@
-//! `kubeforge create api` (a custom resource version and its controller) and `kubeforge create
-//! controller` (a controller for a built-in kind).
+//! `kubeforge create api` (a custom resource version and its controller), `kubeforge create
+//! controller` (a controller for a built-in kind) and `kubeforge create webhook` (in
+//! [`super::create_webhook`]).
 
 use std::path::Path;
 
@@ -30,6 +31,12 @@ pub enum Command {
                             kubeforge create controller --kind StatefulSet --reference   # start from kubeforge's StatefulSet controller"
     )]
     Controller(ControllerArgs),
+    /// Defaulting, validation and conversion webhooks for one of the project's kinds.
+    #[command(
+        after_help = "Examples:\n  kubeforge create webhook --kind Memcached --defaulting --validation\n  \
+                            kubeforge create webhook --kind Memcached --conversion   # between its versions"
+    )]
+    Webhook(super::create_webhook::WebhookArgs),
 }
 
 /// Arguments of `kubeforge create api`.
@@ -87,6 +94,7 @@ pub fn exec(command: Command, templates: Option<&Path>) -> anyhow::Result<()> {
     let summary = match command {
         Command::Api(args) => create_api(&root, &args, templates)?,
         Command::Controller(args) => create_controller(&root, &args, templates)?,
+        Command::Webhook(args) => super::create_webhook::create_webhook(&root, &args, templates)?,
     };
     println!("{summary}");
     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod create;
+pub mod create_webhook;
 pub mod demo;
 pub mod dev;
 pub mod generate;
