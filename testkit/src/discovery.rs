@@ -136,6 +136,9 @@ fn resource_json(r: &ResourceInfo) -> Vec<Value> {
     if r.group.is_empty() && r.plural == "pods" {
         out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
     }
+    if r.group.is_empty() && r.plural == "namespaces" {
+        out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
+    }
     out
 }
 

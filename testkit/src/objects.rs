@@ -26,8 +26,12 @@ pub struct WriteOptions {
 pub enum Part {
     /// The main resource: everything but `status` (when a status subresource exists).
     Main,
-    /// The `/status` subresource: only `status`.
+    /// The `/status` subresource: only `status` (and, for built-in kinds, labels and
+    /// annotations).
     Status,
+    /// A Namespace's `/finalize` subresource: like [`Part::Main`], and the only write that
+    /// may change `spec.finalizers`.
+    Finalize,
 }
 
 /// An RFC 3339 timestamp with second precision, as Kubernetes writes them.
@@ -383,6 +387,30 @@ fn seed(
     }
 }
 
+/// What a status write may change of a built-in object's metadata besides its status: its
+/// labels and annotations, as kube-apiserver's status strategies allow (their reset fields are
+/// the spec, and for Deployments the labels too). A custom resource's status write changes its
+/// status alone.
+fn status_metadata(info: &ResourceInfo, next: &mut Value, new: &Value) {
+    if info.custom.is_some() {
+        return;
+    }
+    let mut keys = vec!["annotations"];
+    if !(info.group == "apps" && info.kind == "Deployment") {
+        keys.push("labels");
+    }
+    for key in keys {
+        match new["metadata"].get(key) {
+            Some(v) if !v.is_null() => next["metadata"][key] = v.clone(),
+            _ => {
+                if let Some(m) = next["metadata"].as_object_mut() {
+                    m.remove(key);
+                }
+            }
+        }
+    }
+}
+
 /// Creates an object. `obj` is the request body.
 pub fn create(
     store: &mut Store,
@@ -507,7 +535,18 @@ pub fn update(
     }
     let old = existing.value();
     let mut next = match part {
-        Part::Main => {
+        Part::Main | Part::Finalize => {
+            if part == Part::Main && info.group.is_empty() && info.plural == "namespaces" {
+                // Only /finalize changes a Namespace's finalizers (kube-apiserver's strategy).
+                match old["spec"].get("finalizers") {
+                    Some(f) => new["spec"]["finalizers"] = f.clone(),
+                    None => {
+                        if let Some(spec) = new["spec"].as_object_mut() {
+                            spec.remove("finalizers");
+                        }
+                    }
+                }
+            }
             if info.status {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
@@ -530,6 +569,7 @@ pub fn update(
                     }
                 }
             }
+            status_metadata(info, &mut o, &new);
             o
         }
     };
@@ -586,7 +626,7 @@ pub fn update(
             ));
         }
     }
-    if part == Part::Main {
+    if part != Part::Status {
         check_metadata_maps(info, name, &next)?;
         defaults::apply(info, &mut next);
         limits::check_data(info, name, &next)?;

@@ -21,8 +21,8 @@
 //! is the server's job after the merge, not this module's.
 //!
 //! Custom resources have no Go struct tags, so the real server refuses strategic merge patches
-//! for them with 415; [`supports_strategic`] says which kinds are built in and
-//! [`strategic_merge`] returns [`PatchError::UnsupportedMediaType`] for the rest.
+//! for them with 415 (the patch handler does, before calling [`strategic_merge`]); every
+//! built-in kind takes them.
 //!
 //! The patch metadata is a hand-kept table of the core/apps/batch/autoscaling/policy fields with
 //! patch tags (see [`field_meta`]); fields not listed merge as maps or replace as lists, which is
@@ -30,99 +30,23 @@
 
 use serde_json::{Map, Value};
 
-/// The message the apiserver sends with 415 when a strategic merge patch targets a custom
-/// resource.
-pub const UNSUPPORTED_MEDIA_TYPE_MESSAGE: &str = "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
-
 /// Why a strategic merge patch could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
-    /// The kind has no strategic merge metadata (custom resources): answer 415
-    /// UnsupportedMediaType with [`UNSUPPORTED_MEDIA_TYPE_MESSAGE`].
-    #[error(
-        "{UNSUPPORTED_MEDIA_TYPE_MESSAGE} (strategic merge patch is not supported for kind {kind:?}; use a JSON merge patch)"
-    )]
-    UnsupportedMediaType {
-        /// The kind that was patched.
-        kind: String,
-    },
     /// The patch is malformed; the message is apimachinery's where it has one.
     #[error("{0}")]
     Invalid(String),
 }
-
-/// Built-in kinds the server accepts strategic merge patches for.
-const BUILTIN_KINDS: &[&str] = &[
-    "Pod",
-    "PodTemplate",
-    "ReplicationController",
-    "Service",
-    "ConfigMap",
-    "Secret",
-    "Namespace",
-    "Node",
-    "ServiceAccount",
-    "Endpoints",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Event",
-    "LimitRange",
-    "ResourceQuota",
-    "Binding",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "ControllerRevision",
-    "Job",
-    "CronJob",
-    "HorizontalPodAutoscaler",
-    "Scale",
-    "Ingress",
-    "IngressClass",
-    "NetworkPolicy",
-    "EndpointSlice",
-    "Lease",
-    "Role",
-    "ClusterRole",
-    "RoleBinding",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "PodDisruptionBudget",
-    "PriorityClass",
-    "StorageClass",
-    "CSIDriver",
-    "CSINode",
-    "VolumeAttachment",
-    "RuntimeClass",
-    "CertificateSigningRequest",
-    "APIService",
-];
 
 /// The bare kind of `Deployment`, `apps/v1/Deployment` or `v1/Pod`.
 fn bare_kind(kind: &str) -> &str {
     kind.rsplit('/').next().unwrap_or(kind)
 }
 
-/// Whether the real apiserver accepts a strategic merge patch for this kind. `kind` may be bare
-/// (`Deployment`) or prefixed with its API version (`apps/v1/Deployment`).
-pub fn supports_strategic(kind: &str) -> bool {
-    BUILTIN_KINDS.contains(&bare_kind(kind))
-}
-
-/// Applies a strategic merge `patch` to `original`, an object of `kind` (bare or
-/// `apiVersion/Kind`). Unknown kinds give [`PatchError::UnsupportedMediaType`].
+/// Applies a strategic merge `patch` to `original`, an object of the built-in `kind` (bare or
+/// `apiVersion/Kind`); custom resources are refused by the caller, which knows which are.
 pub fn strategic_merge(original: &Value, patch: &Value, kind: &str) -> Result<Value, PatchError> {
     let kind = bare_kind(kind);
-    if !supports_strategic(kind) {
-        return Err(PatchError::UnsupportedMediaType {
-            kind: kind.to_string(),
-        });
-    }
     let Value::Object(patch) = patch else {
         return Err(PatchError::Invalid(format!(
             "a strategic merge patch must be a JSON object, got {}",
@@ -921,21 +845,6 @@ mod tests {
             got.pointer("/spec/jobTemplate/spec/template/spec/containers"),
             Some(&json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:2"}]))
         );
-    }
-
-    #[test]
-    fn custom_resources_are_unsupported_media_type() {
-        assert!(supports_strategic("apps/v1/Deployment"));
-        assert!(supports_strategic("ConfigMap"));
-        assert!(!supports_strategic("example.com/v1/Widget"));
-        let err = strategic_merge(&json!({}), &json!({}), "example.com/v1/Widget").unwrap_err();
-        assert_eq!(
-            err,
-            PatchError::UnsupportedMediaType {
-                kind: "Widget".into()
-            }
-        );
-        assert!(err.to_string().starts_with(UNSUPPORTED_MEDIA_TYPE_MESSAGE));
     }
 
     #[test]

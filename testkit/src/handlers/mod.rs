@@ -289,6 +289,7 @@ fn resolve(
             "status" => info.status,
             "scale" => info.scale.is_some(),
             "binding" => info.group.is_empty() && info.plural == "pods",
+            "finalize" => info.group.is_empty() && info.plural == "namespaces",
             _ => false,
         };
         if !ok {

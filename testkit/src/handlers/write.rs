@@ -126,10 +126,10 @@ pub(crate) fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
 }
 
 fn part(ctx: &Ctx) -> Part {
-    if ctx.sub.as_deref() == Some("status") {
-        Part::Status
-    } else {
-        Part::Main
+    match ctx.sub.as_deref() {
+        Some("status") => Part::Status,
+        Some("finalize") => Part::Finalize,
+        _ => Part::Main,
     }
 }
 

@@ -686,3 +686,154 @@ async fn component_statuses_are_served_with_a_deprecation_warning() {
         "{warning:?}"
     );
 }
+
+/// A Namespace's finalizers change only through `/finalize`; a status write changes a built-in
+/// object's annotations and labels but not its spec (a Deployment's labels stay); every
+/// built-in kind takes a strategic merge patch, not only the common ones.
+#[tokio::test]
+async fn finalize_status_writes_and_strategic_patches_of_built_in_kinds() {
+    let c = cluster().await;
+    let client = c.client();
+    let ns = namespace(&client).await;
+    let path = format!("/api/v1/namespaces/{ns}");
+    let (code, mut current) = raw(&client, "GET", &path, None, vec![]).await;
+    assert_eq!(code, 200, "{current}");
+    let finalizers = || serde_json::json!(["kubernetes", "example.com/keep"]);
+    // A plain update keeps the finalizers as they were.
+    current["spec"]["finalizers"] = finalizers();
+    let (code, updated) = raw(
+        &client,
+        "PUT",
+        &path,
+        Some("application/json"),
+        current.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(
+        updated["spec"]["finalizers"],
+        serde_json::json!(["kubernetes"]),
+        "{updated}"
+    );
+    // /finalize changes them.
+    let mut body = updated.clone();
+    body["spec"]["finalizers"] = finalizers();
+    let (code, finalized) = raw(
+        &client,
+        "PUT",
+        &format!("{path}/finalize"),
+        Some("application/json"),
+        body.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{finalized}");
+    assert_eq!(finalized["spec"]["finalizers"], finalizers(), "{finalized}");
+
+    // A status patch sets an annotation and a condition, and cannot touch the spec.
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {"example.com/seen": "yes"}},
+        "spec": {"finalizers": []},
+        "status": {"conditions": [{"type": "StatusUpdate", "status": "True", "reason": "E2E", "message": "set by a test"}]},
+    });
+    let (code, patched) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}/status"),
+        Some("application/merge-patch+json"),
+        patch.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        patched["metadata"]["annotations"]["example.com/seen"], "yes",
+        "{patched}"
+    );
+    assert_eq!(
+        patched["status"]["conditions"][0]["type"], "StatusUpdate",
+        "{patched}"
+    );
+    assert_eq!(patched["spec"]["finalizers"], finalizers(), "{patched}");
+
+    // A Deployment's labels do not change through its status.
+    let deployments = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    let deployment = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"tier": "front"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+    });
+    let (code, created) = raw(
+        &client,
+        "POST",
+        &deployments,
+        Some("application/json"),
+        deployment.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let patch = serde_json::json!({"metadata": {"labels": {"tier": "back"}, "annotations": {"a": "b"}}, "status": {"observedGeneration": 1}});
+    let (code, patched) = raw(
+        &client,
+        "PATCH",
+        &format!("{deployments}/web/status"),
+        Some("application/merge-patch+json"),
+        patch.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["labels"]["tier"], "front", "{patched}");
+    assert_eq!(patched["metadata"]["annotations"]["a"], "b", "{patched}");
+
+    // Strategic merge patches of kinds beyond the workloads: a Lease and a FlowSchema.
+    let leases = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases");
+    let lease = serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}});
+    let (code, created) = raw(
+        &client,
+        "POST",
+        &leases,
+        Some("application/json"),
+        lease.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let patch = serde_json::json!({"spec": {"holderIdentity": "b"}});
+    let (code, patched) = raw(
+        &client,
+        "PATCH",
+        &format!("{leases}/l"),
+        Some("application/strategic-merge-patch+json"),
+        patch.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["spec"]["holderIdentity"], "b");
+    let flow_schema = serde_json::json!({
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+        "metadata": {"name": format!("{ns}-fs")},
+        "spec": {"priorityLevelConfiguration": {"name": "global-default"}, "matchingPrecedence": 9000},
+    });
+    let schemas = "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas";
+    let (code, created) = raw(
+        &client,
+        "POST",
+        schemas,
+        Some("application/json"),
+        flow_schema.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let patch = serde_json::json!({"metadata": {"labels": {"patched": "strategic"}}});
+    let path = format!("{schemas}/{ns}-fs");
+    let (code, patched) = raw(
+        &client,
+        "PATCH",
+        &path,
+        Some("application/strategic-merge-patch+json"),
+        patch.to_string().into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["labels"]["patched"], "strategic");
+    let (code, _) = raw(&client, "DELETE", &path, None, vec![]).await;
+    assert_eq!(code, 200);
+}
