@@ -691,16 +691,9 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{DeleteParams, DynamicObject, PostParams};
-    use kube::discovery::ApiResource;
+    use kube::api::{DeleteParams, PostParams};
 
     let server = server().await;
-    if !server.is_real() {
-        return skipped(
-            "webhook_server::kube_apiserver_calls_the_webhooks_over_tls",
-            "the embedded API server does not call webhooks yet; this runs on the real kube-apiserver (KUBEFORGE_TEST_BACKEND=control-plane)",
-        );
-    }
     let client = server.client();
     let validating = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone());
     let mutating = kube::Api::<MutatingWebhookConfiguration>::all(client.clone());
@@ -772,7 +765,67 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
         "{stderr}"
     );
 
-    // Conversion: a v1 object read as v2 and back, and a v2 write read as v1, losing nothing.
+    // Conversion (kube-apiserver only: the embedded server does not call conversion webhooks).
+    if server.is_real() {
+        conversions_through_the_webhook(&client).await;
+    } else {
+        skipped(
+            "webhook_server::kube_apiserver_calls_the_webhooks_over_tls (its conversion part)",
+            "the embedded API server does not call conversion webhooks yet; that part runs on the real kube-apiserver",
+        );
+    }
+
+    // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
+    running.stop().await;
+    let err = cms
+        .create(&PostParams::default(), &cm("while-down", &[]))
+        .await
+        .expect_err("Fail refuses");
+    assert!(err.to_string().contains("failed calling webhook"), "{err}");
+    let ignore = kube::api::Patch::Json::<()>(
+        serde_json::from_value(
+            json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]),
+        )
+        .unwrap(),
+    );
+    let (validating_name, mutating_name) = (
+        format!("{}validating-webhook-configuration", prefix()),
+        format!("{}mutating-webhook-configuration", prefix()),
+    );
+    validating
+        .patch(&validating_name, &Default::default(), &ignore)
+        .await
+        .unwrap();
+    mutating
+        .patch(&mutating_name, &Default::default(), &ignore)
+        .await
+        .unwrap();
+    eventually("Ignore lets writes through", || {
+        let cms = cms.clone();
+        async move {
+            cms.create(&PostParams::default(), &cm("while-down", &[]))
+                .await
+                .ok()
+        }
+    })
+    .await;
+
+    let _ = validating
+        .delete(&validating_name, &DeleteParams::default())
+        .await;
+    let _ = mutating
+        .delete(&mutating_name, &DeleteParams::default())
+        .await;
+    let _ = crds
+        .delete("widgets.webhooks.kubeforge.dev", &DeleteParams::default())
+        .await;
+}
+
+/// A v1 Widget read as v2 and back, a v2 write read as v1, losing nothing; a conversion error
+/// reaching the client.
+async fn conversions_through_the_webhook(client: &kube::Client) {
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
     let gvk = |version: &str| {
         kube::api::GroupVersionKind::gvk("webhooks.kubeforge.dev", version, "Widget")
     };
@@ -838,51 +891,6 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
         .await
         .expect_err("the conversion fails");
     assert!(err.to_string().contains("it must not be negative"), "{err}");
-
-    // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
-    running.stop().await;
-    let err = cms
-        .create(&PostParams::default(), &cm("while-down", &[]))
-        .await
-        .expect_err("Fail refuses");
-    assert!(err.to_string().contains("failed calling webhook"), "{err}");
-    let ignore = kube::api::Patch::Json::<()>(
-        serde_json::from_value(
-            json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]),
-        )
-        .unwrap(),
-    );
-    let (validating_name, mutating_name) = (
-        format!("{}validating-webhook-configuration", prefix()),
-        format!("{}mutating-webhook-configuration", prefix()),
-    );
-    validating
-        .patch(&validating_name, &Default::default(), &ignore)
-        .await
-        .unwrap();
-    mutating
-        .patch(&mutating_name, &Default::default(), &ignore)
-        .await
-        .unwrap();
-    eventually("Ignore lets writes through", || {
-        let cms = cms.clone();
-        async move {
-            cms.create(&PostParams::default(), &cm("while-down", &[]))
-                .await
-                .ok()
-        }
-    })
-    .await;
-
-    let _ = validating
-        .delete(&validating_name, &DeleteParams::default())
-        .await;
-    let _ = mutating
-        .delete(&mutating_name, &DeleteParams::default())
-        .await;
-    let _ = crds
-        .delete("widgets.webhooks.kubeforge.dev", &DeleteParams::default())
-        .await;
 }
 
 proptest::proptest! {

@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+mod admission;
 mod apply;
 pub mod cluster;
 pub mod control_plane;

@@ -46,6 +46,11 @@ impl Query {
         Query { params }
     }
 
+    /// Sets a parameter (requests the server makes to itself, e.g. a dry run).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.params.insert(key.to_owned(), value.to_owned());
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.params
             .get(key)

@@ -4,10 +4,11 @@
 //! Paths: `/api/v1/...` and `/apis/{group}/{version}/...`, each followed by
 //! `[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]`.
 
+mod admitted;
 mod binding;
 mod components;
 mod read;
-mod review;
+pub(crate) mod review;
 mod write;
 
 use std::sync::Arc;
@@ -171,6 +172,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
     if let Some(answer) = computed {
         let answer = answer.unwrap_or_else(ApiError::into_response);
         return negotiate::render(&output, answer).await;
+    }
+    let writes = matches!(verb, "create" | "update" | "patch" | "delete")
+        && ctx.sub.as_deref() != Some("scale");
+    if writes && crate::admission::any_configured(&ctx.shared.store.lock()) {
+        let result = admitted::write(ctx, verb).await;
+        return negotiate::render(&output, result.unwrap_or_else(ApiError::into_response)).await;
     }
     let result = match verb {
         // A stream is written in its form by the watch itself; only a refusal is rendered here.
