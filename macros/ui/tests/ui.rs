@@ -1,6 +1,6 @@
 //! Misuse of the derives and of `#[controller]` is a compile error on the offending token, with a
 //! fix hint. One case per file in `tests/ui/`; refresh the expected output with
-//! `TRYBUILD=overwrite cargo test -p kubeforge-macros --test ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p kubeforge-macros-ui --test ui` and review the diff.
 
 #[test]
 fn ui() {
