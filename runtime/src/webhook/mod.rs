@@ -151,6 +151,29 @@ fn is_namespaced<K: Resource<Scope: 'static>>() -> bool {
         == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>()
 }
 
+/// A kind admission webhooks can be registered for: a Kubernetes resource type with serde.
+pub trait Admissible:
+    Resource<DynamicType = (), Scope: 'static>
+    + DeserializeOwned
+    + Serialize
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Admissible for K where
+    K: Resource<DynamicType = (), Scope: 'static>
+        + DeserializeOwned
+        + Serialize
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The path conversion reviews are served at.
 pub const CONVERT_PATH: &str = "/convert";
 
@@ -201,13 +224,7 @@ impl Webhooks {
     /// deletes (`object` empty, `old_object` set).
     pub fn validate<K, F, Fut>(&mut self, handler: F) -> Result<&mut Self, WebhookError>
     where
-        K: Resource<DynamicType = ()>
-            + DeserializeOwned
-            + Serialize
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        K: Admissible,
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
@@ -221,13 +238,7 @@ impl Webhooks {
         handler: F,
     ) -> Result<&mut Self, WebhookError>
     where
-        K: Resource<DynamicType = ()>
-            + DeserializeOwned
-            + Serialize
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        K: Admissible,
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
@@ -240,13 +251,7 @@ impl Webhooks {
     /// runtime answers with the JSON patch.
     pub fn mutate<K, F, Fut>(&mut self, handler: F) -> Result<&mut Self, WebhookError>
     where
-        K: Resource<DynamicType = ()>
-            + DeserializeOwned
-            + Serialize
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        K: Admissible,
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
@@ -260,20 +265,14 @@ impl Webhooks {
         handler: F,
     ) -> Result<&mut Self, WebhookError>
     where
-        K: Resource<DynamicType = ()>
-            + DeserializeOwned
-            + Serialize
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        K: Admissible,
         F: Fn(AdmissionRequest<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
         self.add_admission::<K>(true, options, admission::endpoint(handler, true))
     }
 
-    fn add_admission<K: Resource<DynamicType = (), Scope: 'static>>(
+    fn add_admission<K: Admissible>(
         &mut self,
         mutating: bool,
         options: AdmissionOptions,

@@ -30,17 +30,15 @@ pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
         .as_ref()
         .and_then(|o| o["metadata"]["name"].as_str())
         .map_or(name, str::to_owned);
-    let (mutating, validating) = admission::selected(
-        &ctx.shared.store.lock(),
-        &attributes(
-            &ctx,
-            operation,
-            &name,
-            object.as_ref(),
-            old.as_ref(),
-            dry_run,
-        ),
-    );
+    let write = Write {
+        ctx: &ctx,
+        operation,
+        name: &name,
+        old: old.as_ref(),
+        dry_run,
+    };
+    let (mutating, validating) =
+        admission::selected(&ctx.shared.store.lock(), &write.attributes(object.as_ref()));
     if mutating.is_empty() && validating.is_empty() {
         return run(&ctx, verb);
     }
@@ -49,18 +47,7 @@ pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
     let mut mutated = false;
     if operation != "DELETE" {
         for hook in &mutating {
-            let answer = admission::call(
-                hook,
-                &attributes(
-                    &ctx,
-                    operation,
-                    &name,
-                    object.as_ref(),
-                    old.as_ref(),
-                    dry_run,
-                ),
-            )
-            .await?;
+            let answer = admission::call(hook, &write.attributes(object.as_ref())).await?;
             warnings.extend(answer.warnings);
             if let Some(patched) = answer.patched {
                 object = Some(patched);
@@ -87,18 +74,7 @@ pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
         _ => (copy(&ctx, false), verb),
     };
     for hook in &validating {
-        let answer = admission::call(
-            hook,
-            &attributes(
-                &ctx,
-                operation,
-                &name,
-                object.as_ref(),
-                old.as_ref(),
-                dry_run,
-            ),
-        )
-        .await?;
+        let answer = admission::call(hook, &write.attributes(object.as_ref())).await?;
         warnings.extend(answer.warnings);
     }
     let mut response = run(&final_ctx, final_verb)?;
@@ -111,23 +87,28 @@ pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
     Ok(response)
 }
 
-fn attributes<'a>(
+/// What stays the same across the webhooks of one write.
+struct Write<'a> {
     ctx: &'a Ctx,
     operation: &'static str,
     name: &'a str,
-    object: Option<&'a Value>,
     old: Option<&'a Value>,
     dry_run: bool,
-) -> Attributes<'a> {
-    Attributes {
-        operation,
-        info: &ctx.info,
-        sub: ctx.sub.as_deref(),
-        namespace: ctx.namespace.as_deref(),
-        name,
-        object,
-        old,
-        dry_run,
+}
+
+impl Write<'_> {
+    /// The write with `object` as the object it would store now.
+    fn attributes<'b>(&'b self, object: Option<&'b Value>) -> Attributes<'b> {
+        Attributes {
+            operation: self.operation,
+            info: &self.ctx.info,
+            sub: self.ctx.sub.as_deref(),
+            namespace: self.ctx.namespace.as_deref(),
+            name: self.name,
+            object,
+            old: self.old,
+            dry_run: self.dry_run,
+        }
     }
 }
 
