@@ -78,21 +78,11 @@ pub(crate) fn any_configured(store: &Store) -> bool {
 /// The webhooks selecting this write: (mutating, validating), each in the order kube-apiserver
 /// calls them (configurations by name, then their webhooks in order).
 pub(crate) fn selected(store: &Store, attrs: &Attributes<'_>) -> (Vec<Hook>, Vec<Hook>) {
-    let namespace_labels = attrs
-        .namespace
-        .or(
-            (attrs.info.group.is_empty() && attrs.info.plural == "namespaces")
-                .then_some(attrs.name),
-        )
-        .and_then(|ns| {
-            let key = ResourceKey {
-                group: String::new(),
-                plural: "namespaces".into(),
-            };
-            store.get(&key, &(String::new(), ns.to_owned()))
-        })
-        .map(|ns| labels_of(Some(&ns.value())))
-        .unwrap_or_default();
+    let is_namespace = attrs.info.group.is_empty() && attrs.info.plural == "namespaces";
+    // A Namespace is selected by its own labels (it may not exist yet); anything else in a
+    // namespace by that namespace's.
+    let own = is_namespace.then(|| labels_of(attrs.object.or(attrs.old)));
+    let namespace_labels = own.unwrap_or_else(|| namespace_labels(store, attrs.namespace));
     let mut out = (Vec::new(), Vec::new());
     for (mutating, key) in configurations() {
         let mut names = store.keys(&key);
@@ -111,6 +101,17 @@ pub(crate) fn selected(store: &Store, attrs: &Attributes<'_>) -> (Vec<Hook>, Vec
         }
     }
     out
+}
+
+/// The labels of namespace `ns` as stored.
+fn namespace_labels(store: &Store, ns: Option<&str>) -> BTreeMap<String, String> {
+    let key = ResourceKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    };
+    ns.and_then(|ns| store.get(&key, &(String::new(), ns.to_owned())))
+        .map(|ns| labels_of(Some(&ns.value())))
+        .unwrap_or_default()
 }
 
 fn labels_of(object: Option<&Value>) -> BTreeMap<String, String> {

@@ -13,13 +13,15 @@ use crate::status::{ApiError, ApiResult};
 
 /// Runs `verb` (create, update, patch, delete) through the webhooks selecting it.
 pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
-    let operation = match verb {
-        "create" => "CREATE",
-        "update" | "patch" => "UPDATE",
-        _ => "DELETE",
-    };
     let name = ctx.name.clone().unwrap_or_default();
     let old = existing(&ctx, &name);
+    let operation = match verb {
+        "delete" => "DELETE",
+        // An apply (or a PUT) of an object that does not exist yet creates it.
+        "create" => "CREATE",
+        _ if old.is_none() => "CREATE",
+        _ => "UPDATE",
+    };
     let dry_run = ctx.query.get("dryRun").is_some();
     // What the write would store, after the server's own defaulting, merging and validation.
     let object = match operation {
@@ -58,11 +60,7 @@ pub(crate) async fn write(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
     // A mutated object is written whole: created, or put over the version the dry run saw.
     let (final_ctx, final_verb) = match (&object, mutated) {
         (Some(changed), true) => {
-            let verb = if operation == "CREATE" {
-                "create"
-            } else {
-                "update"
-            };
+            let verb = if old.is_none() { "create" } else { "update" };
             let body = body_of(changed.clone(), old.as_ref());
             let rewritten = rewritten(
                 &ctx,
