@@ -3,9 +3,8 @@
 //! webhook metrics — and kube-apiserver itself calling the webhooks (validating, mutating,
 //! conversion, failurePolicy Fail and Ignore with the server down), shown by real kubectl.
 //!
-//! The embedded API server does not call webhooks yet: the tests of kube-apiserver calling them
-//! record themselves as skipped there and run on the real control plane
-//! (`KUBEFORGE_TEST_BACKEND=control-plane`, as `scripts/test.sh` does).
+//! The tests of the API server calling the webhooks run on the embedded server and, with
+//! `KUBEFORGE_TEST_BACKEND=control-plane` (as `scripts/test.sh` does), on a real kube-apiserver.
 
 mod controller_support;
 
@@ -765,15 +764,8 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
         "{stderr}"
     );
 
-    // Conversion (kube-apiserver only: the embedded server does not call conversion webhooks).
-    if server.is_real() {
-        conversions_through_the_webhook(&client).await;
-    } else {
-        skipped(
-            "webhook_server::kube_apiserver_calls_the_webhooks_over_tls (its conversion part)",
-            "the embedded API server does not call conversion webhooks yet; that part runs on the real kube-apiserver",
-        );
-    }
+    // Conversion: the server converts through the webhook, both ways.
+    conversions_through_the_webhook(&client).await;
 
     // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
     running.stop().await;
@@ -824,6 +816,7 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
 /// A v1 Widget read as v2 and back, a v2 write read as v1, losing nothing; a conversion error
 /// reaching the client.
 async fn conversions_through_the_webhook(client: &kube::Client) {
+    use futures::{StreamExt, TryStreamExt};
     use kube::api::{DynamicObject, PostParams};
     use kube::discovery::ApiResource;
     let gvk = |version: &str| {
@@ -875,6 +868,39 @@ async fn conversions_through_the_webhook(client: &kube::Client) {
     );
     let back = widgets("v2").get("w2").await.unwrap();
     assert_eq!(back.data["spec"], v2_widget.data["spec"]);
+    // A watch in v2 sees a v1 write converted.
+    let mut events = widgets("v2")
+        .watch(&kube::api::WatchParams::default().timeout(30), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let watched: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w-watched"}, "spec": {"namePrefix": "w", "replicas": 7},
+    }))
+    .unwrap();
+    widgets("v1")
+        .create(&PostParams::default(), &watched)
+        .await
+        .unwrap();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.try_next())
+            .await
+            .expect("the watch delivers the new Widget within 30 s")
+            .expect("a watch event")
+            .expect("the watch stays open");
+        if let kube::api::WatchEvent::Added(w) = event
+            && w.metadata.name.as_deref() == Some("w-watched")
+        {
+            assert_eq!(
+                w.data["spec"],
+                json!({"prefix": "w", "size": {"replicas": 7}})
+            );
+            break;
+        }
+    }
+    drop(events);
+
     // A conversion error reaches the client, not a crash: a v2 write that cannot be converted
     // to the stored v1 is refused with the handler's message.
     let bad: DynamicObject = serde_json::from_value(json!({

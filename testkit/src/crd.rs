@@ -203,6 +203,7 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
             .filter_map(|s| s.as_str().map(str::to_string))
             .collect()
     };
+    let conversion = conversion_webhook(spec);
     let mut out = Vec::new();
     for v in spec["versions"].as_array().into_iter().flatten() {
         if v["served"].as_bool() != Some(true) {
@@ -265,10 +266,35 @@ fn resources_of(crd_name: &str, crd: &Value) -> Vec<ResourceInfo> {
                 printer_columns,
                 selectable_fields: selectable,
                 crd_name: crd_name.to_string(),
+                conversion: conversion.clone(),
             }),
         });
     }
     out
+}
+
+/// The conversion webhook of a CRD's `spec`, when its strategy is `Webhook`.
+fn conversion_webhook(spec: &Value) -> Option<crate::resources::ConversionWebhook> {
+    use base64::Engine as _;
+    let conversion = &spec["conversion"];
+    if conversion["strategy"].as_str() != Some("Webhook") {
+        return None;
+    }
+    let client = &conversion["webhook"]["clientConfig"];
+    let storage_version = spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["storage"].as_bool() == Some(true))?["name"]
+        .as_str()?
+        .to_owned();
+    Some(crate::resources::ConversionWebhook {
+        url: client["url"].as_str().map(str::to_owned),
+        ca_pem: client["caBundle"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()),
+        storage_version,
+    })
 }
 
 /// Whether a schema sets a `default` anywhere.

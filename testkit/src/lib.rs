@@ -84,6 +84,7 @@ mod store;
 mod strategic;
 mod table;
 mod watch;
+mod webhook_call;
 
 pub use cluster::TestCluster;
 pub use error::Error;

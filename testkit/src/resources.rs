@@ -40,6 +40,19 @@ pub struct CustomInfo {
     /// Whether the schema has `default`s, which are applied on every read too (objects stored
     /// before a default was added get it, as from kube-apiserver).
     pub defaults_on_read: bool,
+    /// The CRD's conversion webhook (`spec.conversion.strategy: Webhook`), if any.
+    pub conversion: Option<ConversionWebhook>,
+}
+
+/// Where a CRD's versions are converted: its webhook, and the version objects are stored in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionWebhook {
+    /// `clientConfig.url` (`None` for a Service reference, which cannot be reached).
+    pub url: Option<String>,
+    /// `clientConfig.caBundle`, decoded PEM.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The storage version (`v1`).
+    pub storage_version: String,
 }
 
 /// One served group/version/resource.

@@ -1,7 +1,8 @@
 //! How a stored object reads through another served version of its resource.
 //!
 //! Objects are stored as they were written. A multi-version CRD (conversion strategy `None`)
-//! only changes `apiVersion`. Events are the one built-in case with two shapes of one object:
+//! only changes `apiVersion`; one converting through a webhook is served by
+//! `handlers/converted.rs`, which keeps its objects in the storage version. Events are the one built-in case with two shapes of one object:
 //! kube-apiserver stores core/v1 and `events.k8s.io/v1` Events once, so an event written
 //! through either API is read, listed and watched through both, its fields renamed
 //! (`involvedObject` ↔ `regarding`, `message` ↔ `note`, the `deprecated…` fields).

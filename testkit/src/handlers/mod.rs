@@ -7,6 +7,7 @@
 mod admitted;
 mod binding;
 mod components;
+mod converted;
 mod read;
 pub(crate) mod review;
 mod write;
@@ -173,28 +174,51 @@ async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response<Body> {
         let answer = answer.unwrap_or_else(ApiError::into_response);
         return negotiate::render(&output, answer).await;
     }
-    let writes = matches!(verb, "create" | "update" | "patch" | "delete")
-        && ctx.sub.as_deref() != Some("scale");
-    if writes && crate::admission::any_configured(&ctx.shared.store.lock()) {
-        let result = admitted::write(ctx, verb).await;
-        return negotiate::render(&output, result.unwrap_or_else(ApiError::into_response)).await;
-    }
     let result = match verb {
+        _ if !verb_fits(verb, ctx.name.is_some()) => Err(ApiError::method_not_allowed()),
+        _ if let Some(webhook) = converted::needed(&ctx) => {
+            match converted::serve(ctx, verb, webhook).await {
+                Ok(answer) if verb == "watch" => return answer,
+                result => result,
+            }
+        }
         // A stream is written in its form by the watch itself; only a refusal is rendered here.
         "watch" => match watch::serve(ctx).await {
             Ok(stream) => return stream,
             Err(e) => Err(e),
         },
+        _ => run_resource(ctx, verb).await,
+    };
+    negotiate::render(&output, result.unwrap_or_else(ApiError::into_response)).await
+}
+
+/// Whether `verb` applies to a request with (or without) an object name.
+fn verb_fits(verb: &str, has_name: bool) -> bool {
+    match verb {
+        "create" => !has_name,
+        "update" | "patch" => has_name,
+        _ => true,
+    }
+}
+
+/// Answers a request that is not a watch: a read, or a write (through the admission webhooks
+/// when the server has webhook configurations).
+pub(crate) async fn run_resource(ctx: Ctx, verb: &str) -> ApiResult<Response<Body>> {
+    let writes = matches!(verb, "create" | "update" | "patch" | "delete")
+        && ctx.sub.as_deref() != Some("scale");
+    if writes && crate::admission::any_configured(&ctx.shared.store.lock()) {
+        return admitted::write(ctx, verb).await;
+    }
+    match verb {
         "get" => read::get(&ctx),
         "list" => read::list(&ctx),
-        "create" if ctx.name.is_none() => write::create(&ctx),
-        "update" if ctx.name.is_some() => write::update(&ctx),
-        "patch" if ctx.name.is_some() => write::patch(&ctx),
+        "create" => write::create(&ctx),
+        "update" => write::update(&ctx),
+        "patch" => write::patch(&ctx),
         "delete" => write::delete(&ctx),
         "deletecollection" => write::delete_collection(&ctx),
         _ => Err(ApiError::method_not_allowed()),
-    };
-    negotiate::render(&output, result.unwrap_or_else(ApiError::into_response)).await
+    }
 }
 
 /// Maps a path to what it addresses, or to the 404 the real server sends.
