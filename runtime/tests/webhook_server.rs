@@ -767,6 +767,31 @@ async fn kube_apiserver_calls_the_webhooks_over_tls() {
     // Conversion: the server converts through the webhook, both ways.
     conversions_through_the_webhook(&client).await;
 
+    // The serving certificate rotated under the same CA (as cert-manager renews it): the API
+    // server's calls go on, to the new certificate.
+    let before = served_certificate(running.webhook, certs.ca.ca_pem()).await;
+    certs
+        .ca
+        .issue(certs.dir.path(), &["127.0.0.1", "localhost"])
+        .unwrap();
+    eventually("the rotated certificate is served", || async {
+        (served_certificate(running.webhook, certs.ca.ca_pem()).await != before).then_some(())
+    })
+    .await;
+    let after_rotation = cms
+        .create(&PostParams::default(), &cm("after-rotation", &[("k", "v")]))
+        .await
+        .expect("the API server reaches the webhook with its new certificate");
+    assert_eq!(
+        after_rotation
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("defaulted-by")
+            .map(String::as_str),
+        Some("kubeforge-webhook")
+    );
+
     // failurePolicy: with the webhook server down, Fail refuses writes, Ignore lets them through.
     running.stop().await;
     let err = cms
@@ -868,6 +893,36 @@ async fn conversions_through_the_webhook(client: &kube::Client) {
     );
     let back = widgets("v2").get("w2").await.unwrap();
     assert_eq!(back.data["spec"], v2_widget.data["spec"]);
+    // Random Widgets written as v1, read as v2, written back as v2 and read as v1: unchanged.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    for i in 0..20 {
+        let prefix: String = (0..rng.random_range(0..12))
+            .map(|_| rng.random_range('a'..='z'))
+            .collect();
+        let spec = json!({"namePrefix": prefix, "replicas": rng.random_range(0..100_000)});
+        let name = format!("random-{i}");
+        let written: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "webhooks.kubeforge.dev/v1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap();
+        widgets("v1")
+            .create(&PostParams::default(), &written)
+            .await
+            .unwrap();
+        let as_v2 = widgets("v2").get(&name).await.unwrap();
+        widgets("v2")
+            .replace(&name, &PostParams::default(), &as_v2)
+            .await
+            .unwrap();
+        assert_eq!(
+            widgets("v1").get(&name).await.unwrap().data["spec"],
+            spec,
+            "{name}"
+        );
+    }
+
     // A watch in v2 sees a v1 write converted.
     let mut events = widgets("v2")
         .watch(&kube::api::WatchParams::default().timeout(30), "0")
