@@ -1060,3 +1060,110 @@ async fn the_webhooks_subcommand_prints_the_manifests() {
         .unwrap();
     assert_eq!(none, "");
 }
+
+/// A webhook slower than its `timeoutSeconds`: with failurePolicy Fail the write is refused
+/// once the timeout passes (not when the webhook finally answers); with Ignore it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_slower_than_its_timeout_fails_or_is_ignored_by_its_policy() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    use kubeforge::webhook::FailurePolicy;
+
+    let server = server().await;
+    let certs = Certs::new();
+    let mut mgr = manager(
+        &server,
+        ManagerConfig {
+            webhook: certs.config(),
+            ..config()
+        },
+    )
+    .await;
+    let slow = || async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Verdict::allow()
+    };
+    let options = |policy| {
+        AdmissionOptions::default()
+            .namespace_label("kubernetes.io/metadata.name", ns())
+            .timeout(Duration::from_secs(1))
+            .failure_policy(policy)
+    };
+    let addr = mgr.webhooks().unwrap().local_addr();
+    let hooks = mgr.webhooks().unwrap();
+    hooks
+        .validate_with::<Secret, _, _>(
+            options(FailurePolicy::Fail),
+            move |_req: AdmissionRequest<Secret>| slow(),
+        )
+        .unwrap()
+        .mutate_with::<Secret, _, _>(
+            options(FailurePolicy::Ignore),
+            move |_req: AdmissionRequest<Secret>| slow(),
+        )
+        .unwrap();
+    let endpoint = Endpoint::Url {
+        base: format!("https://{addr}"),
+        ca_pem: certs.ca.ca_pem().to_owned(),
+    };
+    let prefix = format!("{}slow-", ns());
+    hooks
+        .install(&server.client(), &endpoint, &prefix)
+        .await
+        .unwrap();
+    let handle = mgr.shutdown_handle();
+    let task = tokio::spawn(mgr.run());
+
+    let secrets = kube::Api::<Secret>::namespaced(server.client(), ns());
+    let secret = |name: &str| Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The mutating webhook times out and is ignored; the validating one times out and refuses.
+    let mut attempt = 0;
+    let (err, took) = eventually("the slow validating webhook refuses", || {
+        attempt += 1;
+        let (secrets, s) = (secrets.clone(), secret(&format!("s-{attempt}")));
+        async move {
+            let started = std::time::Instant::now();
+            match secrets.create(&PostParams::default(), &s).await {
+                Err(kube::Error::Api(status)) => Some((status, started.elapsed())),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    // The validating webhook's failure refuses; the mutating one's (Ignore) did not.
+    assert!(
+        err.message
+            .contains("failed calling webhook \"vsecret-v1.core.kubeforge.dev\""),
+        "{err:?}"
+    );
+    assert_eq!(err.code, 500, "{err:?}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "refused after the 1 s timeouts, not the 4 s answer: {took:?}"
+    );
+
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let client = server.client();
+    let _ = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .delete(
+            &format!("{prefix}validating-webhook-configuration"),
+            &Default::default(),
+        )
+        .await;
+    let _ = kube::Api::<MutatingWebhookConfiguration>::all(client)
+        .delete(
+            &format!("{prefix}mutating-webhook-configuration"),
+            &Default::default(),
+        )
+        .await;
+}
