@@ -8,6 +8,7 @@
 //!  handlers)              limits)       functions)    leader election, metrics, probes)
 //!                                             ▲
 //!                             crd (derived custom resources, CRDs, RBAC)
+//!                             webhook (admission and conversion, served by the manager)
 //! ```
 //!
 //! - [`informer`]: client-go's chain — ListWatch → Reflector → DeltaFifo → process loop →
@@ -22,6 +23,8 @@
 //!   operator entry point ([`manager::entry::run`]).
 //! - [`crd`]: what the derive macros build on: the CRD builder, the structural-schema rewrite, and
 //!   the registry behind an operator's `crds` and `rbac` subcommands.
+//! - [`webhook`]: admission (validating, mutating) and CRD conversion webhooks the manager serves
+//!   over TLS, and the manifests declaring them to the API server.
 //!
 //! `ARCHITECTURE.md` in the repository draws the whole map.
 
