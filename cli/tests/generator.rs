@@ -208,9 +208,6 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
         role.contains("clusterrole.rbac.authorization.k8s.io/manager-role"),
         "{role}"
     );
-    kubectl
-        .run(&["apply", "-k", &config("config/samples")])
-        .unwrap();
     // A Deployment and a Pod it would own, for the built-in controllers.
     kubectl
         .apply(
@@ -225,9 +222,13 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
     let log = work.join("operator.log");
     // The operator serves its webhooks too: on a free port, with a development certificate.
     let certs = work.join("webhook-certs");
-    kubeforge::webhook::DevCertificates::new()
-        .and_then(|ca| ca.issue(&certs, &["127.0.0.1"]))
-        .unwrap();
+    let ca = kubeforge::webhook::DevCertificates::new().unwrap();
+    ca.issue(&certs, &["127.0.0.1"]).unwrap();
+    let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let webhook_address = format!("127.0.0.1:{webhook_port}");
     let mut operator = Command::new(&binary)
         .args(["--kubeconfig"])
         .arg(&serve.kubeconfig)
@@ -237,7 +238,7 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
             "--health-probe-bind-address",
             "0",
             "--webhook-bind-address",
-            "127.0.0.1:0",
+            &webhook_address,
             "--webhook-cert-dir",
         ])
         .arg(&certs)
@@ -245,6 +246,32 @@ fn deploy_and_reconcile(work: &Path, dir: &Path) {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the generated operator starts");
+    // The generated CRD converts through the webhook Service of a deployed operator; this one
+    // runs here, so the CRD is pointed at it, with the development CA (what a local run does).
+    let conversion = serde_json::json!({"spec": {"conversion": {"strategy": "Webhook", "webhook": {
+        "conversionReviewVersions": ["v1"],
+        "clientConfig": {"url": format!("https://{webhook_address}/convert"), "caBundle": base64_of(ca.ca_pem())},
+    }}}});
+    kubectl
+        .run(&[
+            "patch",
+            "crd",
+            "memcacheds.cache.example.com",
+            "--type=merge",
+            "-p",
+            &conversion.to_string(),
+        ])
+        .unwrap();
+    // The v2 sample is converted to the stored v1 by the operator's webhook, so wait until it serves.
+    eventually(
+        "the samples apply (the conversion webhook serving)",
+        Duration::from_secs(60),
+        || {
+            kubectl
+                .run(&["apply", "-k", &config("config/samples")])
+                .is_ok()
+        },
+    );
     let ready = |kind: &str, name: &str, ns: &[&str]| {
         let mut args = vec![
             "get",
@@ -325,6 +352,11 @@ fn check_detects_stale_manifests(dir: &Path) {
     );
     kubeforge(dir, &["generate"]);
     assert_eq!(std::fs::read_to_string(&role).unwrap(), fresh);
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// cert-manager's Certificate and Issuer kinds, schemaless: enough for a dry run to accept them.

@@ -207,6 +207,18 @@ async fn adopts_matching_orphans_and_releases_pods_whose_labels_stop_matching() 
         .create(&PostParams::default(), &orphan)
         .await
         .unwrap();
+    // The set must be created once the controller's Pod cache holds the orphan (else it creates
+    // two Pods and has nothing to adopt, as kube-controller-manager would): a probe set's Pod,
+    // created after the orphan, is counted in its status only once the cache has passed the
+    // orphan. A fresh-clone CI run under load created the set before the cache saw the orphan.
+    sets.create(&PostParams::default(), &replicaset("probe", 1, None))
+        .await
+        .unwrap();
+    eventually("the probe set counts its Pod", || async {
+        let probe = sets.get("probe").await.ok()?;
+        (probe.status?.replicas == 1).then_some(())
+    })
+    .await;
     sets.create(&PostParams::default(), &replicaset("web", 2, None))
         .await
         .unwrap();
