@@ -72,7 +72,8 @@ echo "== the runtime's informer, controller and manager tests against a real kub
 stage "runtime on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge --no-fail-fast \
   --test informer_server --test controller_helpers --test controller_reconcile --test controller_finalizer \
   --test controller_trigger --test manager_endpoints --test manager_leader_election \
-  --test manager_shutdown --test manager_signals --test webhook_server -- --test-threads=1
+  --test manager_shutdown --test manager_signals --test webhook_server --test informer_lean \
+  --test controller_lean_caches -- --test-threads=1
 
 # The reference controllers on the real kube-apiserver (whose validation of Job status, for
 # one, is stricter than the embedded server's), one test at a time in a namespace each.

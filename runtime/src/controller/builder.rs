@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kube::Resource;
+use kube::api::PartialObjectMeta;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::enqueue::*;
@@ -22,7 +24,8 @@ use super::runner::*;
 use super::trigger::{RelationKind, Triggers};
 use super::watch::*;
 use crate::informer::{
-    IndexFn, IndexName, Indexers, InformerOptions, Lister, ObjectKey, SharedIndexInformer,
+    IndexFn, IndexName, Indexers, InformerFactory, InformerOptions, Lister, ObjectKey,
+    SharedIndexInformer,
 };
 use crate::manager::Manager;
 use crate::manager::metrics::{ControllerLabels, ReconcileResultLabels};
@@ -219,7 +222,7 @@ pub(super) fn add_indexes<C>(
     indexes: &[(IndexName, IndexFn<C>)],
 ) -> Result<(), crate::informer::InformerError>
 where
-    C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    C: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
     C::DynamicType: Default,
 {
     let present = informer.lister().index_names();
@@ -235,27 +238,62 @@ where
     informer.add_indexers(missing)
 }
 
-/// Subscribes `queue` to changes of `C`, mapped to primary keys by `mapper`.
+/// Where a relation's shared informer comes from: the factory's full-object or metadata-only
+/// informer of the type.
+pub(super) type Source<C> = fn(&InformerFactory, InformerOptions) -> SharedIndexInformer<C>;
+
+/// The full-object informer of `C`.
+pub(super) fn full_objects<C>(
+    factory: &InformerFactory,
+    options: InformerOptions,
+) -> SharedIndexInformer<C>
+where
+    C: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    C::DynamicType: Default,
+{
+    factory.informer::<C>(options)
+}
+
+/// The metadata-only informer of `C`.
+pub(super) fn metadata_only<C>(
+    factory: &InformerFactory,
+    options: InformerOptions,
+) -> SharedIndexInformer<PartialObjectMeta<C>>
+where
+    C: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+    C::DynamicType: Default,
+{
+    factory.metadata_informer::<C>(options)
+}
+
+/// Subscribes `queue` to changes of `C` (from `source`'s informer), mapped to primary keys by
+/// `mapper`.
 pub(super) fn subscribe<C>(
     manager: &mut Manager,
     queue: &WorkQueue<ObjectKey>,
     scope: &RelationScope,
-    watch: Watch<C>,
+    (watch, source): (Watch<C>, Source<C>),
     mapper: Mapper<C>,
     relation: RelationKind,
 ) -> Result<RelationOut, BuildError>
 where
-    C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    C: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
     C::DynamicType: Default,
 {
     let options = informer_options(&watch, scope);
     let dedup = format!(
-        "{}|{:?}|{:?}",
+        "{}|{:?}|{:?}|{:?}",
         std::any::type_name::<C>(),
         options.namespace,
-        options.selector
+        options.selector,
+        options.projection
     );
-    let informer = manager.informers().informer::<C>(options);
+    let informer = source(manager.informers(), options);
+    if let Some(transform) = watch.transform {
+        // Refused only once the informer runs: then it is a watch of the same projection
+        // name, which applies the same projection.
+        let _ = informer.set_transform(Some(transform));
+    }
     let resource = informer.resource().to_owned();
     add_indexes(&informer, &watch.indexes).map_err(|source| BuildError::Informer {
         controller: scope.controller.clone(),
@@ -293,7 +331,7 @@ impl<'m> Builder<'m, NoPrimary> {
     /// The primary type: the objects this controller reconciles, by key.
     pub fn for_<K>(self, watch: Watch<K>) -> Builder<'m, Primary<K>>
     where
-        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
         let mapper: Mapper<K> = Arc::new(|obj: &K| ObjectKey::from_obj(obj).into_iter().collect());
@@ -301,9 +339,18 @@ impl<'m> Builder<'m, NoPrimary> {
             options: watch.options.clone(),
             predicate: None,
             indexes: watch.indexes.clone(),
+            transform: watch.transform.clone(),
         };
-        let relation: Relation =
-            Box::new(move |m, q, s| subscribe(m, q, s, watch, mapper, RelationKind::Primary));
+        let relation: Relation = Box::new(move |m, q, s| {
+            subscribe(
+                m,
+                q,
+                s,
+                (watch, full_objects::<K>),
+                mapper,
+                RelationKind::Primary,
+            )
+        });
         let mut relations = self.relations;
         relations.insert(0, relation);
         let mut rules = self.rules;
@@ -322,6 +369,34 @@ impl<'m> Builder<'m, NoPrimary> {
     }
 }
 
+/// Maps a child to the key of its controller, when that is a `K` (same kind and API group).
+fn owner_mapper<K, C>() -> Mapper<C>
+where
+    K: Resource,
+    K::DynamicType: Default,
+    K::Scope: 'static,
+    C: Resource,
+{
+    let dt = K::DynamicType::default();
+    let kind = K::kind(&dt).into_owned();
+    let group = api_group(&K::api_version(&dt)).to_owned();
+    let cluster_scoped = is_cluster_scoped::<K>();
+    Arc::new(move |child: &C| {
+        let Some(owner) = crate::controller::owner::controller_of(child) else {
+            return Vec::new();
+        };
+        if owner.kind != kind || api_group(&owner.api_version) != group {
+            return Vec::new();
+        }
+        let namespace = if cluster_scoped {
+            None
+        } else {
+            child.meta().namespace.as_deref()
+        };
+        vec![ObjectKey::new(namespace, &owner.name)]
+    })
+}
+
 /// Whether `K` is cluster-scoped (its owner keys then have no namespace).
 pub(super) fn is_cluster_scoped<K: Resource>() -> bool
 where
@@ -336,60 +411,125 @@ pub(super) fn api_group(api_version: &str) -> &str {
 
 impl<'m, K> Builder<'m, Primary<K>>
 where
-    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default,
 {
     /// Children of the primary: a change of a `C` reconciles the primary named by its controller
     /// ownerReference (same kind and API group as `K`).
     #[must_use]
-    pub fn owns<C>(mut self, watch: Watch<C>) -> Self
+    pub fn owns<C>(self, watch: Watch<C>) -> Self
     where
-        C: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        C: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         C::DynamicType: Default,
     {
-        let dt = K::DynamicType::default();
-        let kind = K::kind(&dt).into_owned();
-        let group = api_group(&K::api_version(&dt)).to_owned();
-        let cluster_scoped = is_cluster_scoped::<K>();
-        let mapper: Mapper<C> = Arc::new(move |child: &C| {
-            let Some(owner) = crate::controller::owner::controller_of(child) else {
-                return Vec::new();
-            };
-            if owner.kind != kind || api_group(&owner.api_version) != group {
-                return Vec::new();
-            }
-            let namespace = if cluster_scoped {
-                None
-            } else {
-                child.meta().namespace.as_deref()
-            };
-            vec![ObjectKey::new(namespace, &owner.name)]
-        });
-        self.relations.push(Box::new(move |m, q, s| {
-            subscribe(m, q, s, watch, mapper, RelationKind::Owned)
-        }));
-        self.rules
-            .extend(crate::crd::registry::owned_rules_of::<C>());
-        self
+        let mapper = owner_mapper::<K, C>();
+        let rules = crate::crd::registry::owned_rules_of::<C>();
+        self.relate(
+            (watch, full_objects::<C>),
+            mapper,
+            RelationKind::Owned,
+            rules,
+        )
+    }
+
+    /// Children of the primary cached as metadata only (controller-runtime's `OnlyMetadata`):
+    /// the informer lists and watches `PartialObjectMetadata`, so the cache holds names, labels,
+    /// annotations and owner references but no spec or status — for children the reconciler
+    /// counts or deletes but does not read, e.g. Pods or Secrets of a large cluster. The
+    /// reconciler reads them with `ctx.lister::<PartialObjectMeta<C>>()`.
+    ///
+    /// ```no_run
+    /// # use kubeforge::controller::{Controller, Watch, Action, Context, ReconcileError};
+    /// # use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+    /// # use kube::api::PartialObjectMeta;
+    /// async fn reconcile(rs: std::sync::Arc<ReplicaSet>, ctx: Context<()>) -> Result<Action, ReconcileError> {
+    ///     let pods = ctx.lister::<PartialObjectMeta<Pod>>()?;
+    ///     let _mine = pods.list().len();
+    ///     Ok(Action::await_change())
+    /// }
+    /// # fn f(mgr: &mut kubeforge::manager::Manager) -> Result<(), kubeforge::controller::BuildError> {
+    /// Controller::managed_by(mgr)
+    ///     .for_::<ReplicaSet>(Watch::new())
+    ///     .owns_metadata::<Pod>(Watch::new())
+    ///     .complete(reconcile, ())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn owns_metadata<C>(self, watch: Watch<PartialObjectMeta<C>>) -> Self
+    where
+        C: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+        C::DynamicType: Default,
+    {
+        let mapper = owner_mapper::<K, PartialObjectMeta<C>>();
+        let rules = crate::crd::registry::owned_rules_of::<C>();
+        self.relate(
+            (watch, metadata_only::<C>),
+            mapper,
+            RelationKind::Owned,
+            rules,
+        )
+    }
+
+    /// [`watches`](Self::watches) with a metadata-only cache of `W` (see
+    /// [`owns_metadata`](Self::owns_metadata)): `mapper` sees each object's metadata.
+    #[must_use]
+    pub fn watches_metadata<W>(
+        self,
+        watch: Watch<PartialObjectMeta<W>>,
+        mapper: impl Fn(&PartialObjectMeta<W>) -> Vec<ObjectKey> + Send + Sync + 'static,
+    ) -> Self
+    where
+        W: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+        W::DynamicType: Default,
+    {
+        let mapper: Mapper<PartialObjectMeta<W>> = Arc::new(mapper);
+        let rules = crate::crd::registry::watched_rules_of::<W>();
+        self.relate(
+            (watch, metadata_only::<W>),
+            mapper,
+            RelationKind::Watched,
+            rules,
+        )
     }
 
     /// Anything else: a change of a `W` reconciles the primary keys `mapper` returns.
     #[must_use]
     pub fn watches<W>(
-        mut self,
+        self,
         watch: Watch<W>,
         mapper: impl Fn(&W) -> Vec<ObjectKey> + Send + Sync + 'static,
     ) -> Self
     where
-        W: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        W: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         W::DynamicType: Default,
     {
         let mapper: Mapper<W> = Arc::new(mapper);
+        let rules = crate::crd::registry::watched_rules_of::<W>();
+        self.relate(
+            (watch, full_objects::<W>),
+            mapper,
+            RelationKind::Watched,
+            rules,
+        )
+    }
+
+    /// Adds a relation: changes of `C` from the watch's informer, mapped to primary keys, and
+    /// the RBAC `rules` it needs.
+    fn relate<C>(
+        mut self,
+        watch: (Watch<C>, Source<C>),
+        mapper: Mapper<C>,
+        kind: RelationKind,
+        rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    ) -> Self
+    where
+        C: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        C::DynamicType: Default,
+    {
         self.relations.push(Box::new(move |m, q, s| {
-            subscribe(m, q, s, watch, mapper, RelationKind::Watched)
+            subscribe(m, q, s, watch, mapper, kind)
         }));
-        self.rules
-            .extend(crate::crd::registry::watched_rules_of::<W>());
+        self.rules.extend(rules);
         self
     }
 

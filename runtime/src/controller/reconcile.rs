@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::{Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::events::Recorder;
@@ -115,7 +116,7 @@ impl<T> Context<T> {
     /// `cache_sync_timeout` (most often: RBAC does not allow listing `R`).
     pub async fn cache<R>(&self) -> Result<Lister<R>, CacheNotSynced>
     where
-        R: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        R: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         R::DynamicType: Default,
     {
         if let Ok(lister) = self.lister::<R>() {

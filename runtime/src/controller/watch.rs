@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::predicate::Predicate;
-use crate::informer::{IndexFn, IndexName, IndexValue, InformerOptions};
+use crate::informer::{IndexFn, IndexName, IndexValue, InformerOptions, Transform};
 
 /// What to watch of one type: which objects (namespace, selectors and the other
 /// [`InformerOptions`], passed as they are to the shared informer), field indexes on its cache,
@@ -16,6 +16,8 @@ pub struct Watch<K> {
     pub(super) options: InformerOptions,
     pub(super) predicate: Option<Predicate<K>>,
     pub(super) indexes: Vec<(IndexName, IndexFn<K>)>,
+    /// The projection's transform (its name is `options.projection`).
+    pub(super) transform: Option<Transform<K>>,
 }
 
 impl<K> fmt::Debug for Watch<K> {
@@ -27,6 +29,7 @@ impl<K> fmt::Debug for Watch<K> {
                 "indexes",
                 &self.indexes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            .field("projection", &self.options.projection)
             .finish()
     }
 }
@@ -37,6 +40,7 @@ impl<K> Default for Watch<K> {
             options: InformerOptions::default(),
             predicate: None,
             indexes: Vec::new(),
+            transform: None,
         }
     }
 }
@@ -54,6 +58,52 @@ impl<K: 'static> Watch<K> {
     #[must_use]
     pub fn informer(mut self, options: InformerOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Keep this cache compact ([`InformerOptions::compact`]): several times less memory for
+    /// a decode on reads that miss its hot objects. For large caches such as every Pod or
+    /// Secret of a cluster.
+    #[must_use]
+    pub fn compact(self) -> Self {
+        let options = self.options.clone().compact();
+        self.informer(options)
+    }
+
+    /// Caches only what `keep` leaves of each object: a typed projection, e.g. clearing a Pod's
+    /// `spec` and everything in `status` but the phase and conditions. `managedFields` are
+    /// dropped first, as by default. The projection is applied before the object is cached,
+    /// so the whole process sees the projected objects of this informer: `name` is part of the
+    /// shared informer's identity (watches with the same name share one cache, and must use
+    /// the same `keep`; other watches of the type get their own full cache).
+    ///
+    /// ```no_run
+    /// # use kubeforge::controller::Watch;
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// // Only what the controller reads: labels, the node and the phase.
+    /// let pods = Watch::<Pod>::new().project("node-and-phase", |pod: &mut Pod| {
+    ///     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    ///     pod.spec = Some(k8s_openapi::api::core::v1::PodSpec { node_name: node, ..Default::default() });
+    ///     if let Some(status) = pod.status.as_mut() {
+    ///         *status = k8s_openapi::api::core::v1::PodStatus { phase: status.phase.take(), ..Default::default() };
+    ///     }
+    ///     pod.metadata.annotations = None;
+    /// });
+    /// ```
+    #[must_use]
+    pub fn project(
+        mut self,
+        name: impl Into<String>,
+        keep: impl Fn(&mut K) + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: kube::Resource,
+    {
+        self.options.projection = Some(name.into());
+        self.transform = Some(Arc::new(move |obj: &mut K| {
+            crate::informer::strip_managed_fields(obj);
+            keep(obj);
+        }));
         self
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::{Client, Resource};
 use parking_lot::Mutex;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ struct FactoryKey {
     plural: String,
     namespace: Option<String>,
     selector: Selector,
+    projection: Option<String>,
 }
 
 struct Entry {
@@ -79,7 +81,7 @@ impl InformerFactory {
     /// settings win (those left at their default take the factory's).
     pub fn informer<K>(&self, options: InformerOptions) -> SharedIndexInformer<K>
     where
-        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
         let dt = K::DynamicType::default();
@@ -121,7 +123,7 @@ impl InformerFactory {
         make: impl FnOnce(Client, Option<&str>) -> L,
     ) -> SharedIndexInformer<K>
     where
-        K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+        K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         T: Resource + 'static,
         L: ListWatch<Object = K>,
     {
@@ -131,6 +133,7 @@ impl InformerFactory {
             plural: T::plural(dt).into_owned(),
             namespace: options.namespace.clone(),
             selector: options.selector.clone(),
+            projection: options.projection.clone(),
         };
         let mut entries = self.entries.lock();
         if let Some(entry) = entries.get(&key)

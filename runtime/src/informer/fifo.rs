@@ -242,10 +242,7 @@ impl<K: Resource> DeltaFifo<K> {
             session.seen.remove(&key);
         }
         let queued = s.items.contains_key(&key);
-        let known = self
-            .known
-            .as_ref()
-            .is_some_and(|k| k.get_by_key(&key).is_some());
+        let known = self.known.as_ref().is_some_and(|k| k.contains_key(&key));
         if queued || known {
             self.queue_action(&mut s, key, Delta::Deleted(DeletedObject::Object(obj)));
         }
@@ -518,7 +515,7 @@ impl<K: Resource + Send + Sync> ReflectorStore<K> for DeltaFifo<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::informer::store::{Indexers, indexer};
+    use crate::informer::{Indexers, indexer};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
 

@@ -22,9 +22,13 @@
 //! Controllers ([`crate::controller`](mod@crate::controller)) register handlers that turn events into work-queue keys.
 
 mod backoff;
+mod compact;
+#[cfg(test)]
+mod compact_props;
 mod factory;
 mod fifo;
 mod handler;
+mod index;
 mod key;
 mod list_watch;
 mod options;
@@ -38,9 +42,15 @@ mod store;
 mod test_support;
 
 pub use backoff::{Backoff, BackoffConfig};
+pub use compact::{CacheMode, DEFAULT_HOT_OBJECTS};
 pub use factory::InformerFactory;
 pub use fifo::{DeletedObject, Delta, DeltaFifo, FifoClosed, Popped};
 pub use handler::{HandlerFns, Registration, ResourceEventHandler};
+pub use index::{
+    IndexError, IndexFn, IndexFnError, IndexName, IndexValue, Indexers, LABEL_INDEX,
+    LABEL_KEY_INDEX, NAMESPACE_INDEX, OWNER_UID_INDEX, label_index, label_key_index,
+    namespace_index, owner_uid_index,
+};
 pub use key::{KeyError, ObjectKey};
 pub use list_watch::{
     ApiListWatch, ListRequest, ListWatch, MetadataListWatch, RawPage, WatchRequest, WatchStream,
@@ -53,8 +63,4 @@ pub use reflector::{
     Reflector, ReflectorConfig, ReflectorStore, ShouldResync, Transform, WatchErrorHook,
 };
 pub use shared_informer::{InformerError, SharedIndexInformer, strip_managed_fields};
-pub use store::{
-    IndexError, IndexFn, IndexFnError, IndexName, IndexValue, Indexer, Indexers, LABEL_INDEX,
-    LABEL_KEY_INDEX, Lister, NAMESPACE_INDEX, OWNER_UID_INDEX, indexer, label_index,
-    label_key_index, namespace_index, owner_uid_index,
-};
+pub use store::{Indexer, Lister, indexer, indexer_with_mode};

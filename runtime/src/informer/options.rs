@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::backoff::BackoffConfig;
+use super::compact::CacheMode;
 
 /// Which objects of a resource a list or watch returns: label and field selectors, in the API's
 /// string syntax (`app=web,tier!=db`, `metadata.name=x`). Part of an informer's identity in the
@@ -41,6 +42,12 @@ pub struct InformerOptions {
     pub min_watch_timeout: Option<Duration>,
     /// Backoff between failed list/watch attempts (default: client-go's reflector backoff).
     pub backoff: Option<BackoffConfig>,
+    /// How the cache keeps objects (default: typed).
+    pub cache: Option<CacheMode>,
+    /// The name of the projection (transform) the informer applies, when it caches a
+    /// projection of the objects rather than whole ones. Part of the informer's identity in the
+    /// factory: a projected cache is never shared with watches that want whole objects.
+    pub projection: Option<String>,
 }
 
 /// client-go's minimum watch timeout (`minWatchTimeout`).
@@ -96,8 +103,22 @@ impl InformerOptions {
         self
     }
 
-    /// These options with every setting left `None` taken from `defaults` (the namespace and
-    /// selector are not inherited: they say which informer this is).
+    /// Keep the cache compact ([`CacheMode::compact`]): several times less memory, a decode
+    /// per read that misses the hot objects. For large caches read by key or index, e.g.
+    /// every Pod or Secret of a cluster.
+    #[must_use]
+    pub fn compact(self) -> Self {
+        self.cache(CacheMode::compact())
+    }
+    /// How the cache keeps objects (typed, or compact overriding a factory default).
+    #[must_use]
+    pub fn cache(mut self, mode: CacheMode) -> Self {
+        self.cache = Some(mode);
+        self
+    }
+
+    /// These options with every setting left `None` taken from `defaults` (the namespace,
+    /// selector and projection are not inherited: they say which informer this is).
     #[must_use]
     pub fn or_defaults(self, defaults: &InformerOptions) -> Self {
         Self {
@@ -106,6 +127,7 @@ impl InformerOptions {
             streaming_list: self.streaming_list.or(defaults.streaming_list),
             min_watch_timeout: self.min_watch_timeout.or(defaults.min_watch_timeout),
             backoff: self.backoff.or_else(|| defaults.backoff.clone()),
+            cache: self.cache.or(defaults.cache),
             ..self
         }
     }
@@ -123,6 +145,11 @@ impl InformerOptions {
     /// The minimum watch timeout in effect.
     pub fn effective_min_watch_timeout(&self) -> Duration {
         self.min_watch_timeout.unwrap_or(DEFAULT_MIN_WATCH_TIMEOUT)
+    }
+
+    /// The cache mode in effect.
+    pub fn effective_cache_mode(&self) -> CacheMode {
+        self.cache.unwrap_or_default()
     }
 
     /// The backoff in effect.

@@ -716,7 +716,7 @@ mod tests {
 
     use super::*;
     use crate::informer::fifo::DeltaFifo;
-    use crate::informer::store::{Indexers, indexer};
+    use crate::informer::{Indexers, indexer};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::core::TypeMeta;
     use kube::core::watch::{Bookmark, BookmarkMeta};

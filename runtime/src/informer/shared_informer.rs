@@ -23,6 +23,7 @@ use std::time::Duration;
 use kube::Resource;
 use kube::api::PartialObjectMeta;
 use parking_lot::Mutex;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +31,12 @@ use tracing::{info, warn};
 
 use super::fifo::{Delta, DeltaFifo, Popped};
 use super::handler::{Registration, ResourceEventHandler};
+use super::index::{IndexError, Indexers};
 use super::list_watch::{ApiListWatch, ListWatch, MetadataListWatch};
 use super::options::InformerOptions;
 use super::processor::{MINIMUM_RESYNC_PERIOD, Processor, determine_resync_period};
 use super::reflector::{Reflector, ReflectorConfig, Transform, WatchErrorHook};
-use super::store::{IndexError, Indexer, Indexers, Lister, indexer};
+use super::store::{Indexer, Lister, Previous, indexer_with_mode};
 
 /// Errors from configuring an informer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -147,7 +149,7 @@ pub fn strip_managed_fields<K: Resource>(obj: &mut K) {
 
 impl<K> SharedIndexInformer<K>
 where
-    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
 {
     /// An informer over full objects of `K` as addressed by `api` (which fixes the namespace;
     /// `options.namespace` is ignored here).
@@ -169,16 +171,17 @@ where
 
 impl<K> SharedIndexInformer<K>
 where
-    K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+    K: Resource + Clone + Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
 {
     /// An informer over any [`ListWatch`] (a scripted one in tests). The cache starts with the
     /// namespace index; add more with [`add_indexers`](Self::add_indexers).
     pub fn from_list_watch<L: ListWatch<Object = K>>(lw: L, options: InformerOptions) -> Self {
         let resource = lw.describe();
-        let (writer, lister) = match indexer(Indexers::new().with(
+        let namespaced = Indexers::new().with(
             crate::informer::NAMESPACE_INDEX,
             crate::informer::namespace_index::<K>,
-        )) {
+        );
+        let (writer, lister) = match indexer_with_mode(namespaced, options.effective_cache_mode()) {
             Ok(pair) => pair,
             Err(e) => unreachable!("a single built-in index cannot conflict: {e}"),
         };
@@ -188,6 +191,23 @@ where
             let reflector = Reflector::new(lw, fifo, config);
             tokio::spawn(reflector.run(stop))
         });
+        Self::assemble(resource, options, writer, lister, start, fifo, processor)
+    }
+}
+
+impl<K> SharedIndexInformer<K>
+where
+    K: Resource + Clone + fmt::Debug + Send + Sync + 'static,
+{
+    fn assemble(
+        resource: String,
+        options: InformerOptions,
+        writer: Indexer<K>,
+        lister: Lister<K>,
+        start: StartFn<K>,
+        fifo: Arc<DeltaFifo<K>>,
+        processor: Processor<K>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 resource,
@@ -413,17 +433,21 @@ where
                 Delta::Sync(obj)
                 | Delta::Replaced(obj)
                 | Delta::Added(obj)
-                | Delta::Updated(obj) => match self.indexer.update(key.clone(), obj.clone()) {
-                    Some(old) => {
-                        let old_rv = old.meta().resource_version.as_deref();
-                        let is_sync =
-                            old_rv.is_some() && old_rv == obj.meta().resource_version.as_deref();
-                        dispatch.update(&old, &obj, is_sync);
+                | Delta::Updated(obj) => {
+                    match self.indexer.store_object(key.clone(), obj.clone()) {
+                        Some(Previous { old, unchanged }) => {
+                            // A compact cache knows an unchanged object by its bytes.
+                            let old_rv = old.meta().resource_version.as_deref();
+                            let is_sync = unchanged
+                                || (old_rv.is_some()
+                                    && old_rv == obj.meta().resource_version.as_deref());
+                            dispatch.update(&old, &obj, is_sync);
+                        }
+                        None => dispatch.add(&obj, is_initial_list),
                     }
-                    None => dispatch.add(&obj, is_initial_list),
-                },
+                }
                 Delta::Deleted(gone) => {
-                    self.indexer.delete(&key);
+                    self.indexer.forget(&key);
                     dispatch.delete(&gone);
                 }
             }

@@ -1,4 +1,4 @@
-//! Caches objects in memory: a thread-safe `namespace/name → Arc<K>` map plus indexes.
+//! Caches objects in memory: a thread-safe `namespace/name → object` map plus indexes.
 //!
 //! client-go's `ThreadSafeStore` + `Indexer` (`thread_safe_store.go`, `index.go`), split like
 //! kube-rs's `Writer`/`Store`: the informer owns the one [`Indexer`] (writer) and hands out
@@ -6,222 +6,57 @@
 //! type: the storage key ([`ObjectKey`]), the index name ([`IndexName`]) and the indexed value
 //! ([`IndexValue`]).
 //!
-//! # Index functions
-//! An [`IndexFn`] maps an object to zero or more values and returns a `Result`; it never needs
-//! to panic. When one fails for an object, the object is still stored and stays in every other
-//! index, but is absent from the failing index (its previous entries there are removed); the
-//! failure is logged at `warn` and counted in [`Lister::index_failures`]. client-go panics here;
-//! a cache that silently misses one index entry is the lesser harm for a long-running operator.
+//! A store keeps its objects in one of two forms ([`CacheMode`]): typed (`Arc<K>`, shared with
+//! the FIFO and the handlers) or compact (encoded, see [`super::compact`]). Both give readers
+//! the same `Arc<K>`s and the same index answers; only memory and read cost differ.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kube::Resource;
 use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use super::compact::{CacheMode, Codec, Encoded, HotObjects};
+use super::index::{IndexError, IndexFn, IndexName, IndexValue, Indexers, NAMESPACE_INDEX};
 use super::key::ObjectKey;
 
-/// Errors from index queries and index registration.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum IndexError {
-    /// The index name was never registered.
-    #[error("index with name {0:?} does not exist; register it with `add_indexers` first")]
-    UnknownIndex(String),
-    /// `add_indexers` was given names that are already registered.
-    #[error("indexer conflict: {0:?} already registered; pick distinct index names")]
-    Conflict(Vec<String>),
-}
-
-/// Why an index function could not compute values for an object.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct IndexFnError(pub String);
-
-/// The name of an index, e.g. `"namespace"`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IndexName(Arc<str>);
-
-/// A value an object is indexed under, e.g. a namespace name or a label `key=value`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IndexValue(String);
-
-macro_rules! string_newtype {
-    ($t:ident) => {
-        impl $t {
-            /// The string form.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-        impl From<&str> for $t {
-            fn from(s: &str) -> Self {
-                Self(s.into())
-            }
-        }
-        impl From<String> for $t {
-            fn from(s: String) -> Self {
-                Self(s.into())
-            }
-        }
-        impl std::borrow::Borrow<str> for $t {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl fmt::Debug for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.0, f)
-            }
-        }
-    };
-}
-string_newtype!(IndexName);
-string_newtype!(IndexValue);
-
-/// Maps an object to the values it is indexed under (0..n). Must be deterministic.
-pub type IndexFn<K> = Arc<dyn Fn(&K) -> Result<Vec<IndexValue>, IndexFnError> + Send + Sync>;
-
-/// A set of named index functions.
-pub struct Indexers<K> {
-    fns: Vec<(IndexName, IndexFn<K>)>,
-}
-
-impl<K> Clone for Indexers<K> {
-    fn clone(&self) -> Self {
-        Self {
-            fns: self.fns.clone(),
-        }
-    }
-}
-
-impl<K> Default for Indexers<K> {
-    fn default() -> Self {
-        Self { fns: Vec::new() }
-    }
-}
-
-impl<K> fmt::Debug for Indexers<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.fns.iter().map(|(n, _)| n))
-            .finish()
-    }
-}
-
-impl<K> Indexers<K> {
-    /// No indexes.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds an index. A duplicate name is reported when the indexers are registered.
-    #[must_use]
-    pub fn with(
-        mut self,
-        name: impl Into<IndexName>,
-        f: impl Fn(&K) -> Result<Vec<IndexValue>, IndexFnError> + Send + Sync + 'static,
-    ) -> Self {
-        self.fns.push((name.into(), Arc::new(f)));
-        self
-    }
-
-    /// Adds an already shared index function.
-    #[must_use]
-    pub fn with_fn(mut self, name: impl Into<IndexName>, f: IndexFn<K>) -> Self {
-        self.fns.push((name.into(), f));
-        self
-    }
-
-    /// The registered names, in insertion order.
-    pub fn names(&self) -> impl Iterator<Item = &IndexName> {
-        self.fns.iter().map(|(n, _)| n)
-    }
-
-    /// Whether there is no index.
-    pub fn is_empty(&self) -> bool {
-        self.fns.is_empty()
-    }
-}
-
-/// Name of the built-in namespace index ([`namespace_index`]).
-pub const NAMESPACE_INDEX: &str = "namespace";
-/// Name of the built-in label `key=value` index ([`label_index`]).
-pub const LABEL_INDEX: &str = "label";
-/// Name of the built-in label key index ([`label_key_index`]).
-pub const LABEL_KEY_INDEX: &str = "label-key";
-/// Name of the built-in owner UID index ([`owner_uid_index`]).
-pub const OWNER_UID_INDEX: &str = "owner-uid";
-
-/// Indexes by namespace (`""` for cluster-scoped objects), like client-go's `MetaNamespaceIndexFunc`.
-pub fn namespace_index<K: Resource>(obj: &K) -> Result<Vec<IndexValue>, IndexFnError> {
-    Ok(vec![IndexValue(
-        obj.meta().namespace.clone().unwrap_or_default(),
-    )])
-}
-
-/// Indexes by every label as `key=value`; look up with `by_index(LABEL_INDEX, "app=web")`.
-pub fn label_index<K: Resource>(obj: &K) -> Result<Vec<IndexValue>, IndexFnError> {
-    Ok(obj
-        .meta()
-        .labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| IndexValue(format!("{k}={v}")))
-        .collect())
-}
-
-/// Indexes by every label key; look up with `by_index(LABEL_KEY_INDEX, "app")`.
-pub fn label_key_index<K: Resource>(obj: &K) -> Result<Vec<IndexValue>, IndexFnError> {
-    Ok(obj
-        .meta()
-        .labels
-        .iter()
-        .flatten()
-        .map(|(k, _)| IndexValue(k.clone()))
-        .collect())
-}
-
-/// Indexes by the UID of every owner reference; finds the children of an owner.
-pub fn owner_uid_index<K: Resource>(obj: &K) -> Result<Vec<IndexValue>, IndexFnError> {
-    Ok(obj
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|o| IndexValue(o.uid.clone()))
-        .collect())
-}
-
-impl<K: Resource + 'static> Indexers<K> {
-    /// The built-in indexes: namespace, label `key=value`, label key and owner UID.
-    #[must_use]
-    pub fn builtin() -> Self {
-        Self::new()
-            .with(NAMESPACE_INDEX, namespace_index::<K>)
-            .with(LABEL_INDEX, label_index::<K>)
-            .with(LABEL_KEY_INDEX, label_key_index::<K>)
-            .with(OWNER_UID_INDEX, owner_uid_index::<K>)
-    }
-}
-
 type Index = HashMap<IndexValue, HashSet<ObjectKey>>;
+
+/// An object's index values, each tagged with the position of its index function, in order.
+type IndexValues = Vec<(u16, IndexValue)>;
+
+/// One cached object.
+enum Stored<K> {
+    /// Shared as is.
+    Typed(Arc<K>),
+    /// Encoded, with the index values it was stored under (so removing it needs no decode).
+    Compact {
+        bytes: Encoded,
+        values: Box<[(u16, IndexValue)]>,
+    },
+}
+
+/// What a compact store adds: the codec and the decoded hot objects.
+struct Compact<K> {
+    codec: Codec<K>,
+    hot: HotObjects<K>,
+}
 
 /// The shared state behind an [`Indexer`] and its [`Lister`]s.
 struct ThreadSafeStore<K> {
     inner: RwLock<Inner<K>>,
+    /// Set for a compact store. Lock order: `inner`, then the hot objects' lock.
+    compact: Option<Compact<K>>,
     index_failures: AtomicU64,
+    decode_failures: AtomicU64,
 }
 
 struct Inner<K> {
     /// Every cached object by key.
-    items: HashMap<ObjectKey, Arc<K>>,
+    items: HashMap<ObjectKey, Stored<K>>,
     /// Registered index functions, in registration order.
     indexers: Vec<(IndexName, IndexFn<K>)>,
     /// `index name → value → keys`. Invariant: a key is in `indices[n][v]` iff `items[key]` is
@@ -229,15 +64,42 @@ struct Inner<K> {
     indices: HashMap<IndexName, Index>,
 }
 
-/// Creates an empty store with `indexers`: the writer and a reader.
+/// Creates an empty store with `indexers` that keeps typed objects: the writer and a reader.
 pub fn indexer<K>(indexers: Indexers<K>) -> Result<(Indexer<K>, Lister<K>), IndexError> {
+    new_store(indexers, None)
+}
+
+/// Creates an empty store with `indexers` that keeps its objects as `mode` says.
+pub fn indexer_with_mode<K>(
+    indexers: Indexers<K>,
+    mode: CacheMode,
+) -> Result<(Indexer<K>, Lister<K>), IndexError>
+where
+    K: Serialize + DeserializeOwned,
+{
+    let compact = match mode {
+        CacheMode::Typed => None,
+        CacheMode::Compact { hot_objects } => Some(Compact {
+            codec: Codec::json(),
+            hot: HotObjects::new(hot_objects),
+        }),
+    };
+    new_store(indexers, compact)
+}
+
+fn new_store<K>(
+    indexers: Indexers<K>,
+    compact: Option<Compact<K>>,
+) -> Result<(Indexer<K>, Lister<K>), IndexError> {
     let store = Arc::new(ThreadSafeStore {
         inner: RwLock::new(Inner {
             items: HashMap::new(),
             indexers: Vec::new(),
             indices: HashMap::new(),
         }),
+        compact,
         index_failures: AtomicU64::new(0),
+        decode_failures: AtomicU64::new(0),
     });
     let writer = Indexer {
         store: store.clone(),
@@ -255,53 +117,155 @@ impl<K> fmt::Debug for Indexer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Indexer")
             .field("len", &self.store.inner.read().items.len())
+            .field("compact", &self.store.compact.is_some())
             .finish()
     }
+}
+
+/// What storing an object replaced.
+pub(crate) struct Previous<K> {
+    /// The state stored before.
+    pub(crate) old: Arc<K>,
+    /// The new state encodes to the same bytes as the old one (compact stores only): nothing
+    /// in the store changed.
+    pub(crate) unchanged: bool,
 }
 
 impl<K> Indexer<K> {
     /// Inserts or replaces the object under `key` and updates every index; returns the old object.
     pub fn update(&self, key: ObjectKey, obj: Arc<K>) -> Option<Arc<K>> {
-        let mut inner = self.store.inner.write();
-        let old = inner.items.insert(key.clone(), obj.clone());
-        let failures = inner.update_indices(&key, old.as_deref(), Some(&obj));
+        self.store_object(key, obj).map(|p| p.old)
+    }
+
+    /// [`update`](Self::update), also saying whether the stored bytes changed.
+    pub(crate) fn store_object(&self, key: ObjectKey, obj: Arc<K>) -> Option<Previous<K>> {
+        let store = &*self.store;
+        // Encoding is the costly part of a compact write: done before taking the lock.
+        let encoded = store.compact.as_ref().map(|c| c.codec.encode(&obj));
+        let mut inner = store.inner.write();
+        let (new_values, failures) = inner.values_of(&key, &obj);
+        let old = inner.items.remove(&key);
+        if let (Some(Stored::Compact { bytes, .. }), Some(Ok(new_bytes))) = (&old, &encoded)
+            && bytes == new_bytes
+        {
+            // The same bytes decode to this very object: keep the entry and its index entries.
+            inner
+                .items
+                .insert(key.clone(), old.unwrap_or_else(|| unreachable!()));
+            if let Some(c) = &store.compact {
+                c.hot.put(&key, obj.clone());
+            }
+            drop(inner);
+            self.count_failures(failures);
+            return Some(Previous {
+                old: obj,
+                unchanged: true,
+            });
+        }
+        let old_values = old
+            .as_ref()
+            .map(|o| inner.stored_values(&key, o))
+            .unwrap_or_default();
+        let shared = inner.move_index_entries(&key, &old_values, &new_values, encoded.is_some());
+        let entry = match encoded {
+            Some(Ok(bytes)) => Stored::Compact {
+                bytes,
+                values: shared.into_boxed_slice(),
+            },
+            Some(Err(e)) => {
+                tracing::warn!(key = %key, error = %e, "object kept typed in a compact cache");
+                Stored::Typed(obj.clone())
+            }
+            None => Stored::Typed(obj.clone()),
+        };
+        inner.items.insert(key.clone(), entry);
+        let old_hot = store.compact.as_ref().and_then(|c| {
+            let old = c.hot.get(&key);
+            c.hot.put(&key, obj.clone());
+            old
+        });
         drop(inner);
         self.count_failures(failures);
-        old
+        let old = match old? {
+            Stored::Typed(o) => o,
+            Stored::Compact { bytes, .. } => match old_hot {
+                Some(o) => o,
+                None => store.decode(&key, &bytes)?,
+            },
+        };
+        Some(Previous {
+            old,
+            unchanged: false,
+        })
     }
 
     /// Removes `key` and its index entries; returns the removed object (none if it was absent).
     pub fn delete(&self, key: &ObjectKey) -> Option<Arc<K>> {
+        let store = &*self.store;
+        let hot = store.compact.as_ref().and_then(|c| c.hot.get(key));
+        match self.remove(key)? {
+            Stored::Typed(o) => Some(o),
+            Stored::Compact { bytes, .. } => hot.or_else(|| store.decode(key, &bytes)),
+        }
+    }
+
+    /// Removes `key` and its index entries without decoding it; whether it was there.
+    pub(crate) fn forget(&self, key: &ObjectKey) -> bool {
+        self.remove(key).is_some()
+    }
+
+    fn remove(&self, key: &ObjectKey) -> Option<Stored<K>> {
         let mut inner = self.store.inner.write();
         let old = inner.items.remove(key)?;
-        inner.update_indices(key, Some(&old), None);
+        let old_values = inner.stored_values(key, &old);
+        inner.move_index_entries(key, &old_values, &[], false);
+        if let Some(c) = &self.store.compact {
+            c.hot.remove(key);
+        }
         Some(old)
     }
 
     /// Swaps the whole content, rebuilding every index.
     pub fn replace(&self, items: impl IntoIterator<Item = (ObjectKey, Arc<K>)>) {
-        let mut inner = self.store.inner.write();
-        inner.items = items.into_iter().collect();
+        let store = &*self.store;
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(key, obj)| {
+                let encoded = store.compact.as_ref().map(|c| c.codec.encode(&obj));
+                (key, obj, encoded)
+            })
+            .collect();
+        let mut inner = store.inner.write();
+        inner.items.clear();
         for index in inner.indices.values_mut() {
             index.clear();
         }
-        let keys: Vec<(ObjectKey, Arc<K>)> = inner
-            .items
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        if let Some(c) = &store.compact {
+            c.hot.clear();
+        }
         let mut failures = 0;
-        for (key, obj) in &keys {
-            failures += inner.update_indices(key, None, Some(obj));
+        for (key, obj, encoded) in items {
+            let (values, failed) = inner.values_of(&key, &obj);
+            failures += failed;
+            let shared = inner.move_index_entries(&key, &[], &values, encoded.is_some());
+            let entry = match encoded {
+                Some(Ok(bytes)) => Stored::Compact {
+                    bytes,
+                    values: shared.into_boxed_slice(),
+                },
+                _ => Stored::Typed(obj),
+            };
+            inner.items.insert(key, entry);
         }
         drop(inner);
         self.count_failures(failures);
     }
 
-    /// Registers more indexes; existing objects are indexed immediately. Fails without changing
-    /// anything if a name is already registered.
+    /// Registers more indexes; existing objects are indexed immediately (a compact store
+    /// decodes each once). Fails without changing anything if a name is already registered.
     pub fn add_indexers(&self, indexers: Indexers<K>) -> Result<(), IndexError> {
-        let mut inner = self.store.inner.write();
+        let store = &*self.store;
+        let mut inner = store.inner.write();
         let mut seen = HashSet::new();
         let conflicts: Vec<String> = indexers
             .fns
@@ -312,24 +276,29 @@ impl<K> Indexer<K> {
         if !conflicts.is_empty() {
             return Err(IndexError::Conflict(conflicts));
         }
+        if indexers.fns.is_empty() {
+            return Ok(());
+        }
+        let objects: Vec<(ObjectKey, Arc<K>)> = inner
+            .items
+            .iter()
+            .filter_map(|(key, stored)| Some((key.clone(), store.materialize(key, stored, false)?)))
+            .collect();
         let mut failures = 0;
         for (name, f) in indexers.fns {
-            let mut index = Index::new();
-            for (key, obj) in &inner.items {
-                match f(obj) {
-                    Ok(values) => {
-                        for v in values {
-                            index.entry(v).or_default().insert(key.clone());
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(index = %name, key = %key, error = %e, "index function failed; object left out of this index");
-                    }
+            let position = inner.indexers.len() as u16;
+            inner.indices.insert(name.clone(), Index::new());
+            inner.indexers.push((name, f));
+            for (key, obj) in &objects {
+                let (values, failed) = inner.values_of_one(position, key, obj);
+                failures += failed;
+                let shared = inner.move_index_entries(key, &[], &values, true);
+                if let Some(Stored::Compact { values, .. }) = inner.items.get_mut(key) {
+                    let mut all = std::mem::take(values).into_vec();
+                    all.extend(shared);
+                    *values = all.into_boxed_slice();
                 }
             }
-            inner.indices.insert(name.clone(), index);
-            inner.indexers.push((name, f));
         }
         drop(inner);
         self.count_failures(failures);
@@ -350,48 +319,128 @@ impl<K> Indexer<K> {
     }
 }
 
-impl<K> Inner<K> {
-    /// Moves `key`'s index entries from `old`'s values to `new`'s. Returns how many index
-    /// functions failed on `new` (a failure on `old` is ignored: its entries were added with
-    /// the same function, so nothing of it can be indexed).
-    fn update_indices(&mut self, key: &ObjectKey, old: Option<&K>, new: Option<&K>) -> u64 {
-        let mut failures = 0;
-        for (name, f) in &self.indexers {
-            let Some(index) = self.indices.get_mut(name) else {
-                continue;
-            };
-            let old_values = old.map(|o| f(o).unwrap_or_default()).unwrap_or_default();
-            let new_values = match new.map(|n| f(n)) {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => {
-                    failures += 1;
-                    tracing::warn!(index = %name, key = %key, error = %e, "index function failed; object left out of this index");
-                    Vec::new()
+impl<K> ThreadSafeStore<K> {
+    /// The object `stored` holds: shared, from the hot objects, or decoded (then kept hot if
+    /// `remember`). A decode failure is logged and counted, and the object reads as absent.
+    fn materialize(&self, key: &ObjectKey, stored: &Stored<K>, remember: bool) -> Option<Arc<K>> {
+        match stored {
+            Stored::Typed(obj) => Some(obj.clone()),
+            Stored::Compact { bytes, .. } => {
+                let c = self.compact.as_ref()?;
+                if let Some(obj) = c.hot.get(key) {
+                    return Some(obj);
                 }
-                None => Vec::new(),
-            };
-            // Fast path: unchanged values (client-go checks only the single-value case).
-            if old.is_some() && new.is_some() && old_values == new_values {
-                continue;
-            }
-            for v in old_values {
-                if let Some(set) = index.get_mut(&v) {
-                    set.remove(key);
-                    if set.is_empty() {
-                        index.remove(&v);
-                    }
+                let obj = self.decode(key, bytes)?;
+                if remember {
+                    c.hot.put(key, obj.clone());
                 }
-            }
-            for v in new_values {
-                index.entry(v).or_default().insert(key.clone());
+                Some(obj)
             }
         }
-        failures
+    }
+
+    fn decode(&self, key: &ObjectKey, bytes: &[u8]) -> Option<Arc<K>> {
+        match self.compact.as_ref()?.codec.decode(bytes) {
+            Ok(obj) => Some(Arc::new(obj)),
+            Err(e) => {
+                self.decode_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(key = %key, error = %e, "compact cache entry unreadable; reading it as absent");
+                None
+            }
+        }
     }
 }
 
-/// A cheap, cloneable read handle on an informer's cache. Every object is the shared `Arc<K>`
-/// the informer stored; nothing is copied.
+/// The slice of `values` from index function `position`.
+fn values_at(values: &[(u16, IndexValue)], position: u16) -> &[(u16, IndexValue)] {
+    let start = values.partition_point(|(p, _)| *p < position);
+    let end = values.partition_point(|(p, _)| *p <= position);
+    &values[start..end]
+}
+
+impl<K> Inner<K> {
+    /// `obj`'s values under every index, and how many index functions failed on it (each
+    /// failure logged).
+    fn values_of(&self, key: &ObjectKey, obj: &K) -> (IndexValues, u64) {
+        let mut all = Vec::new();
+        let mut failures = 0;
+        for position in 0..self.indexers.len() as u16 {
+            let (values, failed) = self.values_of_one(position, key, obj);
+            all.extend(values);
+            failures += failed;
+        }
+        (all, failures)
+    }
+
+    fn values_of_one(&self, position: u16, key: &ObjectKey, obj: &K) -> (IndexValues, u64) {
+        let (name, f) = &self.indexers[usize::from(position)];
+        match f(obj) {
+            Ok(values) => (values.into_iter().map(|v| (position, v)).collect(), 0),
+            Err(e) => {
+                tracing::warn!(index = %name, key = %key, error = %e, "index function failed; object left out of this index");
+                (Vec::new(), 1)
+            }
+        }
+    }
+
+    /// The values a stored object is indexed under: kept beside a compact entry, recomputed for
+    /// a typed one (a failure then was a failure when it was stored: nothing of it is indexed).
+    fn stored_values(&self, key: &ObjectKey, stored: &Stored<K>) -> IndexValues {
+        match stored {
+            Stored::Typed(obj) => self.values_of(key, obj).0,
+            Stored::Compact { values, .. } => values.to_vec(),
+        }
+    }
+
+    /// Moves `key`'s index entries from `old` values to `new` ones, index by index (an index
+    /// whose values did not change is left alone). With `share`, returns `new` holding the
+    /// index maps' own copies of the values, for a compact entry to keep at the price of a
+    /// reference count.
+    fn move_index_entries(
+        &mut self,
+        key: &ObjectKey,
+        old: &[(u16, IndexValue)],
+        new: &[(u16, IndexValue)],
+        share: bool,
+    ) -> IndexValues {
+        let Inner {
+            indexers, indices, ..
+        } = self;
+        let mut shared = Vec::new();
+        for (position, (name, _)) in indexers.iter().enumerate() {
+            let position = position as u16;
+            let Some(index) = indices.get_mut(name) else {
+                continue;
+            };
+            let (was, now) = (values_at(old, position), values_at(new, position));
+            if was == now {
+                if share {
+                    shared.extend_from_slice(was);
+                }
+                continue;
+            }
+            for (_, v) in was {
+                if let Some(set) = index.get_mut(v) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        index.remove(v);
+                    }
+                }
+            }
+            for (_, v) in now {
+                index.entry(v.clone()).or_default().insert(key.clone());
+                if share && let Some((kept, _)) = index.get_key_value(v) {
+                    shared.push((position, kept.clone()));
+                }
+            }
+        }
+        shared
+    }
+}
+
+/// A cheap, cloneable read handle on an informer's cache. Every object is an `Arc<K>`: in a
+/// typed cache the very one the informer stored, in a compact cache a decoded copy (the same
+/// one while the key stays hot).
 ///
 /// ```no_run
 /// # fn example(lister: kubeforge::informer::Lister<k8s_openapi::api::core::v1::Pod>) -> Result<(), kubeforge::informer::IndexError> {
@@ -431,14 +480,25 @@ impl<K> Lister<K> {
         self.get_by_key(&ObjectKey::new(namespace, name))
     }
 
-    /// The object stored under `key`.
+    /// The object stored under `key`. In a compact cache the key becomes hot.
     pub fn get_by_key(&self, key: &ObjectKey) -> Option<Arc<K>> {
-        self.store.inner.read().items.get(key).cloned()
+        let inner = self.store.inner.read();
+        self.store.materialize(key, inner.items.get(key)?, true)
+    }
+
+    /// Whether an object is stored under `key` (never decodes).
+    pub fn contains_key(&self, key: &ObjectKey) -> bool {
+        self.store.inner.read().items.contains_key(key)
     }
 
     /// Every cached object, in no particular order.
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.store.inner.read().items.values().cloned().collect()
+        let inner = self.store.inner.read();
+        inner
+            .items
+            .iter()
+            .filter_map(|(k, v)| self.store.materialize(k, v, false))
+            .collect()
     }
 
     /// Every cached object in `namespace` (uses the namespace index when registered).
@@ -451,7 +511,7 @@ impl<K> Lister<K> {
             .items
             .iter()
             .filter(|(k, _)| k.namespace().unwrap_or("") == namespace)
-            .map(|(_, v)| v.clone())
+            .filter_map(|(k, v)| self.store.materialize(k, v, false))
             .collect()
     }
 
@@ -484,7 +544,7 @@ impl<K> Lister<K> {
             .get(value)
             .into_iter()
             .flatten()
-            .filter_map(|k| inner.items.get(k).cloned())
+            .filter_map(|k| self.store.materialize(k, inner.items.get(k)?, false))
             .collect())
     }
 
@@ -516,7 +576,7 @@ impl<K> Lister<K> {
         }
         Ok(keys
             .into_iter()
-            .filter_map(|k| inner.items.get(k).cloned())
+            .filter_map(|k| self.store.materialize(k, inner.items.get(k)?, false))
             .collect())
     }
 
@@ -547,11 +607,23 @@ impl<K> Lister<K> {
     pub fn index_failures(&self) -> u64 {
         self.store.index_failures.load(Ordering::Relaxed)
     }
+
+    /// Whether this cache keeps its objects compact.
+    pub fn is_compact(&self) -> bool {
+        self.store.compact.is_some()
+    }
+
+    /// How many compact entries could not be decoded (each read as absent and logged); zero
+    /// unless something is badly wrong.
+    pub fn decode_failures(&self) -> u64 {
+        self.store.decode_failures.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::index::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::api::ObjectMeta;
