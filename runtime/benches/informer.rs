@@ -9,10 +9,15 @@
 //!    `~/.cache/kubeforge/control-plane/v1.37.2/clientgo-bench` (`bash scripts/control-plane.sh`
 //!    builds it); without it the run goes on with the other contenders.
 //! 2. Relist: peak RSS while a synced kubeforge informer relists, vs its steady RSS.
-//! 3. Steady watch throughput through FIFO → indexer → 4 handlers, and dispatch latency
-//!    p50/p99 at a fixed 10k events/s (a synthetic watch stream, so the server is not measured).
+//! 3. Steady watch throughput through FIFO → indexer → 4 handlers (typed and compact caches),
+//!    and dispatch latency p50/p99 at a fixed 10k events/s (a synthetic watch stream, so the
+//!    server is not measured).
+//! 4. kubeforge's cache modes (typed, compact, metadata-only) and kube-runtime, each under the
+//!    system allocator and mimalloc (`informer_parts/modes.rs`): sync, peak and steady RSS,
+//!    relist peak, `get` and `list` latency; every target printed as `ratio <what> = <value>`.
 //!
-//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run.
+//! `KUBEFORGE_BENCH_SIZES=10000` (comma-separated) shortens the run; `KUBEFORGE_BENCH_ONLY=modes`
+//! runs part 4 alone (and client-go, for its ratios).
 //!
 //! Equal work: part 1 runs every contender twice, once keeping `metadata.managedFields` (kubeforge
 //! with its transform off) and once dropping them (kubeforge's default; kube-runtime through its
@@ -44,6 +49,13 @@ use kubeforge::informer::{
 };
 use kubeforge::informer::{ListRequest, RawPage, WatchRequest, WatchStream};
 use serde_json::{Value, json};
+
+#[path = "informer_parts/modes.rs"]
+mod modes;
+
+/// The system allocator or mimalloc, as each child process is told (`KUBEFORGE_BENCH_ALLOCATOR`).
+#[global_allocator]
+static ALLOCATOR: kubeforge_bench_alloc::Chosen = kubeforge_bench_alloc::Chosen;
 
 const NAMESPACES: usize = 10;
 
@@ -189,7 +201,7 @@ async fn parent() {
     );
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "allocator: Rust contenders the system allocator, client-go Go's (GOGC=100)\n\
+        "allocator: Rust contenders the system allocator (part 4: each also under mimalloc), client-go Go's (GOGC=100)\n\
          threads: Rust children a 2-worker tokio runtime; client-go GOMAXPROCS={cores} (all cores)\n\
          indexes: kubeforge and client-go namespace + label value + owner uid; kube-runtime and decode-only none\n\
          managedFields: every contender runs twice, keeping them (keep) and dropping them (drop)"
@@ -208,16 +220,29 @@ async fn parent() {
     }
 
     let mut sync_rows = Vec::new();
+    let mut mode_rows = Vec::new();
     for &n in &sizes {
-        sync_rows.push((n, initial_sync(n, clientgo.as_deref()).await));
+        let (sync, modes) = initial_sync(n, clientgo.as_deref()).await;
+        sync_rows.push((n, sync));
+        mode_rows.push((n, modes));
     }
 
+    if std::env::var("KUBEFORGE_BENCH_ONLY").as_deref() == Ok("modes") {
+        modes::print(&mode_rows, &sync_rows);
+        return;
+    }
     let (tp, p50, p99, sent) = steady_watch().await;
+    let compact_tp = dispatch_throughput(InformerOptions::default().compact()).await;
 
     print_sync_table(&sync_rows);
     print_ratios(&sync_rows);
+    modes::print(&mode_rows, &sync_rows);
+    println!(
+        "ratio compact dispatch throughput / typed = {:.2}",
+        compact_tp / tp
+    );
     println!("\n== steady watch (synthetic stream → FIFO → indexer (3 indexes) → 4 handlers) ==");
-    println!("throughput: {tp:.0} events/s (target ≥ 50k)");
+    println!("throughput: {tp:.0} events/s typed, {compact_tp:.0} compact (target ≥ 50k)");
     println!(
         "dispatch latency at 10k events/s ({sent} events): p50 {p50:.1} µs, p99 {p99:.1} µs (target p99 < 1 ms)"
     );
@@ -233,14 +258,25 @@ fn bench_sizes() -> Vec<usize> {
 }
 
 /// Part 1 for one size: a fresh server seeded with `n` pods, synced by each contender in turn.
-async fn initial_sync(n: usize, clientgo: Option<&std::path::Path>) -> SyncRow {
+async fn initial_sync(n: usize, clientgo: Option<&std::path::Path>) -> (SyncRow, ModeRow) {
     let server = kubeforge_testkit::ApiServer::start()
         .await
         .expect("start embedded server");
     let kubeconfig = seed(&server, n).await;
 
     let mut row = BTreeMap::new();
+    // `KUBEFORGE_BENCH_ONLY=modes` runs part 4 alone (with client-go's row for its ratios).
+    let only_modes = std::env::var("KUBEFORGE_BENCH_ONLY").as_deref() == Ok("modes");
     for mode in ManagedFields::BOTH {
+        if only_modes {
+            if let (ManagedFields::Drop, Some(bin)) = (mode, clientgo)
+                && let Some(f) = run_clientgo(bin, n, &kubeconfig, mode)
+            {
+                print_figures("client-go", mode, n, &f);
+                row.insert((mode.name(), "client-go"), f);
+            }
+            continue;
+        }
         let relist: &[&'static str] = match mode {
             // Relist memory is kubeforge's own figure, in its default mode.
             ManagedFields::Drop => &["kubeforge-relist", "kubeforge-relist-paged"],
@@ -261,9 +297,26 @@ async fn initial_sync(n: usize, clientgo: Option<&std::path::Path>) -> SyncRow {
             row.insert((mode.name(), "client-go"), f);
         }
     }
+    // Part 4: the cache modes, and kube-runtime again, under each allocator (managedFields
+    // dropped by all).
+    let mut modes_row = ModeRow::new();
+    for allocator in modes::ALLOCATORS {
+        for mode in modes::MODES.iter().chain(&["kube-runtime"]) {
+            let role = match *mode {
+                "kube-runtime" => "kube-runtime".to_owned(),
+                other => format!("mode:{other}"),
+            };
+            let f = run_child_with(&role, n, &kubeconfig, ManagedFields::Drop, allocator);
+            print_figures(&format!("{mode} ({allocator})"), ManagedFields::Drop, n, &f);
+            modes_row.insert((mode, allocator), f);
+        }
+    }
     server.shutdown().await;
-    row
+    (row, modes_row)
 }
+
+/// One size's cache-mode figures, by (mode or `kube-runtime`, allocator).
+type ModeRow = BTreeMap<(&'static str, &'static str), Figures>;
 
 /// One contender's figures as they come in.
 fn print_figures(contender: &str, mode: ManagedFields, n: usize, f: &Figures) {
@@ -461,9 +514,20 @@ fn print_ratios(sync_rows: &[(usize, SyncRow)]) {
 }
 
 fn run_child(role: &str, n: usize, kubeconfig: &std::path::Path, mode: ManagedFields) -> Figures {
+    run_child_with(role, n, kubeconfig, mode, "system")
+}
+
+fn run_child_with(
+    role: &str,
+    n: usize,
+    kubeconfig: &std::path::Path,
+    mode: ManagedFields,
+    allocator: &str,
+) -> Figures {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
         .env("KUBEFORGE_BENCH_CHILD", role)
+        .env(kubeforge_bench_alloc::VARIABLE, allocator)
         .env("KUBEFORGE_BENCH_MANAGED_FIELDS", mode.name())
         .env("KUBEFORGE_BENCH_N", n.to_string())
         .env("KUBEFORGE_BENCH_KUBECONFIG", kubeconfig)
@@ -618,9 +682,12 @@ async fn child(role: &str) {
                 .expect("kube-runtime store ready");
             let secs = t.elapsed().as_secs_f64();
             let objects = reader.len();
+            let peak = peak_mib();
+            tokio::time::sleep(Duration::from_millis(500)).await;
             println!(
-                "RESULT secs={secs} objects={objects} peak_mib={}",
-                peak_mib()
+                "RESULT secs={secs} objects={objects} peak_mib={peak} steady_mib={} live_mib={}",
+                rss_mib(),
+                kubeforge_bench_alloc::live_bytes() as f64 / 1048576.0
             );
             drive.abort();
         }
@@ -669,7 +736,10 @@ async fn child(role: &str) {
                 bytes as f64 / 1048576.0 / secs
             );
         }
-        other => panic!("unknown benchmark child role {other}"),
+        other => match other.strip_prefix("mode:") {
+            Some(mode) => modes::child(mode, &api, n).await,
+            None => panic!("unknown benchmark child role {other}"),
+        },
     }
 }
 
@@ -682,17 +752,17 @@ static LISTS_DONE: AtomicU64 = AtomicU64::new(0);
 
 /// Wraps the real list-watch; when `trigger` is set, the open watch ends with a 410 ERROR
 /// event so the informer relists (client-side, so the server needs no coordination).
-struct Relistable {
-    inner: ApiListWatch<Pod>,
+struct Relistable<L> {
+    inner: L,
     trigger: Option<Arc<AtomicBool>>,
 }
 
-impl ListWatch for Relistable {
-    type Object = Pod;
+impl<L: ListWatch> ListWatch for Relistable<L> {
+    type Object = L::Object;
     fn list<'a>(
         &'a self,
         req: &'a ListRequest,
-    ) -> BoxFuture<'a, Result<ObjectList<Pod>, kube::Error>> {
+    ) -> BoxFuture<'a, Result<ObjectList<L::Object>, kube::Error>> {
         async move {
             let r = self.inner.list(req).await;
             if r.as_ref()
@@ -707,7 +777,7 @@ impl ListWatch for Relistable {
     fn watch<'a>(
         &'a self,
         req: &'a WatchRequest,
-    ) -> BoxFuture<'a, Result<WatchStream<Pod>, kube::Error>> {
+    ) -> BoxFuture<'a, Result<WatchStream<L::Object>, kube::Error>> {
         async move {
             let s = self.inner.watch(req).await?;
             let Some(trigger) = self.trigger.clone() else {
@@ -733,7 +803,7 @@ impl ListWatch for Relistable {
     fn list_raw<'a>(
         &'a self,
         req: &'a ListRequest,
-    ) -> Option<BoxFuture<'a, Result<RawPage<Pod>, kube::Error>>> {
+    ) -> Option<BoxFuture<'a, Result<RawPage<L::Object>, kube::Error>>> {
         let inner = self.inner.list_raw(req)?;
         Some(
             async move {
@@ -785,7 +855,7 @@ async fn kubeforge_sync_with(
     informer
         .add_indexers(
             Indexers::new()
-                .with(LABEL_INDEX, app_label_index)
+                .with(LABEL_INDEX, app_label_index::<Pod>)
                 .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
         )
         .expect("indexers");
@@ -800,9 +870,9 @@ async fn kubeforge_sync_with(
 }
 
 /// The value of one label key, like the client-go harness's `label:<key>` index.
-fn app_label_index(pod: &Pod) -> Result<Vec<IndexValue>, IndexFnError> {
-    Ok(pod
-        .metadata
+fn app_label_index<K: kube::Resource>(obj: &K) -> Result<Vec<IndexValue>, IndexFnError> {
+    Ok(obj
+        .meta()
         .labels
         .as_ref()
         .and_then(|l| l.get(LABEL_KEY))
@@ -860,17 +930,18 @@ async fn pipeline(
     stream: WatchStream<Pod>,
     expected: usize,
     on_event: Arc<dyn Fn(&Pod) + Send + Sync>,
+    options: InformerOptions,
 ) -> Duration {
     let informer = SharedIndexInformer::from_list_watch(
         Synthetic {
             events: parking_lot::Mutex::new(Some(stream)),
         },
-        InformerOptions::default(),
+        options,
     );
     informer
         .add_indexers(
             Indexers::new()
-                .with(LABEL_INDEX, app_label_index)
+                .with(LABEL_INDEX, app_label_index::<Pod>)
                 .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
         )
         .expect("indexers");
@@ -918,8 +989,9 @@ async fn pipeline(
     elapsed
 }
 
-async fn steady_watch() -> (f64, f64, f64, usize) {
-    // Throughput: 100k Modified events over 1k objects, as fast as the pipeline takes them.
+/// Handler dispatch throughput: 100k Modified events over 1k objects through an informer with
+/// `options`, as fast as the pipeline takes them.
+async fn dispatch_throughput(options: InformerOptions) -> f64 {
     let objects = 1000;
     let total = 100_000;
     let base: Vec<Pod> = (0..objects).map(|i| typed_pod(i, 0)).collect();
@@ -938,11 +1010,18 @@ async fn steady_watch() -> (f64, f64, f64, usize) {
         futures::stream::iter(events).boxed(),
         total,
         Arc::new(|_| {}),
+        options,
     )
     .await;
     // Each handler gets one notification per event, except when the FIFO merged a key's
     // queued deltas (then still one notification per delta); so `total` per handler.
-    let throughput = total as f64 / elapsed.as_secs_f64();
+    total as f64 / elapsed.as_secs_f64()
+}
+
+async fn steady_watch() -> (f64, f64, f64, usize) {
+    let throughput = dispatch_throughput(InformerOptions::default()).await;
+    let objects = 1000;
+    let base: Vec<Pod> = (0..objects).map(|i| typed_pod(i, 0)).collect();
 
     // Latency at a fixed 10k events/s: 10 events every millisecond for 3 s.
     let rate_events = 30_000;
@@ -991,7 +1070,7 @@ async fn steady_watch() -> (f64, f64, f64, usize) {
                 .push(now.saturating_sub(s2[i].load(Ordering::SeqCst)));
         }
     });
-    pipeline(rx.boxed(), rate_events, record).await;
+    pipeline(rx.boxed(), rate_events, record, InformerOptions::default()).await;
     let _ = producer.await;
     let mut l = latencies.lock().clone();
     l.sort_unstable();

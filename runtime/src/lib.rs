@@ -50,6 +50,10 @@ pub mod crd;
 // Admission and conversion webhooks, served by the manager.
 pub mod webhook;
 
+// The allocator operators are scaffolded with.
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
+
 mod task;
 
 pub use kubeforge_macros::{CustomResource, KubeSchema, controller};

@@ -126,21 +126,35 @@ impl<K> Codec<K> {
         Ok(out.into_boxed_slice())
     }
 
-    /// The object `bytes` encode.
+    /// The object `bytes` encode. The JSON is decompressed into a buffer kept per thread, so a
+    /// read allocates only the object.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<K, CodecError> {
-        let json = match bytes.split_first() {
-            Some((&TAG_NO_DICTIONARY, block)) => lz4_flex::block::decompress_size_prepended(block)
-                .map_err(|e| CodecError::Decode(e.to_string()))?,
+        thread_local! {
+            static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let bad = |e: lz4_flex::block::DecompressError| CodecError::Decode(e.to_string());
+        let (dictionary, block): (&[u8], &[u8]) = match bytes.split_first() {
+            Some((&TAG_NO_DICTIONARY, block)) => (&[], block),
             Some((&TAG_DICTIONARY, block)) => {
                 let dictionary = self.dictionary.get().ok_or_else(|| {
                     CodecError::Decode("entry needs the dictionary, which is not built".into())
                 })?;
-                lz4_flex::block::decompress_size_prepended_with_dict(block, dictionary)
-                    .map_err(|e| CodecError::Decode(e.to_string()))?
+                (dictionary, block)
             }
             _ => return Err(CodecError::Decode("unknown entry tag".into())),
         };
-        (self.from_json)(&json).map_err(|e| CodecError::Decode(e.to_string()))
+        let (size, block) = lz4_flex::block::uncompressed_size(block).map_err(bad)?;
+        JSON.with_borrow_mut(|json| {
+            json.resize(size, 0);
+            let written =
+                lz4_flex::block::decompress_into_with_dict(block, json, dictionary).map_err(bad)?;
+            let decoded = (self.from_json)(&json[..written]);
+            // Keep the buffer for the next read unless one object made it large.
+            if json.capacity() > 1 << 20 {
+                *json = Vec::new();
+            }
+            decoded.map_err(|e| CodecError::Decode(e.to_string()))
+        })
     }
 
     /// Adds an object's JSON to the dictionary samples; freezes the dictionary when full.

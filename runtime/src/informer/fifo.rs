@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use kube::Resource;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
@@ -163,6 +164,8 @@ pub struct DeltaFifo<K> {
     state: Mutex<State<K>>,
     /// Wakes the (single) popper.
     notify: Notify,
+    /// Wakes a list waiting for the queue to drain ([`DeltaFifo::drained_to`]).
+    popped: Notify,
     /// The informer's cache, for `delete`, `replace` tombstones and `resync`.
     known: Option<Lister<K>>,
     /// Latched to `true` once the first replace has been fully popped.
@@ -205,6 +208,7 @@ impl<K: Resource> DeltaFifo<K> {
                 replace: None,
             }),
             notify: Notify::new(),
+            popped: Notify::new(),
             known,
             synced: watch::channel(false).0,
         }
@@ -385,6 +389,8 @@ impl<K: Resource> DeltaFifo<K> {
                         is_initial_list,
                     });
                     self.check_synced(&s);
+                    drop(s);
+                    self.popped.notify_waiters();
                     return Ok(out);
                 }
                 if s.closed {
@@ -411,6 +417,24 @@ impl<K: Resource> DeltaFifo<K> {
     /// A receiver that turns `true` when [`has_synced`](Self::has_synced) does.
     pub fn synced_watch(&self) -> watch::Receiver<bool> {
         self.synced.subscribe()
+    }
+
+    /// Waits until at most `keys` keys are queued (or the FIFO is closed). A list waits here
+    /// before taking its next page, so a process loop slower than the list holds a bounded
+    /// backlog of decoded objects rather than the whole list beside the cache.
+    pub async fn drained_to(&self, keys: usize) {
+        loop {
+            let popped = self.popped.notified();
+            tokio::pin!(popped);
+            popped.as_mut().enable();
+            {
+                let s = self.state.lock();
+                if s.queue.len() <= keys || s.closed {
+                    return;
+                }
+            }
+            popped.await;
+        }
     }
 
     /// The number of queued keys.
@@ -509,6 +533,9 @@ impl<K: Resource + Send + Sync> ReflectorStore<K> for DeltaFifo<K> {
     }
     fn resync(&self) {
         DeltaFifo::resync(self);
+    }
+    fn drained_to(&self, keys: usize) -> BoxFuture<'_, ()> {
+        Box::pin(DeltaFifo::drained_to(self, keys))
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use kube::Resource;
 use kube::api::WatchEvent;
 use kube::core::Status;
@@ -55,7 +56,16 @@ pub trait ReflectorStore<K>: Send + Sync {
     fn abort_replace(&self);
     /// A periodic resync is due.
     fn resync(&self);
+    /// Resolves once at most `keys` keys wait to be processed; a list awaits it before taking
+    /// its next page (default: at once, no back-pressure).
+    fn drained_to(&self, _keys: usize) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// Keys a list lets wait in the store before it takes its next page: a few pages' worth, so
+/// decoding and processing overlap while the decoded backlog stays small.
+const LIST_BACKLOG: usize = 1000;
 
 /// Mutates each decoded object once, before it is shared (e.g. drop `managedFields`).
 pub type Transform<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
@@ -398,6 +408,7 @@ impl<L: ListWatch> Reflector<L> {
                         count = 0;
                     }
                     count += page.items.len();
+                    self.store.drained_to(LIST_BACKLOG).await;
                     self.store.replace_items(page.items);
                     if page.continue_token.is_none() {
                         self.store.finish_replace(&page.resource_version);

@@ -287,7 +287,7 @@ where
                 weak.upgrade()
                     .is_some_and(|i| i.processor.should_resync(Instant::now()))
             })),
-            transform: self.inner.transform.lock().clone(),
+            transform: self.cached_form(self.inner.transform.lock().clone()),
             skip_managed_fields: self
                 .inner
                 .default_transform
@@ -295,6 +295,23 @@ where
             watch_error_hook: self.inner.watch_error_hook.lock().clone(),
             ..ReflectorConfig::default()
         }
+    }
+
+    /// The transform the reflector applies: `transform`, and in a typed cache then a clone of
+    /// the result. A decoded object's vectors have the spare capacity of their growth while
+    /// decoding (a Pod's, 2–3 KiB); a clone's are exact, and the typed cache keeps the object for
+    /// its whole life (kube-runtime's store keeps clones for the same reason). A compact cache
+    /// encodes the object and drops it, so it skips the clone.
+    fn cached_form(&self, transform: Option<Transform<K>>) -> Option<Transform<K>> {
+        if self.inner.lister.is_compact() {
+            return transform;
+        }
+        Some(Arc::new(move |obj: &mut K| {
+            if let Some(t) = &transform {
+                t(obj);
+            }
+            *obj = obj.clone();
+        }))
     }
 
     /// Asks the informer to stop; [`run`](Self::run) returns once the reflector, the process
