@@ -852,11 +852,23 @@ async fn kubeforge_sync_with(
     if ManagedFields::from_env() == ManagedFields::Keep {
         informer.set_transform(None).expect("not started yet");
     }
+    index_run_and_sync(&informer).await;
+    let secs = t.elapsed().as_secs_f64();
+    let n = informer.lister().len();
+    (secs, n, informer)
+}
+
+/// Adds the bench's two indexes (the namespace index is built in), runs `informer` and waits
+/// until it has synced.
+async fn index_run_and_sync<K>(informer: &SharedIndexInformer<K>)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
     informer
         .add_indexers(
             Indexers::new()
-                .with(LABEL_INDEX, app_label_index::<Pod>)
-                .with(OWNER_UID_INDEX, owner_uid_index::<Pod>),
+                .with(LABEL_INDEX, app_label_index::<K>)
+                .with(OWNER_UID_INDEX, owner_uid_index::<K>),
         )
         .expect("indexers");
     tokio::spawn({
@@ -864,9 +876,6 @@ async fn kubeforge_sync_with(
         async move { informer.run().await }
     });
     informer.wait_for_sync().await;
-    let secs = t.elapsed().as_secs_f64();
-    let n = informer.lister().len();
-    (secs, n, informer)
 }
 
 /// The value of one label key, like the client-go harness's `label:<key>` index.

@@ -16,14 +16,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::PartialObjectMeta;
 use kube::{Api, Resource};
 use kubeforge::informer::{
-    ApiListWatch, Indexers, InformerOptions, LABEL_INDEX, ListWatch, MetadataListWatch,
-    OWNER_UID_INDEX, SharedIndexInformer, owner_uid_index,
+    ApiListWatch, InformerOptions, ListWatch, MetadataListWatch, SharedIndexInformer,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    LISTS_DONE, ModeRow, Relistable, SyncRow, app_label_index, peak_mib, reset_peak, rss_mib,
+    LISTS_DONE, ModeRow, Relistable, SyncRow, index_run_and_sync, peak_mib, reset_peak, rss_mib,
 };
 
 /// The modes, as child roles `mode:<name>`.
@@ -66,18 +65,7 @@ where
         },
         options,
     );
-    informer
-        .add_indexers(
-            Indexers::new()
-                .with(LABEL_INDEX, app_label_index::<K>)
-                .with(OWNER_UID_INDEX, owner_uid_index::<K>),
-        )
-        .expect("indexers");
-    tokio::spawn({
-        let informer = informer.clone();
-        async move { informer.run().await }
-    });
-    informer.wait_for_sync().await;
+    index_run_and_sync(&informer).await;
     let secs = t.elapsed().as_secs_f64();
     let lister = informer.lister();
     let objects = lister.len();

@@ -491,7 +491,9 @@ impl<K> Lister<K> {
         self.store.inner.read().items.contains_key(key)
     }
 
-    /// Every cached object, in no particular order.
+    /// Every cached object, in no particular order. In a compact cache this decodes every
+    /// object not hot (about 30 ms per 1,000 Pods, and the typed size of the whole cache while
+    /// the result lives): there, prefer [`get`](Self::get) and [`by_index`](Self::by_index).
     pub fn list(&self) -> Vec<Arc<K>> {
         let inner = self.store.inner.read();
         inner
