@@ -78,8 +78,73 @@ pub trait ListWatch: Send + Sync + 'static {
 pub struct RawPage<K: Clone> {
     /// The response body.
     pub json: String,
-    /// Decodes `json` into the list.
-    pub decode: fn(&str) -> Result<ObjectList<K>, serde_json::Error>,
+    /// Decodes the objects of `json`'s `items` one after another, handing each to the callback
+    /// as soon as it is decoded (see [`decode_items`]).
+    pub decode: DecodeItems<K>,
+}
+
+/// A list page's item decoder: calls the callback with each object of the page's `items`.
+pub type DecodeItems<K> = fn(&str, &mut dyn FnMut(K)) -> Result<(), serde_json::Error>;
+
+/// Decodes the `items` of a JSON list one object at a time, calling `each` with every object as
+/// soon as it is decoded, and skips the rest of the list: a consumer can queue the first objects
+/// of a large list while the others are still text, rather than hold the whole list decoded.
+pub fn decode_items<K: DeserializeOwned>(
+    json: &str,
+    each: &mut dyn FnMut(K),
+) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct List<'a, K>(&'a mut dyn FnMut(K));
+    struct Items<'a, K>(&'a mut dyn FnMut(K));
+
+    impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for List<'_, K> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, K: DeserializeOwned> Visitor<'de> for List<'_, K> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list object with `items`")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "items" {
+                    map.next_value_seed(Items(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for Items<'_, K> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de, K: DeserializeOwned> Visitor<'de> for Items<'_, K> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of objects, or null")
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<K>()? {
+                (self.0)(item);
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(json);
+    List(each).deserialize(&mut de)?;
+    de.end()
 }
 
 impl<K: Clone> fmt::Debug for RawPage<K> {
@@ -88,10 +153,6 @@ impl<K: Clone> fmt::Debug for RawPage<K> {
             .field("bytes", &self.json.len())
             .finish()
     }
-}
-
-fn decode_json<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::Error> {
-    serde_json::from_str(json)
 }
 
 /// List/watch of full objects through a `kube::Api<K>` (any namespace scoping it has).
@@ -242,7 +303,7 @@ where
                 let json = self.client.request_text(fix_list_rv!(r, req)).await?;
                 Ok(RawPage {
                     json,
-                    decode: decode_json::<ObjectList<K>>,
+                    decode: decode_items::<K>,
                 })
             }
             .boxed(),
@@ -299,7 +360,7 @@ where
                 let json = self.inner.client.request_text(fix_list_rv!(r, req)).await?;
                 Ok(RawPage {
                     json,
-                    decode: decode_json::<ObjectList<PartialObjectMeta<K>>>,
+                    decode: decode_items::<PartialObjectMeta<K>>,
                 })
             }
             .boxed(),

@@ -53,7 +53,8 @@ pub use index::{
 };
 pub use key::{KeyError, ObjectKey};
 pub use list_watch::{
-    ApiListWatch, ListRequest, ListWatch, MetadataListWatch, RawPage, WatchRequest, WatchStream,
+    ApiListWatch, DecodeItems, ListRequest, ListWatch, MetadataListWatch, RawPage, WatchRequest,
+    WatchStream, decode_items,
 };
 pub use options::{InformerOptions, Selector};
 pub use pager::hide_managed_fields;

@@ -21,7 +21,15 @@ pub(crate) struct Page<K> {
     /// The first page of a fresh full list that replaces the pages sent before it (a continue
     /// token expired): keys listed only by the earlier pages must be tombstoned if missing now.
     pub(crate) restarted: bool,
+    /// More objects of the same server page follow (a large page is handed on in parts of
+    /// [`PART`] objects as they are decoded); only the last part carries the continue token.
+    pub(crate) partial: bool,
 }
+
+/// Objects of a page handed on at a time: a large page (a relist served whole, as client-go
+/// asks for at a known version) reaches the store part by part, so the store's back-pressure
+/// bounds the decoded objects waiting beside the cache.
+pub(crate) const PART: usize = 500;
 
 /// Fetches pages one after another, decoding and transforming each while the consumer queues
 /// the previous one. A continuation page that fails with 410 is retried once as a full list.
@@ -83,21 +91,37 @@ pub(crate) async fn run_pager<L: ListWatch>(
         }
         let transform = transform.clone();
         let page_restarts = std::mem::take(&mut restarted);
+        let parts = tx.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let items = decode()?
-                .into_iter()
-                .map(|mut o| {
-                    if let Some(t) = &transform {
-                        t(&mut o);
-                    }
-                    Arc::new(o)
-                })
-                .collect();
+            let mut items = Vec::with_capacity(PART);
+            let mut restarted = page_restarts;
+            let mut consumer_gone = false;
+            decode(&mut |mut o| {
+                if consumer_gone {
+                    return;
+                }
+                if let Some(t) = &transform {
+                    t(&mut o);
+                }
+                items.push(Arc::new(o));
+                if items.len() == PART {
+                    let part = Page {
+                        items: std::mem::replace(&mut items, Vec::with_capacity(PART)),
+                        continue_token: None,
+                        resource_version: String::new(),
+                        restarted: std::mem::take(&mut restarted),
+                        partial: true,
+                    };
+                    // Waits while the consumer is busy: this is the back-pressure.
+                    consumer_gone = parts.blocking_send(Ok(part)).is_err();
+                }
+            })?;
             Ok(Page {
                 items,
                 continue_token,
                 resource_version,
-                restarted: page_restarts,
+                restarted,
+                partial: false,
             })
         });
         if last {
@@ -129,7 +153,8 @@ enum Fetched<K: Clone> {
     Raw(RawPage<K>),
 }
 
-type DecodeFn<K> = Box<dyn FnOnce() -> Result<Vec<K>, kube::Error> + Send>;
+/// Decodes a page's objects, handing each to the callback as it is decoded.
+type DecodeFn<K> = Box<dyn FnOnce(&mut dyn FnMut(K)) -> Result<(), kube::Error> + Send>;
 
 /// Just the list metadata of a page (serde skips `items` without allocating).
 #[derive(serde::Deserialize)]
@@ -148,7 +173,13 @@ impl<K: Clone + Send + 'static> Fetched<K> {
         match self {
             Self::Decoded(list) => {
                 let items = list.items;
-                Ok((list.metadata, Box::new(move || Ok(items))))
+                Ok((
+                    list.metadata,
+                    Box::new(move |each: &mut dyn FnMut(K)| {
+                        items.into_iter().for_each(each);
+                        Ok(())
+                    }),
+                ))
             }
             Self::Raw(raw) => {
                 let head: ListHead =
@@ -157,13 +188,11 @@ impl<K: Clone + Send + 'static> Fetched<K> {
                 let mut json = raw.json;
                 Ok((
                     head.metadata,
-                    Box::new(move || {
+                    Box::new(move |each: &mut dyn FnMut(K)| {
                         if skip_managed_fields {
                             hide_managed_fields(&mut json);
                         }
-                        decode(&json)
-                            .map(|l| l.items)
-                            .map_err(kube::Error::SerdeError)
+                        decode(&json, each).map_err(kube::Error::SerdeError)
                     }),
                 ))
             }
@@ -303,5 +332,26 @@ mod tests {
             full.items[0].metadata.managed_fields.as_ref().map(Vec::len),
             Some(1)
         );
+    }
+
+    #[test]
+    fn raw_pages_decode_item_by_item_and_report_bad_items() {
+        let decode = |json: &str| {
+            let mut names = Vec::new();
+            let result = super::super::decode_items::<ConfigMap>(json, &mut |cm| {
+                names.push(cm.metadata.name.unwrap_or_default())
+            });
+            (names, result.map_err(|e| e.to_string()))
+        };
+        let page = r#"{"kind":"ConfigMapList","items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"},"data":{"k":"v"}}],"metadata":{"resourceVersion":"9","continue":"c"},"extra":[1,{"x":2}]}"#;
+        assert_eq!(decode(page), (vec!["a".into(), "b".into()], Ok(())));
+        assert_eq!(decode(r#"{"items":null,"metadata":{}}"#), (vec![], Ok(())));
+        assert_eq!(decode(r#"{"metadata":{}}"#), (vec![], Ok(())));
+        // The objects before a bad one were handed on; the error names what was wrong.
+        let (names, err) =
+            decode(r#"{"items":[{"metadata":{"name":"a"}},{"metadata":{"name":7}}]}"#);
+        assert_eq!(names, ["a"]);
+        assert!(err.unwrap_err().contains("invalid type: integer `7`"));
+        assert!(decode(r#"{"items":[]} trailing"#).1.is_err());
     }
 }

@@ -395,10 +395,12 @@ impl<L: ListWatch> Reflector<L> {
         while let Some(page) = rx.recv().await {
             match page {
                 Ok(page) => {
-                    if first && rv == "0" && page.continue_token.is_some() {
-                        self.paginated_result = true;
+                    if !page.partial {
+                        if first && rv == "0" && page.continue_token.is_some() {
+                            self.paginated_result = true;
+                        }
+                        first = false;
                     }
-                    first = false;
                     if page.restarted {
                         // The earlier pages were of an older snapshot: what they listed does not
                         // count as present in this list, or keys deleted since would never get
@@ -410,7 +412,7 @@ impl<L: ListWatch> Reflector<L> {
                     count += page.items.len();
                     self.store.drained_to(LIST_BACKLOG).await;
                     self.store.replace_items(page.items);
-                    if page.continue_token.is_none() {
+                    if !page.partial && page.continue_token.is_none() {
                         self.store.finish_replace(&page.resource_version);
                         return Ok((page.resource_version, count));
                     }
@@ -752,6 +754,76 @@ mod tests {
                 annotations,
             },
         }))
+    }
+
+    /// Records what a reflector writes, in order.
+    #[derive(Default)]
+    struct Recorder(parking_lot::Mutex<Vec<String>>);
+
+    impl ReflectorStore<ConfigMap> for Recorder {
+        fn add(&self, _: Arc<ConfigMap>) {
+            self.0.lock().push("add".into());
+        }
+        fn update(&self, _: Arc<ConfigMap>) {
+            self.0.lock().push("update".into());
+        }
+        fn delete(&self, _: Arc<ConfigMap>) {
+            self.0.lock().push("delete".into());
+        }
+        fn begin_replace(&self) {
+            self.0.lock().push("begin".into());
+        }
+        fn replace_items(&self, page: Vec<Arc<ConfigMap>>) {
+            self.0.lock().push(format!("{} items", page.len()));
+        }
+        fn finish_replace(&self, resource_version: &str) {
+            self.0.lock().push(format!("finish at {resource_version}"));
+        }
+        fn abort_replace(&self) {
+            self.0.lock().push("abort".into());
+        }
+        fn resync(&self) {}
+        fn drained_to(&self, keys: usize) -> BoxFuture<'_, ()> {
+            self.0.lock().push(format!("wait for {keys}"));
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_page_reaches_the_store_in_parts_each_after_the_backlog_drained() {
+        let s = Script::default();
+        let many: Vec<ConfigMap> = (0..1200).map(|i| cm(&format!("cm-{i}"), 1)).collect();
+        s.lists.lock().push_back(page(many, 7, None));
+        let store = Arc::new(Recorder::default());
+        let r = Reflector::new(
+            Shared(Arc::new(s)),
+            store.clone(),
+            ReflectorConfig::default(),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(r.run(stop.clone()));
+        for _ in 0..1000 {
+            if store.0.lock().iter().any(|c| c.starts_with("finish")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stop.cancel();
+        let _ = task.await;
+        let wait = format!("wait for {LIST_BACKLOG}");
+        assert_eq!(
+            *store.0.lock(),
+            [
+                "begin",
+                &wait,
+                "500 items",
+                &wait,
+                "500 items",
+                &wait,
+                "200 items",
+                "finish at 7"
+            ]
+        );
     }
 
     struct Harness {
