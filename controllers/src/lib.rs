@@ -22,6 +22,8 @@ pub mod daemonset;
 pub mod deployment;
 pub mod expectations;
 pub mod hash;
+pub mod hpa;
+pub mod ingress;
 pub mod job;
 pub mod pods;
 pub mod replicaset;
@@ -40,6 +42,7 @@ pub const ALL: &[&str] = &[
     "daemonset",
     "job",
     "cronjob",
+    "horizontalpodautoscaling",
 ];
 
 /// Why a `--controllers` list was refused.
@@ -69,6 +72,8 @@ pub struct Options {
     pub job_backoff: job::Backoff,
     /// The CronJob controller's clock.
     pub clock: std::sync::Arc<dyn clock::Clock>,
+    /// The HorizontalPodAutoscaler controller's metrics source, sync period and thresholds.
+    pub hpa: hpa::HpaOptions,
 }
 
 impl Default for Options {
@@ -76,6 +81,7 @@ impl Default for Options {
         Options {
             job_backoff: job::Backoff::default(),
             clock: std::sync::Arc::new(clock::SystemClock),
+            hpa: hpa::HpaOptions::default(),
         }
     }
 }
@@ -98,6 +104,7 @@ pub fn setup_with(
             "daemonset" => daemonset::setup(mgr)?,
             "job" => job::setup_with(mgr, options.job_backoff)?,
             "cronjob" => cronjob::setup_with(mgr, options.clock.clone())?,
+            "horizontalpodautoscaling" => hpa::setup_with(mgr, options.hpa.clone())?,
             other => return Err(SetupError::Unknown(other.to_owned())),
         }
     }
@@ -149,7 +156,14 @@ mod tests {
         assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
         assert_eq!(
             choose(&names("*,-deployment")).unwrap(),
-            ["replicaset", "statefulset", "daemonset", "job", "cronjob"]
+            [
+                "replicaset",
+                "statefulset",
+                "daemonset",
+                "job",
+                "cronjob",
+                "horizontalpodautoscaling"
+            ]
         );
         let err = choose(&names("replicaset,cronjobs"))
             .unwrap_err()

@@ -65,6 +65,7 @@ mod gc;
 mod handlers;
 mod kubeconfig;
 mod limits;
+pub mod metrics;
 mod names;
 mod negotiate;
 mod objects;

@@ -63,6 +63,19 @@ const CONTROLLERS: &[(&str, &str, &[&str])] = &[
     ),
     ("Job", "batch", &["job/mod.rs", "job/indexes.rs"]),
     (
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        &[
+            "hpa/mod.rs",
+            "hpa/behavior.rs",
+            "hpa/calculator.rs",
+            "hpa/metrics.rs",
+            "hpa/proposal.rs",
+            "hpa/quantity.rs",
+            "hpa/reconcile.rs",
+        ],
+    ),
+    (
         "CronJob",
         "batch",
         &["cronjob/mod.rs", "cronjob/schedule.rs"],
@@ -102,6 +115,19 @@ const CRON_DEPENDENCIES: &[(&str, &str)] = &[
     ),
     ("chrono-tz", r#""0.10""#),
 ];
+
+/// What only the HorizontalPodAutoscaler's metrics client needs (raw requests to the metrics
+/// APIs).
+const HPA_DEPENDENCIES: &[(&str, &str)] = &[("http", r#""1""#)];
+
+/// The crates `kind`'s reference controller needs beyond [`DEPENDENCIES`].
+fn extra_dependencies(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "CronJob" => CRON_DEPENDENCIES,
+        "HorizontalPodAutoscaler" => HPA_DEPENDENCIES,
+        _ => &[],
+    }
+}
 
 /// The files of the reference controller for `kind`, if kubeforge has one.
 fn reference_files(kind: &BuiltinKind) -> Option<&'static [&'static str]> {
@@ -148,7 +174,7 @@ pub fn reference_controller(
         changes.create(&rel, text)?;
     }
     add_support(changes, t)?;
-    add_dependencies(changes, kind.kind == "CronJob")?;
+    add_dependencies(changes, extra_dependencies(kind.kind))?;
     let vars = json!({ "module": module });
     changes.insert(
         "src/controllers/mod.rs",
@@ -221,7 +247,10 @@ fn after_module_docs(text: &str, insert: &str) -> String {
 
 /// Adds the crates the reference code uses to `[dependencies]`, leaving any the project already
 /// names (at whatever version it chose) alone.
-fn add_dependencies(changes: &mut Changes, cron: bool) -> anyhow::Result<()> {
+fn add_dependencies(
+    changes: &mut Changes,
+    extra: &[(&'static str, &'static str)],
+) -> anyhow::Result<()> {
     let manifest = changes
         .current("Cargo.toml")?
         .context("the project has no Cargo.toml")?;
@@ -233,9 +262,7 @@ fn add_dependencies(changes: &mut Changes, cron: bool) -> anyhow::Result<()> {
         .and_then(toml::Value::as_table)
         .cloned()
         .unwrap_or_default();
-    let wanted = DEPENDENCIES
-        .iter()
-        .chain(if cron { CRON_DEPENDENCIES } else { &[] });
+    let wanted = DEPENDENCIES.iter().chain(extra);
     let lines: Vec<String> = wanted
         .filter(|(name, _)| !present.contains_key(*name))
         .map(|(name, spec)| format!("{name} = {spec}"))

@@ -584,6 +584,15 @@ where
         self
     }
 
+    /// Declares RBAC `rules` for what the reconciler does beyond its relations — writing other
+    /// kinds, subresources such as `*/scale`, non-resource APIs — so the operator's generated
+    /// role covers them as it covers the watches.
+    #[must_use]
+    pub fn permits(mut self, rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
     /// The controller's name (metrics label, logs, queue name). Default: the primary's kind,
     /// lower-cased.
     #[must_use]
