@@ -43,6 +43,7 @@ pub const ALL: &[&str] = &[
     "job",
     "cronjob",
     "horizontalpodautoscaling",
+    "ingress",
 ];
 
 /// Why a `--controllers` list was refused.
@@ -74,6 +75,8 @@ pub struct Options {
     pub clock: std::sync::Arc<dyn clock::Clock>,
     /// The HorizontalPodAutoscaler controller's metrics source, sync period and thresholds.
     pub hpa: hpa::HpaOptions,
+    /// The Ingress controller's listeners and class.
+    pub ingress: ingress::IngressOptions,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             job_backoff: job::Backoff::default(),
             clock: std::sync::Arc::new(clock::SystemClock),
             hpa: hpa::HpaOptions::default(),
+            ingress: ingress::IngressOptions::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ pub fn setup_with(
             "job" => job::setup_with(mgr, options.job_backoff)?,
             "cronjob" => cronjob::setup_with(mgr, options.clock.clone())?,
             "horizontalpodautoscaling" => hpa::setup_with(mgr, options.hpa.clone())?,
+            "ingress" => ingress::setup_with(mgr, options.ingress.clone())?,
             other => return Err(SetupError::Unknown(other.to_owned())),
         }
     }
@@ -162,7 +167,8 @@ mod tests {
                 "daemonset",
                 "job",
                 "cronjob",
-                "horizontalpodautoscaling"
+                "horizontalpodautoscaling",
+                "ingress"
             ]
         );
         let err = choose(&names("replicaset,cronjobs"))
