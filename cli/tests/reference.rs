@@ -1,5 +1,5 @@
 //! `kubeforge create controller --kind <K> --reference` end to end: a project started from
-//! kubeforge's six reference controllers builds and passes its tests, `kubeforge generate`
+//! kubeforge's reference controllers builds and passes its tests, `kubeforge generate`
 //! derives their RBAC, and the operator runs them — a ReplicaSet applied with real kubectl to
 //! `kubeforge serve` gets its Pods from the copied controller. Kinds without a reference, and a
 //! second copy over the first, are refused with a message that says what to do.
@@ -20,6 +20,11 @@ const REFERENCE_KINDS: &[(&str, &str)] = &[
     ("DaemonSet", "daemon_set/mod.rs"),
     ("Job", "job/mod.rs"),
     ("CronJob", "cron_job/mod.rs"),
+    (
+        "HorizontalPodAutoscaler",
+        "horizontal_pod_autoscaler/mod.rs",
+    ),
+    ("Ingress", "ingress/mod.rs"),
 ];
 
 #[test]
@@ -61,10 +66,10 @@ fn a_project_started_from_the_reference_controllers_builds_and_runs_them() {
     let before = snapshot(&dir);
     let err = kubeforge_fails(
         &dir,
-        &["create", "controller", "--kind", "Ingress", "--reference"],
+        &["create", "controller", "--kind", "ConfigMap", "--reference"],
     );
     assert!(
-        err.contains("no reference controller for Ingress") && err.contains("StatefulSet"),
+        err.contains("no reference controller for ConfigMap") && err.contains("StatefulSet"),
         "{err}"
     );
     let err = kubeforge_fails(

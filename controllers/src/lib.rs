@@ -25,6 +25,7 @@ pub mod hash;
 pub mod hpa;
 pub mod ingress;
 pub mod job;
+pub mod networkpolicy;
 pub mod pods;
 pub mod replicaset;
 pub mod revisions;
@@ -44,7 +45,13 @@ pub const ALL: &[&str] = &[
     "cronjob",
     "horizontalpodautoscaling",
     "ingress",
+    "networkpolicy",
 ];
+
+/// The controllers `*` leaves out, as kube-controller-manager's disabled-by-default ones: they
+/// take over something of the machine they run on (the Ingress proxy listens on ports, the
+/// NetworkPolicy controller writes the host's nftables), so they run only when named.
+pub const DISABLED_BY_DEFAULT: &[&str] = &["ingress", "networkpolicy"];
 
 /// Why a `--controllers` list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +64,8 @@ pub enum SetupError {
     Build(#[from] BuildError),
 }
 
-/// Registers the named controllers (`*` for all, `-name` to leave one out of `*`, as
-/// kube-controller-manager's `--controllers`).
+/// Registers the named controllers (`*` for all but [`DISABLED_BY_DEFAULT`], `-name` to leave
+/// one out of `*`, as kube-controller-manager's `--controllers`).
 ///
 /// # Errors
 /// An unknown name, or a controller the manager refuses.
@@ -77,6 +84,8 @@ pub struct Options {
     pub hpa: hpa::HpaOptions,
     /// The Ingress controller's listeners and class.
     pub ingress: ingress::IngressOptions,
+    /// The NetworkPolicy enforcer's node, bridge and nftables table.
+    pub networkpolicy: networkpolicy::NetworkPolicyOptions,
 }
 
 impl Default for Options {
@@ -86,6 +95,7 @@ impl Default for Options {
             clock: std::sync::Arc::new(clock::SystemClock),
             hpa: hpa::HpaOptions::default(),
             ingress: ingress::IngressOptions::default(),
+            networkpolicy: networkpolicy::NetworkPolicyOptions::default(),
         }
     }
 }
@@ -110,6 +120,7 @@ pub fn setup_with(
             "cronjob" => cronjob::setup_with(mgr, options.clock.clone())?,
             "horizontalpodautoscaling" => hpa::setup_with(mgr, options.hpa.clone())?,
             "ingress" => ingress::setup_with(mgr, options.ingress.clone())?,
+            "networkpolicy" => networkpolicy::setup_with(mgr, options.networkpolicy.clone())?,
             other => return Err(SetupError::Unknown(other.to_owned())),
         }
     }
@@ -143,7 +154,10 @@ pub fn choose(names: &[String]) -> Result<Vec<&'static str>, SetupError> {
     Ok(ALL
         .iter()
         .copied()
-        .filter(|n| (star || included.contains(n)) && !excluded.contains(n))
+        .filter(|n| {
+            let by_star = star && !DISABLED_BY_DEFAULT.contains(n);
+            (by_star || included.contains(n)) && !excluded.contains(n)
+        })
         .collect())
 }
 
@@ -157,7 +171,16 @@ mod tests {
 
     #[test]
     fn controllers_flag_selects_like_kube_controller_manager() {
-        assert_eq!(choose(&names("*")).unwrap(), ALL);
+        let enabled: Vec<&str> = ALL
+            .iter()
+            .copied()
+            .filter(|n| !DISABLED_BY_DEFAULT.contains(n))
+            .collect();
+        assert_eq!(choose(&names("*")).unwrap(), enabled);
+        assert_eq!(
+            choose(&names("*,ingress")).unwrap().last(),
+            Some(&"ingress")
+        );
         assert_eq!(choose(&names("deployment")).unwrap(), ["deployment"]);
         assert_eq!(
             choose(&names("*,-deployment")).unwrap(),
@@ -167,8 +190,7 @@ mod tests {
                 "daemonset",
                 "job",
                 "cronjob",
-                "horizontalpodautoscaling",
-                "ingress"
+                "horizontalpodautoscaling"
             ]
         );
         let err = choose(&names("replicaset,cronjobs"))

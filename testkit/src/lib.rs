@@ -68,6 +68,7 @@ mod limits;
 pub mod metrics;
 mod names;
 mod negotiate;
+pub mod node;
 mod objects;
 mod openapi;
 mod patch;

@@ -76,6 +76,16 @@ const CONTROLLERS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "Ingress",
+        "networking.k8s.io",
+        &[
+            "ingress/mod.rs",
+            "ingress/proxy.rs",
+            "ingress/routes.rs",
+            "ingress/tls.rs",
+        ],
+    ),
+    (
         "CronJob",
         "batch",
         &["cronjob/mod.rs", "cronjob/schedule.rs"],
@@ -120,11 +130,31 @@ const CRON_DEPENDENCIES: &[(&str, &str)] = &[
 /// APIs).
 const HPA_DEPENDENCIES: &[(&str, &str)] = &[("http", r#""1""#)];
 
+/// What only the Ingress controller's proxy needs, at the versions kubeforge-controllers uses.
+const INGRESS_DEPENDENCIES: &[(&str, &str)] = &[
+    ("http", r#""1""#),
+    ("hyper", r#"{ version = "1", features = ["full"] }"#),
+    ("hyper-util", r#"{ version = "0.1", features = ["full"] }"#),
+    ("http-body-util", r#""0.1""#),
+    ("bytes", r#""1""#),
+    (
+        "rustls",
+        r#"{ version = "0.23", default-features = false, features = ["ring", "std", "tls12", "logging"] }"#,
+    ),
+    (
+        "tokio-rustls",
+        r#"{ version = "0.26", default-features = false, features = ["ring", "tls12", "logging"] }"#,
+    ),
+    ("arc-swap", r#""1""#),
+    ("tokio-util", r#""0.7""#),
+];
+
 /// The crates `kind`'s reference controller needs beyond [`DEPENDENCIES`].
 fn extra_dependencies(kind: &str) -> &'static [(&'static str, &'static str)] {
     match kind {
         "CronJob" => CRON_DEPENDENCIES,
         "HorizontalPodAutoscaler" => HPA_DEPENDENCIES,
+        "Ingress" => INGRESS_DEPENDENCIES,
         _ => &[],
     }
 }

@@ -75,7 +75,7 @@ impl Default for IngressOptions {
     fn default() -> Self {
         IngressOptions {
             controller: DEFAULT_CONTROLLER.to_owned(),
-            http: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
+            http: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8000)),
             https: Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8443))),
             status_address: None,
             listening: Listening::default(),
@@ -184,7 +184,8 @@ fn group(problems: Vec<Problem>) -> BTreeMap<IngressKey, BTreeSet<String>> {
     by_ingress
 }
 
-/// Registers the Ingress controller with default options (HTTP on :8080, HTTPS on :8443).
+/// Registers the Ingress controller with default options (HTTP on :8000, HTTPS on :8443; the
+/// manager's metrics take :8080).
 ///
 /// # Errors
 /// When the manager refuses the controller (a duplicate name).
