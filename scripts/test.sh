@@ -76,11 +76,12 @@ stage "runtime on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo
   --test controller_lean_caches -- --test-threads=1
 
 # The reference controllers on the real kube-apiserver (whose validation of Job status, for
-# one, is stricter than the embedded server's), one test at a time in a namespace each.
+# one, is stricter than the embedded server's, and which refuses loopback EndpointSlice
+# addresses), one test at a time in a namespace each.
 echo "== the reference controllers' tests against a real kube-apiserver"
 stage "controllers on kube-apiserver" env KUBEFORGE_TEST_BACKEND=control-plane cargo test -p kubeforge-controllers --no-fail-fast \
   --test replicaset --test deployment --test job --test cronjob --test statefulset --test daemonset \
-  -- --test-threads=1
+  --test hpa --test ingress -- --test-threads=1
 
 # Kubernetes' own e2e specs (sig-api-machinery [Conformance], no kubelet) on the embedded server
 # and the real control plane side by side: the embedded server must pass what the real one does.

@@ -149,12 +149,23 @@ const INGRESS_DEPENDENCIES: &[(&str, &str)] = &[
     ("tokio-util", r#""0.7""#),
 ];
 
+/// What the Ingress controller's unit tests need: certificates for the TLS tests.
+const INGRESS_DEV_DEPENDENCIES: &[(&str, &str)] = &[("rcgen", r#""0.14""#)];
+
 /// The crates `kind`'s reference controller needs beyond [`DEPENDENCIES`].
 fn extra_dependencies(kind: &str) -> &'static [(&'static str, &'static str)] {
     match kind {
         "CronJob" => CRON_DEPENDENCIES,
         "HorizontalPodAutoscaler" => HPA_DEPENDENCIES,
         "Ingress" => INGRESS_DEPENDENCIES,
+        _ => &[],
+    }
+}
+
+/// The crates the unit tests of `kind`'s reference controller need.
+fn extra_dev_dependencies(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "Ingress" => INGRESS_DEV_DEPENDENCIES,
         _ => &[],
     }
 }
@@ -204,7 +215,11 @@ pub fn reference_controller(
         changes.create(&rel, text)?;
     }
     add_support(changes, t)?;
-    add_dependencies(changes, extra_dependencies(kind.kind))?;
+    add_dependencies(
+        changes,
+        extra_dependencies(kind.kind),
+        extra_dev_dependencies(kind.kind),
+    )?;
     let vars = json!({ "module": module });
     changes.insert(
         "src/controllers/mod.rs",
@@ -275,12 +290,21 @@ fn after_module_docs(text: &str, insert: &str) -> String {
     out
 }
 
-/// Adds the crates the reference code uses to `[dependencies]`, leaving any the project already
-/// names (at whatever version it chose) alone.
+/// Adds the crates the reference code uses to `[dependencies]` (and its unit tests to
+/// `[dev-dependencies]`), leaving any the project already names (at whatever version it chose)
+/// alone.
 fn add_dependencies(
     changes: &mut Changes,
     extra: &[(&'static str, &'static str)],
+    dev: &[(&'static str, &'static str)],
 ) -> anyhow::Result<()> {
+    let wanted: Vec<_> = DEPENDENCIES.iter().chain(extra).copied().collect();
+    add_to_table(changes, "dependencies", &wanted)?;
+    add_to_table(changes, "dev-dependencies", dev)
+}
+
+/// Adds `wanted` to the manifest's `[table]` (after its header), but not the crates it has.
+fn add_to_table(changes: &mut Changes, table: &str, wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     let manifest = changes
         .current("Cargo.toml")?
         .context("the project has no Cargo.toml")?;
@@ -288,21 +312,22 @@ fn add_dependencies(
         .parse()
         .context("Cargo.toml is not valid TOML; fix it and run again")?;
     let present = parsed
-        .get("dependencies")
+        .get(table)
         .and_then(toml::Value::as_table)
         .cloned()
         .unwrap_or_default();
-    let wanted = DEPENDENCIES.iter().chain(extra);
     let lines: Vec<String> = wanted
+        .iter()
         .filter(|(name, _)| !present.contains_key(*name))
         .map(|(name, spec)| format!("{name} = {spec}"))
         .collect();
     if lines.is_empty() {
         return Ok(());
     }
-    let Some(at) = manifest.lines().position(|l| l.trim() == "[dependencies]") else {
+    let header = format!("[{table}]");
+    let Some(at) = manifest.lines().position(|l| l.trim() == header) else {
         bail!(
-            "Cargo.toml has no `[dependencies]` table; add one, then run again (the reference \
+            "Cargo.toml has no `{header}` table; add one, then run again (the reference \
              controller needs: {})",
             lines.join(", ")
         );

@@ -175,10 +175,8 @@ pub fn setup_with(mgr: &mut Manager, options: NetworkPolicyOptions) -> Result<()
 
 /// Every add, update and delete of `informer`'s objects wakes the enforcer (a stored permit:
 /// changes during a rebuild cause one more rebuild, none is lost).
-fn nudge_on_change<K>(
-    informer: &SharedIndexInformer<K>,
-    changed: &Arc<Notify>,
-) where
+fn nudge_on_change<K>(informer: &SharedIndexInformer<K>, changed: &Arc<Notify>)
+where
     K: kube::Resource
         + Clone
         + serde::Serialize
