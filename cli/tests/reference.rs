@@ -25,6 +25,7 @@ const REFERENCE_KINDS: &[(&str, &str)] = &[
         "horizontal_pod_autoscaler/mod.rs",
     ),
     ("Ingress", "ingress/mod.rs"),
+    ("NetworkPolicy", "network_policy/mod.rs"),
 ];
 
 #[test]

@@ -44,6 +44,16 @@ struct Args {
     /// listener's, unless it listens on all addresses).
     #[arg(long, global = true)]
     ingress_status_address: Option<std::net::IpAddr>,
+    /// The node whose Pods the NetworkPolicy enforcer filters (default: `$NODE_NAME`, else the
+    /// host name).
+    #[arg(long, global = true)]
+    networkpolicy_node_name: Option<String>,
+    /// The bridge the node's Pods hang off.
+    #[arg(long, default_value = "cni0", global = true)]
+    networkpolicy_bridge: String,
+    /// The nftables `inet` table the enforcer owns.
+    #[arg(long, default_value = "kubeforge_netpol", global = true)]
+    networkpolicy_table: String,
     #[command(flatten)]
     operator: Cli,
 }
@@ -89,5 +99,16 @@ fn options(args: &Args) -> Result<kubeforge_controllers::Options, String> {
     options.ingress.https = https;
     options.ingress.controller = args.ingress_class_controller.clone();
     options.ingress.status_address = args.ingress_status_address;
+    if let Some(node) = &args.networkpolicy_node_name {
+        options.networkpolicy.node_name.clone_from(node);
+    }
+    options
+        .networkpolicy
+        .bridge
+        .clone_from(&args.networkpolicy_bridge);
+    options
+        .networkpolicy
+        .table
+        .clone_from(&args.networkpolicy_table);
     Ok(options)
 }

@@ -351,7 +351,7 @@ async fn hosts_and_paths_route_to_ready_endpoints_in_turn_and_the_status_names_t
         let events = env.api::<k8s_openapi::api::events::v1::Event>();
         let list = events.list(&Default::default()).await.ok()?;
         list.items.into_iter().find(|e| {
-            e.reason.as_deref() == Some("BackendNotFound")
+            e.reason.as_deref() == Some("ServiceNotFound")
                 && e.note
                     .as_deref()
                     .is_some_and(|n| n.contains("default/nope") || n.contains("/nope not found"))
@@ -435,6 +435,12 @@ async fn the_default_class_a_default_backend_and_tls_by_sni_are_served() {
             .1
             .starts_with("fallback ")
     );
+    // Once ours has its status, the other class's Ingress still has none.
+    eventually("status.loadBalancer on the served Ingress", || async {
+        let secure = env.api::<Ingress>().get("secure").await.ok()?;
+        secure.status?.load_balancer?.ingress?.first().map(drop)
+    })
+    .await;
     let elsewhere = env
         .api::<Ingress>()
         .get("elsewhere")
@@ -482,27 +488,29 @@ async fn changes_apply_live_without_dropping_a_request_in_flight_and_dead_endpoi
         (200, "slow /long".to_owned())
     );
 
-    // An endpoint that refuses connections, and one not ready (the slow backend): every
-    // request still reaches the live, ready one.
+    // An endpoint that refuses connections and one not ready (the slow backend) in place of
+    // the live one: nothing reachable, 502.
     let dead = {
         let listener = TcpListener::bind((host_ip(), 0)).await.expect("bind");
         listener.local_addr().expect("address")
     };
     publish(&env, "fast", "fast-dead", dead, true).await;
     publish(&env, "fast", "fast-unready", slow.addr, false).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.api::<EndpointSlice>()
+        .delete("fast-0", &DeleteParams::default())
+        .await
+        .expect("remove the live endpoint");
+    until_routed(&proxy, "live.example.com", "/", 502, "").await;
+    // The live endpoint back beside the dead one: every request reaches it, half of them after
+    // the dead one refused (round-robin takes each in turn).
+    publish(&env, "fast", "fast-1", fast.addr, true).await;
+    until_routed(&proxy, "live.example.com", "/", 200, "fast /").await;
     for _ in 0..6 {
         assert_eq!(
             get(&proxy, "live.example.com", "/").await,
             (200, "fast /".to_owned())
         );
     }
-    // Only the dead endpoint left (and the unready one): 502.
-    env.api::<EndpointSlice>()
-        .delete("fast-0", &DeleteParams::default())
-        .await
-        .expect("remove the live endpoint");
-    until_routed(&proxy, "live.example.com", "/", 502, "").await;
     // The Ingress deleted: its host is gone.
     env.api::<Ingress>()
         .delete("live", &DeleteParams::default())

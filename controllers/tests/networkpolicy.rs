@@ -154,6 +154,7 @@ impl Cluster {
             node_name: node.name().to_owned(),
             bridge: node.bridge().to_owned(),
             table: node.nft_table_name(),
+            remove_on_stop: true,
             ..NetworkPolicyOptions::default()
         };
         let env = Env::with_options(

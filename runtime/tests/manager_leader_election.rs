@@ -218,3 +218,63 @@ async fn eventually_async_holder(leases: &Api<Lease>, who: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Records that it started on `who`, and runs until stopped.
+struct Everywhere {
+    who: String,
+    started: Arc<Mutex<Vec<String>>>,
+}
+
+impl kubeforge::manager::Runnable for Everywhere {
+    fn name(&self) -> &str {
+        "everywhere"
+    }
+
+    fn needs_leader_election(&self) -> bool {
+        false
+    }
+
+    fn start(
+        self: Box<Self>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.started.lock().push(self.who.clone());
+            stop.cancelled().await;
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runnable_that_needs_no_lease_runs_on_the_follower_too() {
+    let server = server().await;
+    let seen: Seen = Arc::default();
+    let started: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut handles = Vec::new();
+    for who in ["a", "b"] {
+        let mut mgr = elected_manager(&server, who, &seen).await;
+        mgr.add(Everywhere {
+            who: who.to_owned(),
+            started: started.clone(),
+        });
+        handles.push(tokio::spawn(mgr.run()));
+    }
+    create_cm(&server, "one", &[]).await;
+    eventually("the leader reconciled", || !seen.lock().is_empty()).await;
+    eventually("both replicas started the runnable", || {
+        started.lock().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        reconcilers(&seen).len(),
+        1,
+        "still only the leader reconciles"
+    );
+    let mut who = started.lock().clone();
+    who.sort();
+    assert_eq!(who, ["a", "b"]);
+    for h in handles {
+        h.abort();
+    }
+}

@@ -86,6 +86,15 @@ const CONTROLLERS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "NetworkPolicy",
+        "networking.k8s.io",
+        &[
+            "networkpolicy/mod.rs",
+            "networkpolicy/evaluator.rs",
+            "networkpolicy/nft.rs",
+        ],
+    ),
+    (
         "CronJob",
         "batch",
         &["cronjob/mod.rs", "cronjob/schedule.rs"],
@@ -149,6 +158,10 @@ const INGRESS_DEPENDENCIES: &[(&str, &str)] = &[
     ("tokio-util", r#""0.7""#),
 ];
 
+/// What only the NetworkPolicy enforcer needs: CIDRs, and the stop token of its runnable.
+const NETWORK_POLICY_DEPENDENCIES: &[(&str, &str)] =
+    &[("ipnet", r#""2""#), ("tokio-util", r#""0.7""#)];
+
 /// What the Ingress controller's unit tests need: certificates for the TLS tests.
 const INGRESS_DEV_DEPENDENCIES: &[(&str, &str)] = &[("rcgen", r#""0.14""#)];
 
@@ -158,6 +171,7 @@ fn extra_dependencies(kind: &str) -> &'static [(&'static str, &'static str)] {
         "CronJob" => CRON_DEPENDENCIES,
         "HorizontalPodAutoscaler" => HPA_DEPENDENCIES,
         "Ingress" => INGRESS_DEPENDENCIES,
+        "NetworkPolicy" => NETWORK_POLICY_DEPENDENCIES,
         _ => &[],
     }
 }

@@ -359,7 +359,8 @@ impl MetricsSource for ApiMetrics {
 }
 
 impl ApiMetrics {
-    /// The resource (plural) name of `object`'s kind, from discovery.
+    /// How the custom metrics API names `object`'s resource (`services`, `deployments.apps`),
+    /// from discovery.
     async fn plural_of(
         &self,
         object: &CrossVersionObjectReference,
@@ -373,7 +374,12 @@ impl ApiMetrics {
                 api: CUSTOM_API,
                 source,
             })?;
-        Ok(resource.plural)
+        // The custom metrics API names resources as `GroupResource` does: `deployments.apps`.
+        Ok(if resource.group.is_empty() {
+            resource.plural
+        } else {
+            format!("{}.{}", resource.plural, resource.group)
+        })
     }
 }
 

@@ -22,8 +22,11 @@
 //!   with upstream's reasons; an Event on each rescale and on each failure.
 //!
 //! Left out: the v1 API's `targetCPUUtilizationPercentage` (the API server converts it to
-//! v2), metrics-server's own per-container timestamps, and upstream's `--horizontal-pod-
-//! autoscaler-*` flags other than those in [`HpaOptions`].
+//! v2), metrics-server's own per-container timestamps, upstream's `AmbiguousSelector` check
+//! (two autoscalers over the same Pods), the controller's own Prometheus metrics
+//! (`horizontal_pod_autoscaler_controller_*`), the custom-metrics API's v1beta1 fallback, and
+//! the `--horizontal-pod-autoscaler-*` flags other than the sync period and tolerance (the
+//! CPU initialization period and readiness delay are [`calculator::Settings`] in code).
 
 pub mod behavior;
 pub mod calculator;
@@ -96,14 +99,31 @@ pub fn setup_with(mgr: &mut Manager, options: HpaOptions) -> Result<(), BuildErr
         .metrics
         .clone()
         .unwrap_or_else(|| Arc::new(metrics::ApiMetrics::new(mgr.client().clone())));
-    let state = reconcile::State::new(metrics, options);
+    let state = Arc::new(reconcile::State::new(metrics, options));
+    // A deleted autoscaler is not reconciled: its recommendations and scale events go with it,
+    // so one re-created under the same name starts afresh (upstream deletes them on NotFound).
+    let scope = kubeforge::informer::InformerOptions {
+        namespace: mgr.config().namespace.clone(),
+        ..kubeforge::informer::InformerOptions::default()
+    };
+    let forget = state.clone();
+    let _ = mgr
+        .informers()
+        .informer::<HorizontalPodAutoscaler>(scope)
+        .add_event_handler(
+            kubeforge::informer::HandlerFns::new().on_delete(move |gone| {
+                if let Some(key) = gone.key() {
+                    forget.forget(&key.to_string());
+                }
+            }),
+        );
     Controller::managed_by(mgr)
         .for_::<HorizontalPodAutoscaler>(Watch::new())
         .named(NAME)
         .reads::<Pod>()
         .permits(scale_rules())
         .concurrency(5)
-        .complete(reconcile::reconcile, Arc::new(state))
+        .complete(reconcile::reconcile, state)
 }
 
 /// Reading and writing any target's scale subresource, finding targets through discovery, and

@@ -35,6 +35,11 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Drops what was kept for autoscaler `key` (`namespace/name`).
+    pub(super) fn forget(&self, key: &str) {
+        self.histories.lock().remove(key);
+    }
+
     pub(super) fn new(metrics: Arc<dyn MetricsSource>, options: HpaOptions) -> Self {
         State {
             metrics,

@@ -22,8 +22,8 @@
 //!
 //! Left out compared with ingress-nginx: annotations (rewrites, regex paths, canaries, auth,
 //! timeouts), WebSockets and other upgrades, HTTP/2 or TLS to backends, the HTTP-to-HTTPS
-//! redirect, a default certificate, access logs, and leader-only status writes (every replica
-//! serves traffic and writes the same status).
+//! redirect, a default certificate, and access logs. With leader election every replica serves
+//! traffic (the proxy does not need the lease) and only the leader writes status.
 
 pub mod proxy;
 pub mod routes;
@@ -125,15 +125,18 @@ struct Router {
     built: Mutex<Built>,
     table: Arc<arc_swap::ArcSwap<RouteTable>>,
     proxy: Mutex<Option<proxy::ProxyHandle>>,
-    status_address: Mutex<Option<IpAddr>>,
+    status_address: Option<IpAddr>,
     changed: Notify,
 }
+
+/// A problem as an Event shows it: its reason and its message.
+type Report = (&'static str, String);
 
 /// The last table's problems, by Ingress, and which were already reported as Events.
 #[derive(Default)]
 struct Built {
-    problems: BTreeMap<IngressKey, BTreeSet<String>>,
-    reported: BTreeMap<IngressKey, BTreeSet<String>>,
+    problems: BTreeMap<IngressKey, BTreeSet<Report>>,
+    reported: BTreeMap<IngressKey, BTreeSet<Report>>,
 }
 
 impl Router {
@@ -158,7 +161,7 @@ impl Router {
     }
 
     /// The problems of `key` not reported since they last appeared.
-    fn unreported(&self, key: &IngressKey) -> Vec<String> {
+    fn unreported(&self, key: &IngressKey) -> Vec<Report> {
         let mut built = self.built.lock();
         let now = built.problems.get(key).cloned().unwrap_or_default();
         let before = built
@@ -173,13 +176,14 @@ fn owned<K: Clone>(items: Vec<Arc<K>>) -> Vec<K> {
     items.into_iter().map(|k| (*k).clone()).collect()
 }
 
-fn group(problems: Vec<Problem>) -> BTreeMap<IngressKey, BTreeSet<String>> {
-    let mut by_ingress: BTreeMap<IngressKey, BTreeSet<String>> = BTreeMap::new();
+fn group(problems: Vec<Problem>) -> BTreeMap<IngressKey, BTreeSet<Report>> {
+    let mut by_ingress: BTreeMap<IngressKey, BTreeSet<Report>> = BTreeMap::new();
     for p in problems {
+        let report = (p.kind.reason(), p.to_string());
         by_ingress
             .entry(p.ingress.clone())
             .or_default()
-            .insert(p.to_string());
+            .insert(report);
     }
     by_ingress
 }
@@ -203,6 +207,17 @@ pub fn setup_with(mgr: &mut Manager, options: IngressOptions) -> Result<(), Buil
         namespace: mgr.config().namespace.clone(),
         ..InformerOptions::default()
     };
+    let status_address = options
+        .status_address
+        .or_else(|| (!options.http.ip().is_unspecified()).then(|| options.http.ip()));
+    if status_address.is_none() {
+        tracing::warn!(
+            http = %options.http,
+            "the Ingress proxy listens on all addresses and no status address is set: \
+             status.loadBalancer is not written (set IngressOptions::status_address, or \
+             --ingress-status-address)"
+        );
+    }
     let informers = mgr.informers().clone();
     let ingress_informer = informers.informer::<Ingress>(scope.clone());
     let router = Arc::new(Router {
@@ -219,7 +234,7 @@ pub fn setup_with(mgr: &mut Manager, options: IngressOptions) -> Result<(), Buil
         built: Mutex::default(),
         table: Arc::default(),
         proxy: Mutex::default(),
-        status_address: Mutex::new(options.status_address),
+        status_address,
         changed: Notify::new(),
     });
     // A deleted Ingress has nothing left to reconcile: the proxy's own loop drops its routes.
@@ -312,15 +327,14 @@ async fn reconcile(
         namespace: ingress.namespace().unwrap_or_default(),
         name: ingress.name_any(),
     };
-    for problem in router.unreported(&key) {
+    for (reason, problem) in router.unreported(&key) {
         tracing::warn!(ingress = %key, %problem, "ingress not served as written");
-        let reason = problem_reason(&problem);
         let _ = ctx
             .recorder()
             .warning(ingress.as_ref(), reason, &problem)
             .await;
     }
-    let address = *router.status_address.lock();
+    let address = router.status_address;
     let want = match (table.served().contains(&key), address) {
         (true, Some(ip)) => vec![IngressLoadBalancerIngress {
             ip: Some(ip.to_string()),
@@ -355,19 +369,6 @@ async fn reconcile(
     Ok(Action::await_change())
 }
 
-/// The Event reason for a problem's message (`Ingress ns/name: service … not found` →
-/// `ServiceNotFound`), from the text the routing table wrote.
-fn problem_reason(problem: &str) -> &'static str {
-    let text = problem.to_ascii_lowercase();
-    if text.contains("secret") || text.contains("certificate") {
-        "InvalidTLS"
-    } else if text.contains("not found") {
-        "BackendNotFound"
-    } else {
-        "InvalidBackend"
-    }
-}
-
 /// Runs the proxy for the manager's lifetime, rebuilding the table on deletes.
 struct ProxyRunnable {
     router: Arc<Router>,
@@ -377,6 +378,11 @@ struct ProxyRunnable {
 impl Runnable for ProxyRunnable {
     fn name(&self) -> &str {
         "ingress-proxy"
+    }
+
+    /// Every replica serves traffic; only the leader writes status.
+    fn needs_leader_election(&self) -> bool {
+        false
     }
 
     fn start(self: Box<Self>, stop: CancellationToken) -> BoxFuture<'static, ()> {
@@ -399,12 +405,6 @@ impl Runnable for ProxyRunnable {
                 http: handle.http_addr(),
                 https: handle.https_addr(),
             };
-            {
-                let mut address = router.status_address.lock();
-                if address.is_none() && !addresses.http.ip().is_unspecified() {
-                    *address = Some(addresses.http.ip());
-                }
-            }
             *router.proxy.lock() = Some(handle);
             router.refresh();
             options.listening.0.send_replace(Some(addresses));

@@ -13,8 +13,10 @@
 //!   base chain keeps `policy accept` and leaves alone any packet that neither enters nor leaves
 //!   through [`NetworkPolicyOptions::bridge`], so other tables and nodes on the same kernel are
 //!   unaffected. Replies of allowed connections pass by conntrack; established connections
-//!   survive a policy change, as in most implementations. The table is deleted when the
-//!   controller stops.
+//!   survive a policy change, as in most implementations. The table stays when the enforcer
+//!   stops (a restart replaces it atomically; Pods are never left open in between) unless
+//!   [`NetworkPolicyOptions::remove_on_stop`] asks otherwise. Every node runs its enforcer,
+//!   leader or not; the caches are synced before the first ruleset.
 //! - **Inputs**: NetworkPolicies, Pods and Namespaces of the whole cluster (a `namespaceSelector`
 //!   reaches any Namespace, and remote Pods' IPs are what selectors expand to), whatever
 //!   namespace the manager is scoped to. Local Pods are those with `spec.nodeName` equal to
@@ -78,6 +80,10 @@ pub struct NetworkPolicyOptions {
     pub table: String,
     /// The `nft` program (a bare name is looked up on `$PATH`, then in /usr/sbin and /sbin).
     pub nft: PathBuf,
+    /// Whether stopping deletes the table. Off by default, as Calico and Cilium keep their rules
+    /// across an agent restart: the next start replaces the table atomically, so Pods are never
+    /// left open in between. Tests turn it on to leave the host clean.
+    pub remove_on_stop: bool,
     /// What is enforced now, published after every successful apply (for tests and health).
     pub enforced: Enforced,
 }
@@ -100,6 +106,7 @@ impl Default for NetworkPolicyOptions {
             bridge: "cni0".to_owned(),
             table: nft::TABLE.to_owned(),
             nft: PathBuf::from("nft"),
+            remove_on_stop: false,
             enforced: Enforced::default(),
         }
     }
@@ -141,6 +148,15 @@ impl Enforced {
     }
 }
 
+/// Registers the enforcer with default options: this host's node name (`$NODE_NAME`, else the
+/// hostname), Pods on bridge `cni0`, table `kubeforge_netpol`.
+///
+/// # Errors
+/// The manager refuses the controller (a duplicate name).
+pub fn setup(mgr: &mut Manager) -> Result<(), BuildError> {
+    setup_with(mgr, NetworkPolicyOptions::default())
+}
+
 /// Registers the enforcer for `options.node_name` with `mgr`: cluster-wide informers for
 /// NetworkPolicies, Pods and Namespaces, the runnable that keeps the nftables table in line with
 /// them, and a NetworkPolicy controller that reports invalid policies as Warning Events (and
@@ -160,6 +176,7 @@ pub fn setup_with(mgr: &mut Manager, options: NetworkPolicyOptions) -> Result<()
         namespaces: namespaces.lister(),
         changed: Arc::new(Notify::new()),
         options,
+        informers: (policies.clone(), pods.clone(), namespaces.clone()),
     });
     nudge_on_change(&policies, &enforcer.changed);
     nudge_on_change(&pods, &enforcer.changed);
@@ -221,9 +238,26 @@ struct Enforcer {
     namespaces: Lister<Namespace>,
     changed: Arc<Notify>,
     options: NetworkPolicyOptions,
+    /// The informers behind the listers: the first ruleset waits for all three to sync (the
+    /// manager waits only for the controller's own caches), so a half-loaded cache never opens
+    /// Pods (no Pods seen yet) or closes them (no Namespaces seen yet).
+    informers: (
+        SharedIndexInformer<NetworkPolicy>,
+        SharedIndexInformer<Pod>,
+        SharedIndexInformer<Namespace>,
+    ),
 }
 
 impl Enforcer {
+    /// Waits until every cache the ruleset reads has synced; false when one never will (the
+    /// informer stopped).
+    async fn synced(&self) -> bool {
+        let (policies, pods, namespaces) = &self.informers;
+        policies.wait_for_sync().await
+            && pods.wait_for_sync().await
+            && namespaces.wait_for_sync().await
+    }
+
     /// The ruleset for the caches' current content.
     fn desired(&self) -> Enforcement {
         desired(
@@ -235,7 +269,7 @@ impl Enforcer {
     }
 }
 
-/// Keeps the table in line with the caches until stopped, then deletes it.
+/// Keeps the table in line with the caches until stopped (then deletes it if asked to).
 struct EnforcerRunnable(Arc<Enforcer>);
 
 impl Runnable for EnforcerRunnable {
@@ -243,10 +277,23 @@ impl Runnable for EnforcerRunnable {
         "networkpolicy-enforcer"
     }
 
+    /// Every node enforces its own Pods' policies, leader or not.
+    fn needs_leader_election(&self) -> bool {
+        false
+    }
+
     fn start(self: Box<Self>, stop: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let enforcer = self.0;
             let options = &enforcer.options;
+            warn_without_bridge_filtering();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                synced = enforcer.synced() => if !synced {
+                    tracing::error!("the NetworkPolicy enforcer's caches stopped before syncing; nothing enforced");
+                    return;
+                },
+            }
             let mut applied: Option<String> = None;
             loop {
                 let want = enforcer.desired();
@@ -281,8 +328,24 @@ impl Runnable for EnforcerRunnable {
                     () = tokio::time::sleep(RETRY), if failed => {}
                 }
             }
-            delete_table(options).await;
+            if options.remove_on_stop {
+                delete_table(options).await;
+            }
         })
+    }
+}
+
+/// Same-node Pod-to-Pod traffic is bridged: the `inet` table sees it only with br_netfilter's
+/// `bridge-nf-call-iptables`. Says so loudly when it is off, as nothing else would.
+fn warn_without_bridge_filtering() {
+    let setting = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    match std::fs::read_to_string(setting) {
+        Ok(value) if value.trim() == "1" => {}
+        Ok(_) | Err(_) => tracing::error!(
+            "{setting} is not 1: traffic between Pods on this node's bridge bypasses the \
+             NetworkPolicy table; run `modprobe br_netfilter && sysctl -w \
+             net.bridge.bridge-nf-call-iptables=1`"
+        ),
     }
 }
 

@@ -131,6 +131,12 @@ pub trait Runnable: Send + Sync + 'static {
     /// Runs until `stop` fires, then stops taking new work and returns once in-flight work is
     /// done. The manager aborts the future if that takes longer than the graceful timeout.
     fn start(self: Box<Self>, stop: CancellationToken) -> BoxFuture<'static, ()>;
+    /// Whether it runs only while this replica leads (controllers: two replicas must not act on
+    /// the same objects), or on every replica as soon as the caches have synced — a proxy serving
+    /// traffic, a node agent (controller-runtime's `LeaderElectionRunnable`). Default: leader only.
+    fn needs_leader_election(&self) -> bool {
+        true
+    }
 }
 
 /// Requests a shutdown of a running manager, like a signal: the first request is graceful, the
@@ -295,7 +301,9 @@ impl Manager {
         self.shutdown.clone()
     }
 
-    /// Adds something to run while leading (controllers add themselves through their builder).
+    /// Adds something to run while leading, or on every replica when its
+    /// [`Runnable::needs_leader_election`] says so (controllers add themselves through their
+    /// builder).
     pub fn add(&mut self, runnable: impl Runnable) {
         self.runnables.push(Box::new(runnable));
     }
@@ -434,6 +442,38 @@ impl Manager {
             synced = self.wait_for_caches() => synced?,
             () = self.shutdown.requested(1) => return Ok(()),
         }
+        // Runnables that serve on every replica start now, whoever leads, and stop last.
+        let (everywhere, leading): (Vec<_>, Vec<_>) = self
+            .runnables
+            .drain(..)
+            .partition(|r| !r.needs_leader_election());
+        self.runnables = leading;
+        let stop_everywhere = CancellationToken::new();
+        let mut unelected = JoinSet::new();
+        for runnable in everywhere {
+            tracing::info!(name = runnable.name(), "starting (on every replica)");
+            unelected.spawn(runnable.start(stop_everywhere.clone()));
+        }
+        let result = self.lead_and_run().await;
+        stop_everywhere.cancel();
+        let deadline = Instant::now() + self.config.graceful_shutdown_timeout;
+        let drained = tokio::select! {
+            () = async { while unelected.join_next().await.is_some() {} } => true,
+            () = tokio::time::sleep_until(deadline) => false,
+        };
+        if !drained {
+            tracing::warn!(
+                "runnables serving on every replica did not stop in time; aborting them"
+            );
+            unelected.abort_all();
+            while unelected.join_next().await.is_some() {}
+        }
+        result
+    }
+
+    /// Waits to lead (with leader election), runs the leader-only runnables until shutdown or
+    /// a lost lease, stops them, and releases the lease.
+    async fn lead_and_run(&mut self) -> Result<(), ManagerError> {
         let elector = match &self.config.leader_election {
             Some(config) => Some(Arc::new(LeaderElector::new(
                 self.client.clone(),
